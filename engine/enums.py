@@ -90,3 +90,19 @@ class InstrumentStatus(IntEnum):
     TRADING = 1
     SUSPENDED = 2
     DELISTED = 3
+
+
+class CloseTodayRule(IntEnum):
+    """How a CLOSE offset treats today's positions (per instrument; SHFE differs from the rest)."""
+
+    NONE = 0
+    HISTORY_FIRST = 1  # CLOSE closes history first, then today (CFFEX, DCE, CZCE)
+    SHFE = 2  # CLOSE closes history only; today's positions need CLOSETODAY (SHFE, INE)
+
+
+class TradingPhase(IntEnum):
+    """A book's phase: continuous matching, or a call auction collecting orders until uncrossed."""
+
+    NONE = 0
+    CONTINUOUS = 1
+    AUCTION = 2
