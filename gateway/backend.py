@@ -1,0 +1,214 @@
+"""The one narrow interface between the edge and the exchange: `ExchangeBackend`.
+
+Route handlers decode, authorize, call one of these methods and encode the answer; they know
+nothing of rings or sockets. The implementation over the `cmd.<gw>` ring, the `events` ring and
+the control/market-data sockets lives next to the gateway process (next phase). Every command
+carries the requesting user so that the accounts process can re-check ownership; every answer
+carries a `ResultCode`, and its `data` is already JSON-ready (floats rendered on the way out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import IntEnum
+from typing import Any, Protocol
+
+from engine.codes import ResultCode
+from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
+
+
+class InstrumentSpec(Protocol):
+    """What the edge needs of an instrument (engine/instruments.py provides it)."""
+
+    @property
+    def id(self) -> str:
+        """`EXCHANGE.code`."""
+        ...
+
+    def price_to_ticks(self, price: Decimal) -> int | None:
+        """Integer ticks of `price`, or None unless it is a positive multiple of the tick."""
+        ...
+
+    def qty_to_lots(self, qty: Decimal) -> int | None:
+        """Integer lots of `qty`, or None unless it is a positive whole number of lots."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    user_id: int
+    account_id: int
+    instrument_id: str
+    side: Side
+    offset: Offset
+    order_type: OrderType
+    time_condition: TimeCondition
+    volume_condition: VolumeCondition
+    price: int
+    """Limit price in ticks; 0 for a market order."""
+    qty: int
+    """Quantity in lots."""
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    user_id: int
+    account_id: int
+    order_id: int | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenAccount:
+    user_id: int
+    account_name: str | None = None
+
+
+@dataclass(frozen=True)
+class AdjustBalance:
+    """A deposit (amount > 0) or withdrawal (amount < 0), idempotent by `transaction_id`."""
+
+    user_id: int
+    account_id: int
+    amount: int
+    """Money in fixed point at the account currency's scale (CNY: 0.01)."""
+    transaction_id: str
+
+
+class AdminAction(IntEnum):
+    NONE = 0
+    CREATE_INSTRUMENT = 1
+    UPDATE_INSTRUMENT = 2
+    SUSPEND_INSTRUMENT = 3
+    RESUME_INSTRUMENT = 4
+    DELIST_INSTRUMENT = 5
+    SET_SETTLEMENT_PRICE = 6
+    EXECUTE_SETTLEMENT = 7
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    """An administrator's command; `fields` are the parsed schema values (Decimals, strings)."""
+
+    user_id: int
+    action: AdminAction
+    instrument_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+Command = PlaceOrder | CancelOrder | OpenAccount | AdjustBalance | AdminCommand
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The exchange's answer to one command or query."""
+
+    code: ResultCode
+    message: str = ""
+    data: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code is ResultCode.OK
+
+
+class EventKind(IntEnum):
+    NONE = 0
+    ORDER_STATUS = 1
+    TRADE = 2
+    ACCOUNT = 3
+    POSITION = 4
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    """A change to one account, pushed to its owner's connections.
+
+    `data` holds the JSON-ready fields of reference part 2 §6 (`order_status`, `trade`,
+    `account_update`); `transaction` groups the events of one engine step (a fill's trade, order
+    and account) so that DIFF can send them as one `rtn_data`.
+    """
+
+    kind: EventKind
+    user_id: int
+    account_id: int
+    transaction: int
+    data: Mapping[str, Any]
+
+
+class MarketChannel(IntEnum):
+    NONE = 0
+    QUOTE = 1
+    BOOK = 2
+    TICK = 3
+    KLINE = 4
+
+
+@dataclass(frozen=True)
+class MarketUpdate:
+    """One market-data message: a quote/book/tick snapshot or a K-line bar, JSON-ready."""
+
+    channel: MarketChannel
+    instrument_id: str
+    data: Mapping[str, Any]
+
+
+Unsubscribe = Callable[[], None]
+
+
+class ExchangeBackend(Protocol):
+    """Everything the edge asks of the exchange. Sinks are called on the event loop and must not
+    block: they put into an outbox or a DIFF session and return."""
+
+    def instrument(self, instrument_id: str) -> InstrumentSpec | None: ...
+
+    async def submit(self, command: Command) -> Answer: ...
+
+    async def account_owner(self, account_id: int) -> int | None:
+        """The user id owning an account, or None if there is no such account."""
+        ...
+
+    async def order_account(self, order_id: int) -> int | None:
+        """The account id of an order, or None if there is no such order."""
+        ...
+
+    async def query_account(self, account_id: int) -> Answer: ...
+
+    async def query_user_accounts(self, user_id: int) -> Answer: ...
+
+    async def query_order(self, order_id: int) -> Answer: ...
+
+    async def query_user_orders(self, user_id: int) -> Answer: ...
+
+    async def query_positions(self, account_id: int) -> Answer: ...
+
+    async def query_trades(self, account_id: int) -> Answer: ...
+
+    async def query_instruments(self) -> Answer: ...
+
+    async def market_snapshot(self, instrument_id: str, depth: int = 5) -> Answer:
+        """Quote fields (DIFF names) and the book to `depth` levels."""
+        ...
+
+    async def recent_trades(self, instrument_id: str, count: int) -> Answer: ...
+
+    async def klines(self, instrument_id: str, period_seconds: int, count: int) -> Answer: ...
+
+    async def settlement_history(self, start_date: str | None, end_date: str | None) -> Answer: ...
+
+    async def settlement_detail(self, date: str) -> Answer: ...
+
+    def subscribe_events(
+        self, user_id: int, sink: Callable[[AccountEvent], None]
+    ) -> Unsubscribe: ...
+
+    def subscribe_market(
+        self, instrument_id: str, sink: Callable[[MarketUpdate], None]
+    ) -> Unsubscribe: ...
+
+    async def health(self) -> Answer:
+        """Whether the processes behind the edge answer (`/health`)."""
+        ...
