@@ -1,0 +1,289 @@
+"""Journal: round trip, torn tails, corruption, rotation, retention, durability modes, disk full."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage import segment
+from storage.errors import JournalCorruption, JournalError, JournalGap
+from storage.journal import Durability, Journal, JournalConfig, read_journal
+
+RECORD = np.dtype([("seq", "<i8"), ("account", "<i8"), ("pad", "V112")])  # 128 bytes
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def records(start: int, count: int) -> np.ndarray:
+    arr = np.zeros(count, RECORD)
+    arr["seq"] = np.arange(start, start + count)
+    arr["account"] = arr["seq"] * 7 % 13
+    return arr
+
+
+def payloads(n: int) -> list[bytes]:
+    return [f"record-{i}".encode() * (i % 5 + 1) for i in range(n)]
+
+
+def test_round_trip_bytes_and_arrays(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        assert journal.append(b"first") == 1
+        assert journal.append_batch(payloads(10)) == (2, 11)
+        assert journal.append_array(records(0, 100)) == (12, 111)
+        assert journal.append(b"") == 112
+    got = list(read_journal(tmp_path))
+    assert [seq for seq, _ in got] == list(range(1, 113))
+    assert got[0][1] == b"first"
+    assert [p for _, p in got[1:11]] == payloads(10)
+    array = np.frombuffer(b"".join(p for _, p in got[11:111]), RECORD)
+    assert (array == records(0, 100)).all()
+    assert got[-1][1] == b""
+
+
+def test_read_from_a_sequence(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=4096)) as journal:
+        journal.append_array(records(0, 200))
+    got = list(read_journal(tmp_path, from_seq=150))
+    assert [seq for seq, _ in got] == list(range(150, 201))
+    assert np.frombuffer(got[0][1], RECORD)["seq"][0] == 149
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    assert list(read_journal(tmp_path)) == []
+    assert list(read_journal(tmp_path / "missing")) == []
+    with Journal.open(tmp_path / "new") as journal:
+        assert journal.next_seq == 1
+        assert journal.last_seq == 0
+    assert list(read_journal(tmp_path / "new")) == []
+
+
+def test_reopen_continues_the_sequence(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.append_batch(payloads(5))
+    with Journal.open(tmp_path) as journal:
+        assert journal.next_seq == 6
+        assert journal.append(b"six") == 6
+    assert [seq for seq, _ in read_journal(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+def only_segment(directory: Path) -> Path:
+    (found,) = segment.list_segments(directory)
+    return found[1]
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 9, 20])
+def test_torn_tail_is_truncated(tmp_path: Path, cut: int) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.append_batch(payloads(10))
+        journal.append(b"x" * 40)
+    path = only_segment(tmp_path)
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.truncate(size - cut)
+    assert [seq for seq, _ in read_journal(tmp_path)] == list(range(1, 11))
+    with Journal.open(tmp_path) as journal:
+        assert journal.next_seq == 11
+        assert path.stat().st_size == size - 48
+        journal.append(b"eleven")
+    got = list(read_journal(tmp_path))
+    assert got[-1] == (11, b"eleven")
+    assert len(got) == 11
+
+
+def test_zero_filled_and_bad_crc_tail_is_truncated(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.append_batch(payloads(3))
+        journal.append(b"last record")
+    path = only_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # bad crc in the very last record
+    path.write_bytes(bytes(data) + bytes(100))  # and zeros after it, as a torn append leaves
+    with Journal.open(tmp_path) as journal:
+        assert journal.next_seq == 4
+
+
+def test_flipped_byte_mid_file_names_file_and_offset(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.append_batch(payloads(20))
+    path = only_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    offset = segment.FILE_HEADER.size
+    for payload in payloads(20)[:5]:
+        offset += segment.RECORD_HEADER.size + len(payload)
+    data[offset + segment.RECORD_HEADER.size + 2] ^= 0x01  # inside record 6's payload
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruption) as caught:
+        list(read_journal(tmp_path))
+    assert caught.value.path == path
+    assert caught.value.offset == offset
+    assert str(path) in str(caught.value)
+    assert f"offset {offset}" in str(caught.value)
+    with pytest.raises(JournalCorruption):
+        Journal.open(tmp_path)
+    seen = []
+    with pytest.raises(JournalCorruption):
+        for seq, _payload in read_journal(tmp_path):
+            seen.append(seq)
+    assert seen == [1, 2, 3, 4, 5]  # the records before the damage are still delivered
+    assert path.stat().st_size == len(data)  # and nothing was cut off
+
+
+def test_bad_length_mid_file_is_corruption(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.append_batch(payloads(20))
+    path = only_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    offset = segment.FILE_HEADER.size + segment.RECORD_HEADER.size + len(payloads(1)[0])
+    data[offset : offset + 4] = (10**9).to_bytes(4, "little")  # record 2's length
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruption, match=f"offset {offset}"):
+        list(read_journal(tmp_path))
+
+
+def test_rotation_by_size(tmp_path: Path) -> None:
+    config = JournalConfig(segment_bytes=8192)
+    with Journal.open(tmp_path, config) as journal:
+        for start in range(0, 1000, 50):
+            journal.append_array(records(start, 50))
+    segments = segment.list_segments(tmp_path)
+    assert len(segments) > 10
+    for first, path in segments:
+        assert path.name == f"{first:020d}.wal"
+        assert path.stat().st_size <= 8192
+    got = np.frombuffer(b"".join(p for _, p in read_journal(tmp_path)), RECORD)
+    assert (got == records(0, 1000)).all()
+    with Journal.open(tmp_path, config) as journal:
+        assert journal.next_seq == 1001
+
+
+def test_damage_in_an_older_segment_is_corruption_even_at_its_end(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=4096)) as journal:
+        for start in range(0, 300, 30):
+            journal.append_array(records(start, 30))
+    _first, path = segment.list_segments(tmp_path)[0]
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size - 10)
+    with pytest.raises(JournalCorruption, match=path.name):
+        list(read_journal(tmp_path))
+
+
+def test_retention_deletes_only_segments_before_the_checkpoint(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=4096)) as journal:
+        for start in range(0, 600, 25):
+            journal.append_array(records(start, 25))
+        before = segment.list_segments(tmp_path)
+        removed = journal.retain(checkpoint_seq=300, keep_segments=2)
+        after = segment.list_segments(tmp_path)
+        assert removed
+        assert len(after) == len(before) - len(removed)
+        assert after[0][0] <= 301  # every record after the checkpoint is still there
+        assert [seq for seq, _ in read_journal(tmp_path, 301)] == list(range(301, 601))
+        with pytest.raises(JournalGap):
+            list(read_journal(tmp_path, 1))
+        everything = journal.retain(checkpoint_seq=600, keep_segments=3)
+        assert len(segment.list_segments(tmp_path)) == 3
+        assert everything
+        journal.append(b"more")
+    first = segment.list_segments(tmp_path)[0][0]
+    assert [seq for seq, _ in read_journal(tmp_path, first)][-1] == 601
+
+
+def test_missing_middle_segment_is_a_gap(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=4096)) as journal:
+        for start in range(0, 300, 30):
+            journal.append_array(records(start, 30))
+    segment.list_segments(tmp_path)[2][1].unlink()
+    with pytest.raises(JournalGap):
+        list(read_journal(tmp_path))
+
+
+def test_sync_mode_is_durable_on_return(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        assert journal.config.durability is Durability.SYNC
+        _first, last = journal.append_batch(payloads(7))
+        assert journal.durable_seq == last == 7
+
+
+def test_async_mode_flush_makes_durable(tmp_path: Path) -> None:
+    config = JournalConfig(durability=Durability.ASYNC, flush_interval_ms=60_000)
+    with Journal.open(tmp_path, config) as journal:
+        journal.append_batch(payloads(5))
+        assert journal.last_seq == 5
+        assert journal.durable_seq == 0  # the flusher's interval has not passed
+        assert [seq for seq, _ in read_journal(tmp_path)] == [1, 2, 3, 4, 5]  # already written
+        assert journal.flush() == 5
+        assert journal.durable_seq == 5
+
+
+def test_async_flusher_syncs_by_itself(tmp_path: Path) -> None:
+    config = JournalConfig(durability=Durability.ASYNC, flush_interval_ms=5)
+    with Journal.open(tmp_path, config) as journal:
+        journal.append_batch(payloads(3))
+        deadline = time.monotonic() + 10
+        while journal.durable_seq != 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert journal.durable_seq == 3
+
+
+def test_unwritable_directory_raises_journal_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(JournalError) as caught:
+        Journal.open(blocker / "journal")
+    assert isinstance(caught.value, OSError)
+    assert "journal" in str(caught.value)
+
+
+DISK_FULL_CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    from storage.errors import JournalError
+    from storage.journal import Journal, JournalConfig
+
+    directory, limit = sys.argv[1], int(sys.argv[2])
+    journal = Journal.open(directory, JournalConfig(segment_bytes=1 << 30))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    acked, errors = [], []
+    for batch in range(1000):
+        try:
+            first, last = journal.append_batch([b"%d-%d" % (batch, i) * 20 for i in range(10)])
+            acked.append(last)
+        except JournalError as exc:
+            errors.append(str(exc))
+    print(json.dumps({"acked": acked, "errors": errors[:2], "failures": len(errors),
+                      "durable": journal.durable_seq}))
+    """
+)
+
+
+def test_disk_full_refuses_and_never_acknowledges_unwritten_data(tmp_path: Path) -> None:
+    """A real write failure: the child's file size limit (RLIMIT_FSIZE) makes write() fail."""
+    limit = 20_000
+    child = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_CHILD, str(tmp_path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    report = json.loads(child.stdout)
+    assert report["acked"], "some batches fit under the limit"
+    assert report["failures"] == 1000 - len(report["acked"])
+    assert "File too large" in report["errors"][0]
+    assert "refused" in report["errors"][1]
+    last_acked = report["acked"][-1]
+    assert report["durable"] == last_acked
+    # Reopened without the limit: exactly the acknowledged records are there, and it continues.
+    recovered = list(read_journal(tmp_path))
+    assert [seq for seq, _ in recovered] == list(range(1, last_acked + 1))
+    assert recovered[-1][1] == b"%d-9" % (len(report["acked"]) - 1) * 20
+    with Journal.open(tmp_path) as journal:
+        assert journal.append(b"after") == last_acked + 1
