@@ -1,0 +1,223 @@
+"""The order book data structure: price levels in time priority, per side, per instrument.
+
+Both sides keep their levels in a SortedDict keyed so that the best level is always the first
+key: asks by `price`, bids by `-price`. A taker therefore crosses when the opposite side's best
+key is `<= key_limit` (its limit price, negated when it sells), one loop serving both sides.
+A level is a deque in arrival order; a cancel marks the order dead in O(1) and the deque drops
+dead entries when they reach its front (or when they outnumber the live ones).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from sortedcontainers import SortedDict
+
+from engine.enums import SelfTradePrevention, Side, TimeCondition, TradingPhase
+
+EMPTY = 2**62
+"""The best key of an empty side: larger than any key, so nothing crosses it."""
+
+_COMPACT_SLACK = 16
+
+
+class InvariantViolation(RuntimeError):
+    """A broken book invariant: a bug, never a business outcome."""
+
+
+class Order:
+    """A resting order; `qty` is its open lots. `live` turns False when it leaves the book."""
+
+    __slots__ = (
+        "account_id",
+        "live",
+        "order_id",
+        "price",
+        "qty",
+        "side",
+        "stp",
+        "time_condition",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        account_id: int,
+        side: Side,
+        price: int,
+        qty: int,
+        time_condition: TimeCondition,
+        stp: SelfTradePrevention,
+        ts: int,
+    ) -> None:
+        self.order_id = order_id
+        self.account_id = account_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.time_condition = time_condition
+        self.stp = stp
+        self.ts = ts
+        self.live = True
+
+
+class Level:
+    """One price level: its queue (which may hold dead orders), open lots and live order count."""
+
+    __slots__ = ("count", "price", "qty", "queue")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.queue: deque[Order] = deque()
+        self.qty = 0
+        self.count = 0
+
+    def live_orders(self) -> Iterator[Order]:
+        return (order for order in self.queue if order.live)
+
+
+class BookSide:
+    """The levels of one side, keyed `sign × price` so the best level is the first key."""
+
+    __slots__ = ("best", "levels", "side", "sign")
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.sign = 1 if side == Side.SELL else -1
+        self.levels: SortedDict = SortedDict()
+        self.best = EMPTY
+
+    def add(self, order: Order) -> Level:
+        key = self.sign * order.price
+        level = self.levels.get(key)
+        if level is None:
+            level = self.levels[key] = Level(order.price)
+            if key < self.best:
+                self.best = key
+        level.queue.append(order)
+        level.qty += order.qty
+        level.count += 1
+        return level
+
+    def remove(self, order: Order) -> Level:
+        """Take a live order off its level (lazily); drops the level when it empties."""
+        key = self.sign * order.price
+        level: Level = self.levels[key]
+        order.live = False
+        level.qty -= order.qty
+        level.count -= 1
+        if not level.count:
+            self.drop(key)
+        elif len(level.queue) > 2 * level.count + _COMPACT_SLACK:
+            level.queue = deque(level.live_orders())
+        return level
+
+    def drop(self, key: int) -> None:
+        """Delete an empty level and recompute the best key."""
+        del self.levels[key]
+        if key == self.best:
+            self.best = self.levels.peekitem(0)[0] if self.levels else EMPTY
+
+    def best_price(self) -> int | None:
+        return None if self.best == EMPTY else self.sign * self.best
+
+    def depth(self, levels: int) -> tuple[tuple[int, int, int], ...]:
+        """(price, qty, order count) of the best `levels` levels, best first."""
+        values = self.levels.values()
+        return tuple((level.price, level.qty, level.count) for level in values[:levels])
+
+
+class BookSnapshot(NamedTuple):
+    """A depth snapshot for market data: levels as (price, qty, order count), best first."""
+
+    instrument_index: int
+    phase: TradingPhase
+    bids: tuple[tuple[int, int, int], ...]
+    asks: tuple[tuple[int, int, int], ...]
+
+
+class OrderBook:
+    """One instrument's book: two sides, the live orders by id, and the trading phase."""
+
+    __slots__ = ("asks", "bids", "instrument_index", "orders", "phase", "sides")
+
+    def __init__(self, instrument_index: int) -> None:
+        self.instrument_index = instrument_index
+        self.bids = BookSide(Side.BUY)
+        self.asks = BookSide(Side.SELL)
+        self.sides = {Side.BUY: self.bids, Side.SELL: self.asks}
+        self.orders: dict[int, Order] = {}
+        self.phase = TradingPhase.CONTINUOUS
+
+    @property
+    def best_bid(self) -> int | None:
+        return self.bids.best_price()
+
+    @property
+    def best_ask(self) -> int | None:
+        return self.asks.best_price()
+
+    def depth(self, levels: int = 5) -> BookSnapshot:
+        return BookSnapshot(
+            self.instrument_index, self.phase, self.bids.depth(levels), self.asks.depth(levels)
+        )
+
+    def level_qty(self, side: Side, price: int) -> int:
+        book_side = self.sides[side]
+        level = book_side.levels.get(book_side.sign * price)
+        return 0 if level is None else level.qty
+
+    def queue(self, side: Side, price: int) -> list[int]:
+        """Order ids resting at one price, in time priority (for tests and market data)."""
+        book_side = self.sides[side]
+        level = book_side.levels.get(book_side.sign * price)
+        return [] if level is None else [order.order_id for order in level.live_orders()]
+
+    def canonical(self) -> list[int]:
+        """Every fact of the book as ints in a fixed order (for state_hash)."""
+        out = [self.instrument_index, int(self.phase), len(self.orders)]
+        for book_side in (self.bids, self.asks):
+            out.append(len(book_side.levels))
+            for level in book_side.levels.values():
+                out += (level.price, level.qty, level.count)
+                for order in level.live_orders():
+                    out += (
+                        order.order_id,
+                        order.account_id,
+                        order.qty,
+                        int(order.time_condition),
+                        int(order.stp),
+                        order.ts,
+                    )
+        return out
+
+    def check_invariants(self) -> None:
+        """Raise InvariantViolation unless levels, counts, best keys and the id index agree."""
+        seen: set[int] = set()
+        for book_side in (self.bids, self.asks):
+            expected_best = book_side.levels.peekitem(0)[0] if book_side.levels else EMPTY
+            if book_side.best != expected_best:
+                raise InvariantViolation(f"book {self.instrument_index}: stale best key")
+            for key, level in book_side.levels.items():
+                live = list(level.live_orders())
+                if not live or len(live) != level.count:
+                    raise InvariantViolation(f"level {level.price}: count {level.count} is wrong")
+                if (
+                    sum(order.qty for order in live) != level.qty
+                    or key != book_side.sign * level.price
+                ):
+                    raise InvariantViolation(f"level {level.price}: qty or key is wrong")
+                for order in live:
+                    if order.qty <= 0 or order.price != level.price or order.side != book_side.side:
+                        raise InvariantViolation(f"order {order.order_id} is malformed")
+                    if self.orders.get(order.order_id) is not order or order.order_id in seen:
+                        raise InvariantViolation(f"order {order.order_id} is not indexed once")
+                    seen.add(order.order_id)
+        if len(seen) != len(self.orders):
+            raise InvariantViolation(f"book {self.instrument_index}: index holds dead orders")
+        crossed = self.bids.best != EMPTY and self.asks.best != EMPTY
+        if crossed and self.phase == TradingPhase.CONTINUOUS and -self.bids.best >= self.asks.best:
+            raise InvariantViolation(f"book {self.instrument_index} is crossed")

@@ -1,0 +1,545 @@
+"""The matching engine: applies matching commands to the books and returns the events, in order.
+
+Deterministic and pure: the same commands give the same events and the same `state_hash()`.
+This is the hot path, so the handlers bind locals, compare ints and build NamedTuple events;
+there is no per-order logging. The rules are written out in docs/matching.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+from engine.codes import ResultCode
+from engine.enums import (
+    CancelReason,
+    InstrumentStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeCondition,
+    TradingPhase,
+    VolumeCondition,
+)
+from engine.instruments import InstrumentRegistry
+from engine.matching.auction import select_price
+from engine.matching.book import BookSide, InvariantViolation, Order, OrderBook
+from engine.matching.commands import (
+    AmendOrder,
+    CancelOrder,
+    ExpireOrders,
+    PlaceOrder,
+    RunAuction,
+    SetPhase,
+    UpsertInstrument,
+)
+from engine.matching.events import (
+    AmendRejected,
+    AuctionUncrossed,
+    BookChanged,
+    CancelRejected,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderRejected,
+    PhaseChanged,
+    TradeExecuted,
+)
+
+_BUY = Side.BUY
+_SELL = Side.SELL
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_GFD = TimeCondition.GFD
+_IOC = TimeCondition.IOC
+_TIME_CONDITIONS = frozenset(TimeCondition) - {TimeCondition.NONE}
+_ANY = VolumeCondition.ANY
+_ALL = VolumeCondition.ALL
+_MIN = VolumeCondition.MIN
+_ALLOW = SelfTradePrevention.ALLOW
+_CANCEL_TAKER = SelfTradePrevention.CANCEL_TAKER
+_CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
+_STP_MODES = frozenset(SelfTradePrevention)
+_TRADING = InstrumentStatus.TRADING
+_CONTINUOUS = TradingPhase.CONTINUOUS
+_AUCTION = TradingPhase.AUCTION
+_SELF_TRADE = CancelReason.SELF_TRADE
+_IOC_REMAINDER = CancelReason.IOC_REMAINDER
+
+Event = Any
+"""One of the NamedTuples of engine.matching.events (MatchingEvent)."""
+
+
+class MatchingEngine:
+    """Books for every instrument of a registry; `apply(command)` returns that command's events.
+
+    Trade ids are `seq × shards + shard` with `seq` counting from 1 in this engine, so they
+    increase monotonically here and never collide with another shard's.
+    """
+
+    __slots__ = (
+        "_default_stp",
+        "_handlers",
+        "_last_order_id",
+        "_shard",
+        "_shards",
+        "_trade_seq",
+        "books",
+        "instruments",
+    )
+
+    def __init__(
+        self,
+        instruments: InstrumentRegistry,
+        shard: int = 0,
+        shards: int = 1,
+        default_stp: SelfTradePrevention = SelfTradePrevention.CANCEL_TAKER,
+    ) -> None:
+        if not 0 <= shard < shards:
+            raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+        if default_stp == SelfTradePrevention.NONE:
+            raise ValueError("the default self-trade prevention must be a real mode")
+        self.instruments = instruments
+        self.books: dict[int, OrderBook] = {i.index: OrderBook(i.index) for i in instruments}
+        self._shard = shard
+        self._shards = shards
+        self._default_stp = default_stp
+        self._trade_seq = 0
+        self._last_order_id = 0
+        self._handlers: dict[type, Callable[[Any], list[Event]]] = {
+            PlaceOrder: self._place,
+            CancelOrder: self._cancel,
+            AmendOrder: self._amend,
+            ExpireOrders: self._expire,
+            SetPhase: self._set_phase,
+            RunAuction: self._run_auction,
+            UpsertInstrument: self._upsert_instrument,
+        }
+
+    @property
+    def last_order_id(self) -> int:
+        return self._last_order_id
+
+    @property
+    def last_trade_id(self) -> int:
+        """The last trade id issued (0 before the first trade)."""
+        return self._trade_seq * self._shards + self._shard if self._trade_seq else 0
+
+    def apply(self, command: Any) -> list[Event]:
+        """Apply one command; unknown command types are bugs (KeyError)."""
+        return self._handlers[type(command)](command)
+
+    def book(self, instrument_index: int) -> OrderBook:
+        return self.books[instrument_index]
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def _place(self, command: PlaceOrder) -> list[Event]:
+        (order_id, account_id, index, side, price, qty, order_type, time_condition,
+         volume_condition, min_qty, ts, stp) = command  # fmt: skip
+        instrument = self.instruments.find(index)
+        if instrument is None:
+            return [OrderRejected(order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts)]
+        if order_id <= self._last_order_id:
+            return [OrderRejected(order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts)]
+        self._last_order_id = order_id
+        if instrument.status != _TRADING:
+            return [
+                OrderRejected(order_id, account_id, index, ResultCode.INSTRUMENT_NOT_TRADING, ts)
+            ]
+        book = self.books[index]
+        if order_type == _MARKET:
+            price = instrument.upper_limit if side == _BUY else instrument.lower_limit
+            time_condition = _IOC
+        code = _check_order(
+            order_type, side, qty, time_condition, volume_condition, min_qty, stp,
+            instrument.min_qty, instrument.max_qty, book.phase,
+        )  # fmt: skip
+        if not code and price <= 0:
+            code = ResultCode.BAD_ORDER_PARAMETER
+        if not code and not instrument.lower_limit <= price <= instrument.upper_limit:
+            code = ResultCode.PRICE_OUT_OF_BAND
+        if code:
+            return [OrderRejected(order_id, account_id, index, code, ts)]
+        events: list[Event] = [OrderAccepted(order_id, account_id, index, side, price, qty, ts)]
+        order = Order(
+            order_id, account_id, side, price, qty, time_condition, stp or self._default_stp, ts
+        )
+        if volume_condition != _ANY:
+            need = qty if volume_condition == _ALL else min_qty
+            opposite = book.asks if side == _BUY else book.bids
+            key_limit = price if side == _BUY else -price
+            if _available(opposite, key_limit, order, need) < need:
+                reason = (
+                    CancelReason.FOK_UNFILLED
+                    if volume_condition == _ALL
+                    else CancelReason.MIN_UNFILLED
+                )
+                events.append(OrderCanceled(order_id, account_id, index, reason, qty, ts))
+                return events
+        self._enter(book, order, events, ts)
+        return events
+
+    def _enter(self, book: OrderBook, order: Order, events: list[Event], ts: int) -> None:
+        """Match an accepted order as the taker, then rest or cancel what is left of it."""
+        if book.phase == _CONTINUOUS:
+            if order.side == _BUY:
+                opposite, key_limit = book.asks, order.price
+            else:
+                opposite, key_limit = book.bids, -order.price
+            if opposite.best <= key_limit and self._take(
+                book, opposite, key_limit, order, events, ts
+            ):
+                events.append(
+                    OrderCanceled(
+                        order.order_id,
+                        order.account_id,
+                        book.instrument_index,
+                        _SELF_TRADE,
+                        order.qty,
+                        ts,
+                    )
+                )
+                return
+        if not order.qty:
+            return
+        if order.time_condition == _IOC:
+            events.append(
+                OrderCanceled(
+                    order.order_id,
+                    order.account_id,
+                    book.instrument_index,
+                    _IOC_REMAINDER,
+                    order.qty,
+                    ts,
+                )
+            )
+            return
+        level = (book.bids if order.side == _BUY else book.asks).add(order)
+        book.orders[order.order_id] = order
+        events.append(BookChanged(book.instrument_index, order.side, order.price, level.qty, ts))
+
+    def _take(
+        self,
+        book: OrderBook,
+        opposite: BookSide,
+        key_limit: int,
+        taker: Order,
+        events: list[Event],
+        ts: int,
+    ) -> bool:
+        """Fill `taker` against `opposite` up to `key_limit`; True when self-trade stopped it."""
+        levels = opposite.levels
+        orders = book.orders
+        index = book.instrument_index
+        shards, shard, seq = self._shards, self._shard, self._trade_seq
+        taker_id, account_id, side, stp = taker.order_id, taker.account_id, taker.side, taker.stp
+        maker_side = opposite.side
+        remaining = taker.qty
+        blocked = False
+        append = events.append
+        while remaining and opposite.best <= key_limit:
+            key = opposite.best
+            level = levels[key]
+            queue = level.queue
+            price = level.price
+            while remaining:
+                maker = queue[0]
+                if not maker.live:
+                    queue.popleft()
+                    continue
+                if maker.account_id == account_id and stp != _ALLOW:
+                    if stp != _CANCEL_TAKER:
+                        queue.popleft()
+                        maker.live = False
+                        level.qty -= maker.qty
+                        level.count -= 1
+                        del orders[maker.order_id]
+                        append(
+                            OrderCanceled(
+                                maker.order_id, account_id, index, _SELF_TRADE, maker.qty, ts
+                            )
+                        )
+                    if stp != _CANCEL_MAKER:
+                        blocked = True
+                        break
+                    if not level.count:
+                        break
+                    continue
+                left = maker.qty
+                if left <= remaining:
+                    fill = left
+                    left = 0
+                else:
+                    fill = remaining
+                    left -= fill
+                remaining -= fill
+                maker.qty = left
+                level.qty -= fill
+                seq += 1
+                append(
+                    TradeExecuted(
+                        seq * shards + shard,
+                        index,
+                        price,
+                        fill,
+                        taker_id,
+                        account_id,
+                        side,
+                        maker.order_id,
+                        maker.account_id,
+                        remaining,
+                        left,
+                        ts,
+                    )
+                )
+                if not left:
+                    maker.live = False
+                    queue.popleft()
+                    level.count -= 1
+                    del orders[maker.order_id]
+                    if not level.count:
+                        break
+            append(BookChanged(index, maker_side, price, level.qty, ts))
+            if not level.count:
+                opposite.drop(key)
+            if blocked:
+                break
+        self._trade_seq = seq
+        taker.qty = remaining
+        return blocked
+
+    def _cancel(self, command: CancelOrder) -> list[Event]:
+        order_id, index, ts, reason = command
+        book = self.books.get(index)
+        order = book.orders.pop(order_id, None) if book is not None else None
+        if order is None:
+            return [CancelRejected(order_id, index, ResultCode.ORDER_NOT_FOUND, ts)]
+        return self._cancel_resting(book, order, reason, ts)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _cancel_resting(
+        book: OrderBook, order: Order, reason: CancelReason, ts: int
+    ) -> list[Event]:
+        """Events for taking a resting order (already out of `book.orders`) off its level."""
+        level = (book.bids if order.side == _BUY else book.asks).remove(order)
+        index = book.instrument_index
+        return [
+            OrderCanceled(order.order_id, order.account_id, index, reason, order.qty, ts),
+            BookChanged(index, order.side, order.price, level.qty, ts),
+        ]
+
+    def _amend(self, command: AmendOrder) -> list[Event]:
+        order_id, index, price, qty, ts = command
+        book = self.books.get(index)
+        order = book.orders.get(order_id) if book is not None else None
+        if order is None or book is None:
+            return [AmendRejected(order_id, index, ResultCode.ORDER_NOT_FOUND, ts)]
+        instrument = self.instruments.by_index(index)
+        code = ResultCode.OK
+        if instrument.status != _TRADING:
+            code = ResultCode.INSTRUMENT_NOT_TRADING
+        elif qty <= 0 or price <= 0 or qty > instrument.max_qty:
+            code = ResultCode.BAD_ORDER_PARAMETER
+        elif not instrument.lower_limit <= price <= instrument.upper_limit:
+            code = ResultCode.PRICE_OUT_OF_BAND
+        if code:
+            return [AmendRejected(order_id, index, code, ts)]
+        old_price, old_qty = order.price, order.qty
+        events: list[Event] = [
+            OrderAmended(order_id, order.account_id, index, price, qty, old_price, old_qty, ts)
+        ]
+        book_side = book.bids if order.side == _BUY else book.asks
+        if price == old_price and qty <= old_qty:
+            level = book_side.levels[book_side.sign * price]
+            level.qty -= old_qty - qty
+            order.qty = qty
+            events.append(BookChanged(index, order.side, price, level.qty, ts))
+            return events
+        del book.orders[order_id]
+        level = book_side.remove(order)
+        events.append(BookChanged(index, order.side, old_price, level.qty, ts))
+        requeued = Order(
+            order_id, order.account_id, order.side, price, qty, order.time_condition, order.stp, ts
+        )
+        self._enter(book, requeued, events, ts)
+        return events
+
+    def _expire(self, command: ExpireOrders) -> list[Event]:
+        """Cancel GFD orders with END_OF_DAY, book by book, oldest order first."""
+        index, ts = command
+        books = [self.books[index]] if index is not None else [
+            self.books[i] for i in sorted(self.books)
+        ]  # fmt: skip
+        events: list[Event] = []
+        for book in books:
+            expired = sorted(o for o, order in book.orders.items() if order.time_condition == _GFD)
+            for order_id in expired:
+                order = book.orders.pop(order_id)
+                events += self._cancel_resting(book, order, CancelReason.END_OF_DAY, ts)
+        return events
+
+    # -- phases and auctions ------------------------------------------------------------------
+
+    def _set_phase(self, command: SetPhase) -> list[Event]:
+        index, phase, ts = command
+        book = self.books[index]
+        if phase == _CONTINUOUS and book.phase == _AUCTION:
+            return self._run_auction(RunAuction(index, ts))
+        if phase not in (_CONTINUOUS, _AUCTION):
+            raise ValueError(f"phase {phase!r} cannot be set")
+        book.phase = phase
+        return [PhaseChanged(index, phase, ts)]
+
+    def _run_auction(self, command: RunAuction) -> list[Event]:
+        """Uncross at the auction price: every trade at that price, in price-time priority."""
+        index, ts = command
+        book = self.books[index]
+        instrument = self.instruments.by_index(index)
+        bids, asks = book.bids, book.asks
+        result = select_price(
+            [(level.price, level.qty) for level in bids.levels.values()],
+            [(level.price, level.qty) for level in asks.levels.values()],
+            instrument.pre_close or instrument.pre_settlement,
+        )
+        events: list[Event] = []
+        touched: dict[tuple[Side, int], None] = {}
+        remaining = result.qty
+        while remaining:
+            bid_level = bids.levels[bids.best]
+            ask_level = asks.levels[asks.best]
+            buy = _front(bid_level.queue)
+            sell = _front(ask_level.queue)
+            fill = min(buy.qty, sell.qty, remaining)
+            remaining -= fill
+            taker, maker = (buy, sell) if buy.order_id > sell.order_id else (sell, buy)
+            for order, book_side, level in ((buy, bids, bid_level), (sell, asks, ask_level)):
+                order.qty -= fill
+                level.qty -= fill
+                touched[(book_side.side, level.price)] = None
+                if not order.qty:
+                    order.live = False
+                    level.queue.popleft()
+                    level.count -= 1
+                    del book.orders[order.order_id]
+                    if not level.count:
+                        book_side.drop(book_side.best)
+            self._trade_seq += 1
+            events.append(
+                TradeExecuted(
+                    self._trade_seq * self._shards + self._shard,
+                    index,
+                    result.price,
+                    fill,
+                    taker.order_id,
+                    taker.account_id,
+                    taker.side,
+                    maker.order_id,
+                    maker.account_id,
+                    taker.qty,
+                    maker.qty,
+                    ts,
+                )
+            )
+        for side, price in touched:
+            events.append(BookChanged(index, side, price, book.level_qty(side, price), ts))
+        events.append(AuctionUncrossed(index, result.price, result.qty, result.imbalance, ts))
+        book.phase = _CONTINUOUS
+        events.append(PhaseChanged(index, _CONTINUOUS, ts))
+        return events
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def _upsert_instrument(self, command: UpsertInstrument) -> list[Event]:
+        """Adopt an instrument definition; delisting cancels its resting orders (ADMIN)."""
+        instrument, ts = command
+        self.instruments.put(instrument)
+        book = self.books.setdefault(instrument.index, OrderBook(instrument.index))
+        events: list[Event] = []
+        if instrument.status == InstrumentStatus.DELISTED:
+            for order_id in sorted(book.orders):
+                order = book.orders.pop(order_id)
+                events += self._cancel_resting(book, order, CancelReason.ADMIN, ts)
+        return events
+
+    # -- state --------------------------------------------------------------------------------
+
+    def state_hash(self) -> str:
+        """A blake2b digest of every book (orders in queue order) and the id counters."""
+        values = [self._shard, self._shards, self._trade_seq, self._last_order_id, len(self.books)]
+        for index in sorted(self.books):
+            values += self.books[index].canonical()
+        return hashlib.blake2b(array("q", values).tobytes(), digest_size=16).hexdigest()
+
+    def check_invariants(self) -> None:
+        """Raise InvariantViolation when a book is inconsistent or holds an id from the future."""
+        for book in self.books.values():
+            book.check_invariants()
+            if book.orders and max(book.orders) > self._last_order_id:
+                raise InvariantViolation(f"book {book.instrument_index}: order id ahead of input")
+
+
+def _check_order(
+    order_type: int,
+    side: int,
+    qty: int,
+    time_condition: int,
+    volume_condition: int,
+    min_qty: int,
+    stp: int,
+    instrument_min: int,
+    instrument_max: int,
+    phase: int,
+) -> ResultCode:
+    """BAD_ORDER_PARAMETER for an order the matching rules cannot take, else OK."""
+    if (
+        (order_type != _LIMIT and order_type != _MARKET)
+        or (side != _BUY and side != _SELL)
+        or not instrument_min <= qty <= instrument_max
+        or time_condition not in _TIME_CONDITIONS
+        or stp not in _STP_MODES
+    ):
+        return ResultCode.BAD_ORDER_PARAMETER
+    if volume_condition != _ANY and (
+        (volume_condition != _ALL and volume_condition != _MIN)
+        or (volume_condition == _MIN and not 0 < min_qty <= qty)
+    ):
+        return ResultCode.BAD_ORDER_PARAMETER
+    if phase == _AUCTION and (time_condition == _IOC or volume_condition != _ANY):
+        return ResultCode.BAD_ORDER_PARAMETER
+    return ResultCode.OK
+
+
+def _available(opposite: BookSide, key_limit: int, taker: Order, need: int) -> int:
+    """Lots the taker could fill now (up to `need`), honouring its self-trade prevention.
+
+    Used before a FOK/MIN order touches the book, so that an order that cannot reach its
+    minimum changes nothing.
+    """
+    total = 0
+    account_id, stp = taker.account_id, taker.stp
+    for key in opposite.levels.irange(maximum=key_limit):
+        level = opposite.levels[key]
+        if stp == _ALLOW:
+            total += level.qty
+        else:
+            for order in level.live_orders():
+                if order.account_id == account_id:
+                    if stp == _CANCEL_MAKER:
+                        continue
+                    return total
+                total += order.qty
+                if total >= need:
+                    return total
+        if total >= need:
+            return total
+    return total
+
+
+def _front(queue: Any) -> Order:
+    """The first live order of a level's queue, dropping dead ones on the way."""
+    while not queue[0].live:
+        queue.popleft()
+    return queue[0]
