@@ -1,0 +1,121 @@
+"""Per-venue instrument tables: venue symbol → our instrument id, tick and lot sizes.
+
+Venue numbers arrive as decimal strings (or, for venues that send JSON numbers, as `Decimal`
+because those venues' JSON is parsed with `parse_float=Decimal`). They are converted to integer
+ticks and lots exactly: a power-of-ten tick takes a string fast path, anything else `Decimal`.
+A value that is not a whole number of ticks (lots) raises `OffTick`, which the parser counts
+and rejects; floats are never involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+
+
+class OffTick(ValueError):
+    """A price (quantity) that is not a whole number of ticks (lots), or not a number at all."""
+
+
+def _decimals_of(step: Decimal) -> int | None:
+    """k when step == 10**-k (k may be negative), else None (no fast path)."""
+    sign, digits, exponent = step.normalize().as_tuple()
+    if sign or digits != (1,) or not isinstance(exponent, int):
+        return None
+    return -exponent
+
+
+class Scale:
+    """Converts decimal strings to integer multiples of one step (a tick or a lot)."""
+
+    __slots__ = ("_k", "step")
+
+    def __init__(self, step: str | Decimal) -> None:
+        self.step = Decimal(step)
+        if not self.step > 0:
+            raise ValueError(f"step must be positive, got {step!r}")
+        self._k = _decimals_of(self.step)
+
+    def units(self, value: str | Decimal) -> int:
+        """The exact number of steps in `value`; raises OffTick when it is not whole."""
+        k = self._k
+        if k is not None and k >= 0 and value.__class__ is str:
+            whole, dot, frac = value.partition(".")
+            if whole.isdigit() and (not dot or frac.isdigit()):
+                if len(frac) > k:
+                    if frac[k:].strip("0"):
+                        raise OffTick(value)
+                    frac = frac[:k]
+                return int(whole + frac.ljust(k, "0"))
+        return self._slow(value)
+
+    def _slow(self, value: str | Decimal) -> int:
+        try:
+            number = value if isinstance(value, Decimal) else Decimal(value)
+            quotient = number / self.step
+            if not quotient.is_finite() or quotient != quotient.to_integral_value():
+                raise OffTick(str(value))
+        except InvalidOperation as error:
+            raise OffTick(str(value)) from error
+        return int(quotient)
+
+    def value(self, units: int) -> Decimal:
+        """Back to a decimal (for display and tests)."""
+        return self.step * units
+
+
+class InstrumentSpec:
+    """One external instrument: the venue's symbol, our id, and its tick and lot sizes."""
+
+    __slots__ = ("dust_lots", "instrument_id", "lot", "max_price_ticks", "symbol", "tick", "venue")
+
+    def __init__(
+        self,
+        venue: str,
+        symbol: str,
+        tick: str,
+        lot: str,
+        *,
+        instrument_id: str = "",
+        dust: str = "0.0001",
+        max_price: str = "1000000",
+    ) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.instrument_id = instrument_id or f"{venue}.{symbol}"
+        self.tick = Scale(tick)
+        self.lot = Scale(lot)
+        # reference/ingestion.md's quality thresholds, converted once into this instrument's units
+        self.dust_lots = Decimal(dust) / self.lot.step
+        self.max_price_ticks = Decimal(max_price) / self.tick.step
+
+
+class InstrumentTable:
+    """The instruments of one venue, looked up by the venue's own symbol spelling."""
+
+    def __init__(self, venue: str, specs: Iterable[InstrumentSpec] = ()) -> None:
+        self.venue = venue
+        self._by_symbol: dict[str, InstrumentSpec] = {}
+        self._by_id: dict[str, InstrumentSpec] = {}
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: InstrumentSpec) -> None:
+        if spec.venue != self.venue:
+            raise ValueError(f"{spec.instrument_id} does not belong to {self.venue}")
+        self._by_symbol[spec.symbol] = spec
+        self._by_id[spec.instrument_id] = spec
+
+    def get(self, symbol: str) -> InstrumentSpec | None:
+        return self._by_symbol.get(symbol)
+
+    def symbol_of(self, instrument_id: str) -> str:
+        return self._by_id[instrument_id].symbol
+
+    def symbols(self) -> list[str]:
+        return list(self._by_symbol)
+
+    @classmethod
+    def from_mapping(cls, venue: str, rows: Mapping[str, Mapping[str, str]]) -> InstrumentTable:
+        """Build from config: `{symbol: {"tick": "0.01", "lot": "0.00001", ...}}`."""
+        return cls(venue, (InstrumentSpec(venue, symbol, **row) for symbol, row in rows.items()))

@@ -1,0 +1,348 @@
+"""The normalizer every venue shares: frame → decode → parse → validate → dedup → book → buffer.
+
+`Normalizer` is the parsing half of a connector: it holds no socket, so recordings, replays
+and the benchmark drive exactly the code a live connection drives. Venue subclasses implement
+`parse()` (and `parse_snapshot()` for REST books) with the helpers here, which turn venue
+strings into ticks and lots, score quality, and count every rejection by reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from decimal import InvalidOperation
+from typing import Any, ClassVar
+
+import orjson
+
+from engine.enums import Side
+from gateway.feeds.book import BookKeeper, SequenceRule
+from gateway.feeds.buffer import BoundedBuffer
+from gateway.feeds.config import DEFAULT_TICKER_FIELDS, FeedConfig
+from gateway.feeds.decode import FrameDecoder
+from gateway.feeds.dedup import Deduplicator
+from gateway.feeds.instruments import InstrumentSpec, InstrumentTable, OffTick
+from gateway.feeds.quality import quality_score, symbol_ok
+from gateway.feeds.records import Bar, BookUpdate, Level, Record, Ticker, Trade
+
+log = logging.getLogger(__name__)
+
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, InvalidOperation)
+"""What a parser raises on a frame that is JSON but not the venue's documented shape."""
+
+_NS = 1_000_000_000
+
+
+class Normalizer:
+    """Venue-independent half of a connector. Subclasses set `venue`, `default_instruments`,
+    `book_rule`, and implement `parse`; they never touch counters or the buffer directly."""
+
+    venue: ClassVar[str] = ""
+    default_instruments: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    book_rule: ClassVar[type[SequenceRule]] = SequenceRule
+    pong: ClassVar[str] = ""
+    """A non-JSON keep-alive reply (OKX's "pong") that is neither data nor malformed."""
+
+    def __init__(self, config: FeedConfig, clock_ns: Callable[[], int]) -> None:
+        self.config = config
+        self.clock_ns = clock_ns
+        rows = {**self.default_instruments, **config.instruments}
+        self.instruments = InstrumentTable.from_mapping(self.venue, rows)
+        self.decoder = FrameDecoder(config.min_decode_confidence)
+        self.dedup = Deduplicator(config.dedup_size, int(config.dedup_ttl * _NS))
+        self.buffer = BoundedBuffer(config.buffer_capacity, config.buffer_rate)
+        self.books: dict[str, BookKeeper] = {}
+        self.resync_pending: set[str] = set()
+        fields = config.ticker_fields
+        self.ticker_fields = (
+            fields if fields is not None else DEFAULT_TICKER_FIELDS.get(self.venue, ())
+        )
+        self.counters: dict[str, int] = dict.fromkeys(
+            (
+                "frames",
+                "malformed",
+                "unknown_symbol",
+                "off_tick",
+                "rejected",
+                "records",
+                "written",
+                "book_gaps",
+                "book_stale",
+                "resyncs",
+                "reconnects",
+                "rest_snapshots",
+                "rest_errors",
+            ),
+            0,
+        )
+
+    # -- venue contract --------------------------------------------------------------------
+
+    def loads(self, text: str) -> Any:
+        """JSON → Python; venues that send prices as JSON numbers override this to keep Decimals."""
+        return orjson.loads(text)
+
+    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+        """One decoded venue message → normalized records (none for acks, pongs, heartbeats)."""
+        raise NotImplementedError
+
+    def parse_snapshot(self, symbol: str, body: Any, ts_recv: int) -> BookUpdate | None:
+        """A REST book snapshot body → a snapshot BookUpdate (venues with a REST book)."""
+        raise NotImplementedError
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    def feed(self, frame: bytes | str, ts_recv: int) -> int:
+        """Run one raw frame through the pipeline; returns how many records it buffered."""
+        counters = self.counters
+        counters["frames"] += 1
+        text = self.decoder.decode(frame)
+        if text is None:
+            return 0
+        if text == self.pong:
+            return 0
+        try:
+            message = self.loads(text)
+            records = self.parse(message, ts_recv)
+            return self._route(records, ts_recv)
+        except MALFORMED as error:
+            counters["malformed"] += 1
+            log.debug("%s: malformed frame (%s): %.200s", self.venue, error, text)
+            return 0
+
+    def feed_snapshot(self, symbol: str, body: bytes | str, ts_recv: int) -> int:
+        """A REST snapshot body, fetched live or replayed from a recording."""
+        try:
+            snapshot = self.parse_snapshot(symbol, orjson.loads(body), ts_recv)
+        except MALFORMED as error:
+            self.counters["rest_errors"] += 1
+            log.warning("%s: bad REST snapshot for %s: %s", self.venue, symbol, error)
+            return 0
+        if snapshot is None:
+            return 0
+        self.counters["rest_snapshots"] += 1
+        self.resync_pending.discard(symbol)
+        return self._route((snapshot,), ts_recv)
+
+    def _route(self, records: Iterable[Record], ts_recv: int) -> int:
+        buffered = 0
+        offer = self.buffer.offer
+        seen = self.dedup.seen
+        for record in records:
+            self.counters["records"] += 1
+            cls = record.__class__
+            if cls is Trade:
+                if seen((record.instrument, record.trade_id, record.ts_event), ts_recv):  # type: ignore[union-attr]
+                    continue
+                buffered += offer(record, ts_recv)
+            elif cls is BookUpdate:
+                buffered += self._on_book(record, ts_recv)  # type: ignore[arg-type]
+            else:
+                if seen(self._event_key(record), ts_recv):
+                    continue
+                buffered += offer(record, ts_recv)
+        return buffered
+
+    @staticmethod
+    def _event_key(record: Record) -> Hashable:
+        if record.__class__ is Ticker:
+            return ("T", record.instrument, record.ts_event, record.sequence, record.last)  # type: ignore[union-attr]
+        return ("K", record.instrument, record.ts_open, record.close, record.volume, record.closed)  # type: ignore[union-attr]
+
+    def _on_book(self, update: BookUpdate, ts_recv: int) -> int:
+        keeper = self.books.get(update.instrument)
+        if keeper is None:
+            keeper = self.books[update.instrument] = BookKeeper(self.book_rule())
+        gaps, stale = keeper.gaps, keeper.stale
+        applied, resync = keeper.on_update(update)
+        self.counters["book_gaps"] += keeper.gaps - gaps
+        self.counters["book_stale"] += keeper.stale - stale
+        if resync:
+            symbol = self.instruments.symbol_of(update.instrument)
+            log.info("%s: sequence gap on %s, resync", self.venue, update.instrument)
+            self.resync_pending.add(symbol)
+        return sum(self.buffer.offer(u, ts_recv) for u in applied)
+
+    def take(self, limit: int = 0) -> list[Record]:
+        """The consumer's side: take buffered records and count them as written."""
+        records = self.buffer.drain(limit)
+        self.counters["written"] += len(records)
+        return records
+
+    # -- helpers for venue parsers -----------------------------------------------------------
+
+    def spec(self, symbol: str) -> InstrumentSpec | None:
+        spec = self.instruments.get(symbol)
+        if spec is None:
+            self.counters["unknown_symbol"] += 1
+        return spec
+
+    def trade(
+        self,
+        spec: InstrumentSpec,
+        ts_event: int,
+        ts_recv: int,
+        price: Any,
+        qty: Any,
+        side: Side,
+        trade_id: Any,
+        sequence: int = 0,
+    ) -> Trade | None:
+        """A validated Trade, or None (counted) when off tick or not positive."""
+        try:
+            ticks = spec.tick.units(price)
+            lots = spec.lot.units(qty)
+        except OffTick:
+            self.counters["off_tick"] += 1
+            return None
+        if ticks <= 0 or lots <= 0:
+            self.counters["rejected"] += 1
+            return None
+        score = quality_score(
+            ticks, lots, symbol_ok(spec.symbol), spec.dust_lots, spec.max_price_ticks
+        )
+        return Trade(
+            spec.instrument_id,
+            ts_event,
+            ts_recv,
+            ticks,
+            lots,
+            side,
+            _int_id(trade_id),
+            sequence,
+            score,
+        )
+
+    def levels(self, spec: InstrumentSpec, rows: Sequence[Sequence[Any]]) -> list[Level]:
+        """[[price, qty, ...], ...] → [(ticks, lots)]; raises OffTick (the whole update is bad)."""
+        tick, lot = spec.tick.units, spec.lot.units
+        return [(tick(row[0]), lot(row[1])) for row in rows]
+
+    def book(
+        self,
+        spec: InstrumentSpec,
+        ts_event: int,
+        ts_recv: int,
+        bids: Sequence[Sequence[Any]],
+        asks: Sequence[Sequence[Any]],
+        snapshot: bool,
+        first_id: int = 0,
+        last_id: int = 0,
+        prev_id: int = 0,
+    ) -> BookUpdate | None:
+        try:
+            bid_levels = self.levels(spec, bids)
+            ask_levels = self.levels(spec, asks)
+        except OffTick:
+            self.counters["off_tick"] += 1
+            return None
+        return BookUpdate(
+            spec.instrument_id,
+            ts_event,
+            ts_recv,
+            bid_levels,
+            ask_levels,
+            snapshot,
+            first_id,
+            last_id,
+            prev_id,
+        )
+
+    def ticker(
+        self,
+        spec: InstrumentSpec,
+        ts_event: int,
+        ts_recv: int,
+        raw: Mapping[str, Any],
+        last: Any,
+        bid: Any = None,
+        bid_qty: Any = None,
+        ask: Any = None,
+        ask_qty: Any = None,
+        volume: Any = None,
+        sequence: int = 0,
+    ) -> Ticker | None:
+        """Missing quote sides are 0; the configured raw fields are kept as strings."""
+        try:
+            tick, lot = spec.tick.units, spec.lot.units
+            record = Ticker(
+                spec.instrument_id,
+                ts_event,
+                ts_recv,
+                tick(last) if last is not None else 0,
+                tick(bid) if bid is not None else 0,
+                lot(bid_qty) if bid_qty is not None else 0,
+                tick(ask) if ask is not None else 0,
+                lot(ask_qty) if ask_qty is not None else 0,
+                lot(volume) if volume is not None else 0,
+                sequence,
+                {name: str(raw[name]) for name in self.ticker_fields if name in raw},
+            )
+        except OffTick:
+            self.counters["off_tick"] += 1
+            return None
+        return record
+
+    def bar(
+        self,
+        spec: InstrumentSpec,
+        interval_s: int,
+        ts_open: int,
+        ts_recv: int,
+        ohlcv: Sequence[Any],
+        closed: bool,
+    ) -> Bar | None:
+        try:
+            tick, lot = spec.tick.units, spec.lot.units
+            o, h, low, c, v = ohlcv
+            return Bar(
+                spec.instrument_id,
+                interval_s,
+                ts_open,
+                ts_recv,
+                tick(o),
+                tick(h),
+                tick(low),
+                tick(c),
+                lot(v),
+                closed,
+            )
+        except OffTick:
+            self.counters["off_tick"] += 1
+            return None
+
+    def stats(self) -> dict[str, Any]:
+        """Every counter, plus the health line's figures."""
+        out: dict[str, Any] = dict(self.counters)
+        out.update(
+            undecodable=self.decoder.undecodable,
+            redecoded=self.decoder.redecoded,
+            duplicates=self.dedup.duplicates,
+            dedup_ratio=self.dedup.ratio,
+            buffered=len(self.buffer),
+            buffer_fill=self.buffer.fill,
+            dropped_full=self.buffer.dropped_full,
+            dropped_rate=self.buffer.dropped_rate,
+            books_synced=sum(k.synced for k in self.books.values()),
+            books=len(self.books),
+        )
+        return out
+
+
+def _int_id(trade_id: Any) -> int:
+    """Venue trade ids as int; non-numeric ids (Bybit UUIDs) as a stable 63-bit hash."""
+    if trade_id.__class__ is int:
+        return trade_id  # type: ignore[no-any-return]
+    text = str(trade_id)
+    if text.isdigit():
+        return int(text)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def ms(value: Any) -> int:
+    """Milliseconds (int or numeric string, possibly fractional like Gate's) → int ns."""
+    if value.__class__ is int:
+        return value * 1_000_000  # type: ignore[no-any-return]
+    whole, _, frac = str(value).partition(".")
+    return int(whole) * 1_000_000 + int((frac[:6]).ljust(6, "0") or 0)
