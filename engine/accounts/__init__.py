@@ -1,0 +1,1 @@
+"""Accounts: QIFI money, positions, risk, settlement the accounts core (hold, match, release)."""

@@ -1,0 +1,843 @@
+"""AccountsCore: the accounts process's deterministic state machine (hold → match → release).
+
+`apply(command)` answers a client command and returns the matching commands it causes;
+`on_exec(event)` books what matching reports. Both return `(to_matching, events)`. The core
+assigns order ids (increasing ints), runs risk before an order reaches matching, holds margin
+and commission (or spot assets, or position volume) while the order lives, and releases what
+is left when it ends. Rules and rounding: docs/accounting.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from engine.accounts import commands as cmd
+from engine.accounts.account import Account, base_units_per_lot, close_split, open_holds
+from engine.accounts.events import (
+    AccountLiquidated,
+    AccountUpdated,
+    CommandAccepted,
+    CommandRejected,
+    OrderUpdated,
+    PositionUpdated,
+    SettlementCompleted,
+    SettlementResult,
+    TradeBooked,
+)
+from engine.accounts.order import Order
+from engine.accounts.position import Position
+from engine.accounts.qifi import render_account
+from engine.accounts.risk import RiskConfig, check_open, crosses_own_order, risk_ratio_e8
+from engine.accounts.settlement import Settlement, SettlementPhase, settle_account
+from engine.codes import ResultCode
+from engine.enums import (
+    CancelReason,
+    CloseTodayRule,
+    InstrumentKind,
+    InstrumentStatus,
+    Offset,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeCondition,
+    VolumeCondition,
+)
+from engine.instruments import Instrument, InstrumentRegistry
+from engine.matching import commands as mc
+from engine.matching import events as me
+
+log = logging.getLogger(__name__)
+
+Out = tuple[list[Any], list[Any]]
+"""(matching commands to send, accounts events to publish)."""
+
+_SIDES = (Side.BUY, Side.SELL)
+_TYPES = (OrderType.LIMIT, OrderType.MARKET)
+_TIMES = (TimeCondition.GFD, TimeCondition.GTC, TimeCondition.IOC)
+_VOLUMES = (VolumeCondition.ANY, VolumeCondition.MIN, VolumeCondition.ALL)
+_CLOSES = (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY)
+
+
+class AccountsCore:
+    """Accounts, positions, live orders, marks and settlement of one exchange instance."""
+
+    def __init__(
+        self,
+        instruments: InstrumentRegistry,
+        risk: RiskConfig | None = None,
+        *,
+        snapshots: bool = True,
+    ) -> None:
+        self.instruments = instruments
+        self.risk = risk or RiskConfig()
+        self.snapshots = snapshots
+        self.accounts: dict[int, Account] = {}
+        self.orders: dict[int, Order] = {}
+        self.marks: dict[int, int] = {i.index: i.pre_settlement or i.pre_close for i in instruments}
+        self.settlement = Settlement()
+        self.next_order_id = 1
+        self.transactions: dict[int, int] = {}
+        self.deposits: dict[str, int] = {}
+        self.withdrawals: dict[str, int] = {}
+        self.fees: dict[str, int] = {}
+        self._day_orders: set[int] = set()
+        self._commands: dict[type, Callable[[Any], Out]] = {
+            cmd.OpenAccount: self._open_account,
+            cmd.Deposit: self._deposit,
+            cmd.Withdraw: self._withdraw,
+            cmd.SetAccountFrozen: self._set_frozen,
+            cmd.SubmitOrder: self._submit,
+            cmd.CancelOrder: self._cancel,
+            cmd.AmendOrder: self._amend,
+            cmd.SetSettlementPrice: self._set_price,
+            cmd.SetSettlementPrices: self._set_prices,
+            cmd.ExecuteSettlement: self._execute_settlement,
+            cmd.CreateInstrument: self._create_instrument,
+            cmd.UpdateInstrument: self._update_instrument,
+            cmd.SuspendInstrument: self._suspend_instrument,
+            cmd.ResumeInstrument: self._resume_instrument,
+            cmd.DelistInstrument: self._delist_instrument,
+        }
+        self._execs: dict[type, Callable[[Any], Out]] = {
+            me.OrderAccepted: self._on_accepted,
+            me.OrderRejected: self._on_rejected,
+            me.OrderCanceled: self._on_canceled,
+            me.OrderAmended: self._on_amended,
+            me.AmendRejected: self._on_amend_rejected,
+            me.TradeExecuted: self._on_trade,
+        }
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def apply(self, command: cmd.AccountsCommand) -> Out:
+        """Answer one client command; returns (matching commands, events)."""
+        return self._commands[type(command)](command)
+
+    def on_exec(self, event: me.MatchingEvent) -> Out:
+        """Book one matching event; events accounts does not need are ignored."""
+        handler = self._execs.get(type(event))
+        return handler(event) if handler is not None else ([], [])
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def account(self, account_id: int) -> Account | None:
+        return self.accounts.get(account_id)
+
+    def to_qifi(self, account_id: int) -> dict[str, Any]:
+        """The QIFI rendering (floats, QIFI field names) of one account at the current marks."""
+        return render_account(self.accounts[account_id], self.instruments, self.marks)
+
+    def balance(self, account_id: int, currency: str) -> int:
+        return self.accounts[account_id].balance(currency, self.instruments, self.marks)
+
+    def available(self, account_id: int, currency: str) -> int:
+        return self.accounts[account_id].available(currency, self.instruments, self.marks)
+
+    def risk_ratio_e8(self, account: Account, currency: str) -> int:
+        balance = account.balance(currency, self.instruments, self.marks)
+        return risk_ratio_e8(account.ledger(currency).margin, balance)
+
+    def holders(self, instrument_index: int) -> list[int]:
+        """Accounts with volume (long or short) in an instrument, by id."""
+        return sorted(
+            a.account_id
+            for a in self.accounts.values()
+            if instrument_index in a.positions and instrument_index in a.holders_of()
+        )
+
+    def settlement_results(
+        self, first_day: int = 0, last_day: int = 99_999_999
+    ) -> list[SettlementResult]:
+        return self.settlement.history(first_day, last_day)
+
+    # --- accounts and money ------------------------------------------------------------------
+
+    def _open_account(self, c: cmd.OpenAccount) -> Out:
+        if c.account_id <= 0:
+            return _reject(c, ResultCode.BAD_ORDER_PARAMETER, "account id must be positive")
+        if c.account_id in self.accounts:
+            return _reject(c, ResultCode.ACCOUNT_EXISTS, f"account {c.account_id} exists")
+        self.accounts[c.account_id] = Account(c.account_id)
+        return [], [CommandAccepted(c.request_id, 0, c.ts)]
+
+    def _deposit(self, c: cmd.Deposit) -> Out:
+        return self._transfer(c, ResultCode.DEPOSIT_FAILED, 1)
+
+    def _withdraw(self, c: cmd.Withdraw) -> Out:
+        return self._transfer(c, ResultCode.WITHDRAW_FAILED, -1)
+
+    def _transfer(self, c: cmd.Deposit | cmd.Withdraw, failure: ResultCode, sign: int) -> Out:
+        """Deposit (sign 1) or withdraw (sign −1); a repeated txn_id is answered, not booked."""
+        if c.txn_id in self.transactions:
+            return [], [CommandAccepted(c.request_id, 0, c.ts)]
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+        if c.amount <= 0 or c.currency not in self.instruments.currencies:
+            return _reject(c, failure, f"bad amount {c.amount} or currency {c.currency!r}")
+        ledger = account.ledger(c.currency)
+        if sign > 0:
+            ledger.deposit += c.amount
+            self.deposits[c.currency] = self.deposits.get(c.currency, 0) + c.amount
+        else:
+            if account.frozen:
+                return _reject(c, ResultCode.ACCOUNT_FROZEN, f"account {c.account_id} is frozen")
+            available = account.available(c.currency, self.instruments, self.marks)
+            if c.amount > available:
+                return _reject(c, failure, f"withdraw {c.amount} above available {available}")
+            ledger.withdraw += c.amount
+            self.withdrawals[c.currency] = self.withdrawals.get(c.currency, 0) + c.amount
+        self.transactions[c.txn_id] = c.account_id
+        return [], [CommandAccepted(c.request_id, 0, c.ts), *self._account_events(account, c.ts)]
+
+    def _set_frozen(self, c: cmd.SetAccountFrozen) -> Out:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+        account.frozen = c.frozen
+        return [], [CommandAccepted(c.request_id, 0, c.ts)]
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def _submit(self, c: cmd.SubmitOrder) -> Out:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+        if account.frozen:
+            return _reject(c, ResultCode.ACCOUNT_FROZEN, f"account {c.account_id} is frozen")
+        instrument = self.instruments.find(c.instrument_index)
+        if instrument is None:
+            return _reject(c, ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_index}")
+        if self.settlement.phase is not SettlementPhase.IDLE:
+            return _reject(c, ResultCode.ENGINE_NOT_READY, "settlement in progress")
+        if instrument.status is not InstrumentStatus.TRADING:
+            return _reject(c, ResultCode.INSTRUMENT_NOT_TRADING, f"{instrument.id} not trading")
+        problem = _bad_parameters(c, instrument)
+        if problem:
+            return _reject(c, ResultCode.BAD_ORDER_PARAMETER, problem)
+        market = c.order_type is OrderType.MARKET
+        if market:
+            price = instrument.upper_limit if c.side is Side.BUY else instrument.lower_limit
+        elif not instrument.in_band(c.price):
+            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
+        else:
+            price = c.price
+        if self.risk.self_trade_check:
+            other = crosses_own_order(account, c.instrument_index, c.side, c.order_type, price)
+            if other:
+                return _reject(c, ResultCode.SELF_TRADE, f"would trade with own order {other}")
+        base_units = self._base_units(instrument)
+        if c.offset in _CLOSES:
+            position = account.positions.get(c.instrument_index) or Position.empty(0)
+            side = position.side(c.side.opposite)
+            if close_split(side, c.offset, instrument.close_today_rule, c.qty) is None:
+                return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position to close")
+        else:
+            code, message = self._check_open(account, instrument, c.side, price, c.qty, base_units)
+            if code:
+                return _reject(c, code, message)
+        time_condition = TimeCondition.IOC if market else c.time_condition
+        place, update = self._place(
+            account,
+            instrument,
+            c.side,
+            c.offset,
+            price,
+            c.qty,
+            c.order_type,
+            time_condition,
+            c.volume_condition,
+            c.min_qty,
+            c.ts,
+            c.request_id,
+            False,
+        )
+        return [place], [CommandAccepted(c.request_id, place.order_id, c.ts), update]
+
+    def _check_open(
+        self,
+        account: Account,
+        instrument: Instrument,
+        side: Side,
+        price: int,
+        qty: int,
+        base_units: int,
+    ) -> tuple[ResultCode, str]:
+        holds = open_holds(instrument, side, price, qty, base_units)
+        currency = holds.asset_currency or instrument.currency.code
+        position_profit = account.profits(currency, self.instruments, self.marks)[0]
+        ledger = account.ledger(currency)
+        index = instrument.index
+        position = account.positions.get(index)
+        held = (position.margin if position else 0) + sum(
+            o.frozen_margin for o in account.orders.values() if o.instrument_index == index
+        )
+        return check_open(
+            self.risk,
+            account,
+            instrument,
+            holds,
+            instrument.notional(price, qty),
+            ledger.static_balance + position_profit,
+            ledger.available(position_profit),
+            held,
+        )
+
+    def _place(
+        self,
+        account: Account,
+        instrument: Instrument,
+        side: Side,
+        offset: Offset,
+        price: int,
+        qty: int,
+        order_type: OrderType,
+        time_condition: TimeCondition,
+        volume_condition: VolumeCondition,
+        min_qty: int,
+        ts: int,
+        request_id: int,
+        liquidation: bool,
+    ) -> tuple[mc.PlaceOrder, OrderUpdated]:
+        """Create the order, hold what it needs, and build the command for matching."""
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        if instrument.kind is InstrumentKind.SPOT:
+            offset = Offset.OPEN
+        order = Order(
+            order_id,
+            account.account_id,
+            instrument.index,
+            side,
+            offset,
+            price,
+            qty,
+            order_type,
+            time_condition,
+            volume_condition,
+            min_qty,
+            ts,
+            price,
+            request_id=request_id,
+            liquidation=liquidation,
+        )
+        account.orders[order_id] = order
+        self.orders[order_id] = order
+        if time_condition is not TimeCondition.GTC:
+            self._day_orders.add(order_id)
+        account.rehold(order, instrument, self._base_units(instrument))
+        place = mc.PlaceOrder(
+            order_id,
+            account.account_id,
+            instrument.index,
+            side,
+            price,
+            qty,
+            order_type,
+            time_condition,
+            volume_condition,
+            min_qty,
+            ts,
+        )
+        return place, _order_update(order, ResultCode.OK, ts)
+
+    def _cancel(self, c: cmd.CancelOrder) -> Out:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+        order = account.orders.get(c.order_id)
+        if order is None:
+            return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
+        cancel = mc.CancelOrder(order.order_id, order.instrument_index, c.ts, CancelReason.USER)
+        return [cancel], [CommandAccepted(c.request_id, order.order_id, c.ts)]
+
+    def _amend(self, c: cmd.AmendOrder) -> Out:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+        order = account.orders.get(c.order_id)
+        if order is None:
+            return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
+        if order.pending_qty or order.order_type is not OrderType.LIMIT:
+            return _reject(c, ResultCode.AMEND_FAILED, "an amend is pending or not a limit order")
+        instrument = self.instruments.by_index(order.instrument_index)
+        if not instrument.min_qty <= c.qty <= instrument.max_qty or c.price <= 0:
+            return _reject(c, ResultCode.BAD_ORDER_PARAMETER, f"bad qty {c.qty} or price")
+        if not instrument.in_band(c.price):
+            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
+        base_units = self._base_units(instrument)
+        extra = c.qty - order.remaining
+        if order.closes:
+            position = account.positions.get(order.instrument_index) or Position.empty(0)
+            side = position.side(order.side.opposite)
+            rule = instrument.close_today_rule
+            if extra > 0 and close_split(side, order.offset, rule, extra) is None:
+                return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position")
+        else:
+            price = max(order.freeze_price, c.price)
+            wanted = open_holds(
+                instrument, order.side, price, max(c.qty, order.remaining), base_units
+            )
+            held = order.frozen_margin + order.frozen_commission + order.frozen_asset
+            currency = wanted.asset_currency or instrument.currency.code
+            available = account.available(currency, self.instruments, self.marks)
+            need = wanted.margin + wanted.commission + wanted.asset - held
+            if need > available:
+                return _reject(c, ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, has {available}")
+        order.pending_price, order.pending_qty = c.price, c.qty
+        account.rehold(order, instrument, base_units)
+        amend = mc.AmendOrder(order.order_id, order.instrument_index, c.price, c.qty, c.ts)
+        return [amend], [CommandAccepted(c.request_id, order.order_id, c.ts)]
+
+    # --- matching events ---------------------------------------------------------------------
+
+    def _on_accepted(self, e: me.OrderAccepted) -> Out:
+        order = self.orders.get(e.order_id)
+        if order is None or order.status is not OrderStatus.PENDING:
+            return [], []
+        order.status = OrderStatus.ACCEPTED
+        return [], [_order_update(order, ResultCode.OK, e.ts)]
+
+    def _on_rejected(self, e: me.OrderRejected) -> Out:
+        return self._end(e.order_id, OrderStatus.REJECTED, e.code, e.ts)
+
+    def _on_canceled(self, e: me.OrderCanceled) -> Out:
+        order = self.orders.get(e.order_id)
+        if order is not None and order.remaining != e.qty:
+            raise AssertionError(f"order {e.order_id}: cancel of {e.qty}, open {order.remaining}")
+        return self._end(e.order_id, OrderStatus.CANCELLED, ResultCode.OK, e.ts)
+
+    def _end(self, order_id: int, status: OrderStatus, code: ResultCode, ts: int) -> Out:
+        order = self.orders.get(order_id)
+        if order is None:
+            return [], []
+        order.status = status
+        events = [_order_update(order, code, ts)]
+        account = self.accounts[order.account_id]
+        self._finish(account, order)
+        events.extend(self._account_events(account, ts, order.instrument_index))
+        return self._after_order_end(events, ts)
+
+    def _on_amended(self, e: me.OrderAmended) -> Out:
+        order = self.orders.get(e.order_id)
+        if order is None:
+            return [], []
+        order.price = order.freeze_price = e.price
+        order.qty = order.filled + e.qty
+        order.pending_price = order.pending_qty = 0
+        account = self.accounts[order.account_id]
+        instrument = self.instruments.by_index(order.instrument_index)
+        account.rehold(order, instrument, self._base_units(instrument))
+        return [], [_order_update(order, ResultCode.OK, e.ts)]
+
+    def _on_amend_rejected(self, e: me.AmendRejected) -> Out:
+        order = self.orders.get(e.order_id)
+        if order is None:
+            return [], []
+        order.pending_price = order.pending_qty = 0
+        instrument = self.instruments.by_index(order.instrument_index)
+        self.accounts[order.account_id].rehold(order, instrument, self._base_units(instrument))
+        return [], []
+
+    def _on_trade(self, e: me.TradeExecuted) -> Out:
+        self.marks[e.instrument_index] = e.price
+        instrument = self.instruments.by_index(e.instrument_index)
+        events: list[Any] = []
+        ended = self._book_leg(instrument, e, e.taker_order_id, e.taker_remaining, events)
+        ended |= self._book_leg(instrument, e, e.maker_order_id, e.maker_remaining, events)
+        to_matching: list[Any] = []
+        if self.risk.intraday_liquidation and self.settlement.phase is SettlementPhase.IDLE:
+            to_matching, liquidations = self._liquidate_over(instrument, e.ts)
+            events.extend(liquidations)
+        if ended:
+            more, events = self._after_order_end(events, e.ts)
+            to_matching.extend(more)
+        return to_matching, events
+
+    def _book_leg(
+        self,
+        instrument: Instrument,
+        e: me.TradeExecuted,
+        order_id: int,
+        remaining: int,
+        events: list[Any],
+    ) -> bool:
+        """Book one side of a trade; True when the order is finished."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise AssertionError(f"trade {e.trade_id} for unknown order {order_id}")
+        account = self.accounts[order.account_id]
+        fill = account.fill(order, instrument, e.price, e.qty, self._base_units(instrument))
+        if order.remaining != remaining:
+            raise AssertionError(f"order {order_id}: open {order.remaining}, matching {remaining}")
+        code = instrument.currency.code
+        self.fees[code] = self.fees.get(code, 0) + fill.commission
+        order.status = OrderStatus.FILLED if remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        events.append(_order_update(order, ResultCode.OK, e.ts))
+        events.append(
+            TradeBooked(
+                order.account_id,
+                order_id,
+                e.trade_id,
+                instrument.index,
+                order.side,
+                order.offset,
+                e.price,
+                e.qty,
+                fill.commission,
+                fill.close_profit,
+                e.ts,
+            )
+        )
+        if remaining == 0:
+            self._finish(account, order)
+        events.extend(self._account_events(account, e.ts, instrument.index))
+        return remaining == 0
+
+    def _finish(self, account: Account, order: Order) -> None:
+        instrument = self.instruments.by_index(order.instrument_index)
+        account.finish(order, instrument, self._base_units(instrument))
+        del self.orders[order.order_id]
+        self._day_orders.discard(order.order_id)
+
+    def _after_order_end(self, events: list[Any], ts: int) -> Out:
+        """A settlement waiting for the day's orders to end continues once the last one has."""
+        if self.settlement.phase is SettlementPhase.EXPIRING and not self._day_orders:
+            to_matching, more = self._complete_settlement(ts)
+            events.extend(more)
+            return to_matching, events
+        return [], events
+
+    # --- liquidation -------------------------------------------------------------------------
+
+    def _liquidate_over(self, instrument: Instrument, ts: int) -> Out:
+        """Force-close accounts holding `instrument` whose risk ratio reached the threshold."""
+        to_matching: list[Any] = []
+        events: list[Any] = []
+        code = instrument.currency.code
+        for account_id in self.holders(instrument.index):
+            account = self.accounts[account_id]
+            if any(o.liquidation for o in account.orders.values()):
+                continue
+            ratio = self.risk_ratio_e8(account, code)
+            if ratio >= self.risk.liquidation_ratio_e8:
+                more, happened = self._liquidate(account, ratio, ts)
+                to_matching.extend(more)
+                events.extend(happened)
+        return to_matching, events
+
+    def _liquidate(self, account: Account, ratio: int, ts: int) -> Out:
+        """Cancel the account's opening orders and close every free position at the band (IOC)."""
+        to_matching: list[Any] = [
+            mc.CancelOrder(o.order_id, o.instrument_index, ts, CancelReason.LIQUIDATION)
+            for o in sorted(account.orders.values(), key=lambda o: o.order_id)
+            if not o.closes
+        ]
+        events: list[Any] = []
+        for index in sorted(account.positions):
+            instrument = self.instruments.by_index(index)
+            if instrument.status is not InstrumentStatus.TRADING:
+                continue
+            position = account.positions[index]
+            for side in _SIDES:
+                held = position.side(side)
+                for offset, qty in _liquidation_offsets(
+                    instrument, held.closable_history, held.closable_today
+                ):
+                    closer = side.opposite
+                    price = instrument.upper_limit if closer is Side.BUY else instrument.lower_limit
+                    while qty > 0:
+                        chunk = min(qty, instrument.max_qty)
+                        qty -= chunk
+                        place, update = self._place(
+                            account,
+                            instrument,
+                            closer,
+                            offset,
+                            price,
+                            chunk,
+                            OrderType.MARKET,
+                            TimeCondition.IOC,
+                            VolumeCondition.ANY,
+                            0,
+                            ts,
+                            0,
+                            True,
+                        )
+                        to_matching.append(place)
+                        events.append(update)
+        log.info("force closing account %d at risk ratio %d e-8", account.account_id, ratio)
+        events.insert(0, AccountLiquidated(account.account_id, ratio, len(to_matching), ts))
+        return to_matching, events
+
+    # --- settlement --------------------------------------------------------------------------
+
+    def _set_price(self, c: cmd.SetSettlementPrice) -> Out:
+        return self._set_prices(
+            cmd.SetSettlementPrices(c.request_id, ((c.instrument_index, c.price),), c.ts)
+        )
+
+    def _set_prices(self, c: cmd.SetSettlementPrices) -> Out:
+        for index, price in c.prices:
+            if self.instruments.find(index) is None:
+                return _reject(c, ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {index}")
+            if price <= 0:
+                return _reject(c, ResultCode.BAD_ORDER_PARAMETER, f"bad price {price}")
+        self.settlement.prices.update(c.prices)
+        return [], [CommandAccepted(c.request_id, 0, c.ts)]
+
+    def _execute_settlement(self, c: cmd.ExecuteSettlement) -> Out:
+        if self.settlement.phase is not SettlementPhase.IDLE:
+            return _reject(c, ResultCode.SETTLEMENT_FAILED, "a settlement is in progress")
+        if c.trading_day in self.settlement.results:
+            return _reject(c, ResultCode.SETTLEMENT_FAILED, f"day {c.trading_day} is settled")
+        held = sorted({i for a in self.accounts.values() for i in a.positions})
+        missing = [self.instruments.by_index(i).id for i in held if i not in self.settlement.prices]
+        if missing:
+            return _reject(c, ResultCode.NO_SETTLEMENT_PRICE, f"no price for {', '.join(missing)}")
+        self.settlement.begin(c.request_id, c.trading_day)
+        to_matching: list[Any] = [mc.ExpireOrders(None, c.ts)]
+        if self._day_orders:
+            return to_matching, []
+        more, events = self._complete_settlement(c.ts)
+        return to_matching + more, events
+
+    def _complete_settlement(self, ts: int) -> Out:
+        """Mark, book and roll every account, then force-close those over the threshold."""
+        prices = self.settlement.prices
+        commission: dict[str, int] = {}
+        profit: dict[str, int] = {}
+        failed = 0
+        over: list[tuple[Account, int]] = []
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            for code, (fee, gain) in settle_account(account, self.instruments, prices).items():
+                commission[code] = commission.get(code, 0) + fee
+                profit[code] = profit.get(code, 0) + gain
+            for code, ledger in account.ledgers.items():
+                balance = account.balance(code, self.instruments, prices)
+                failed += balance < 0
+                ratio = risk_ratio_e8(ledger.margin, balance)
+                if ratio >= self.risk.liquidation_ratio_e8 and account.positions:
+                    over.append((account, ratio))
+                    break
+        to_matching: list[Any] = []
+        for index in sorted(prices):
+            instrument = self.instruments.by_index(index)
+            self.instruments.roll_day(index, self.marks[index], prices[index])
+            self.marks[index] = prices[index]
+            to_matching.append(mc.UpsertInstrument(self.instruments.by_index(index), ts))
+            log.debug("settled %s at %d", instrument.id, prices[index])
+        events: list[Any] = []
+        for account, ratio in over:
+            more, happened = self._liquidate(account, ratio, ts)
+            to_matching.extend(more)
+            events.extend(happened)
+        result = SettlementResult(
+            self.settlement.trading_day,
+            len(self.accounts),
+            len(self.accounts) - failed,
+            failed,
+            tuple(a.account_id for a, _ in over),
+            tuple(sorted(commission.items())),
+            tuple(sorted(profit.items())),
+            ts,
+        )
+        request_id = self.settlement.request_id
+        self.settlement.end(result)
+        events.append(SettlementCompleted(result, ts))
+        events.append(CommandAccepted(request_id, 0, ts))
+        return to_matching, events
+
+    # --- instrument admin --------------------------------------------------------------------
+
+    def _create_instrument(self, c: cmd.CreateInstrument) -> Out:
+        code = self.instruments.create(c.fields)
+        if code:
+            return _reject(c, code, f"cannot create {c.fields.get('id')!r}")
+        instrument = self.instruments.by_index(len(self.instruments) - 1)
+        self.marks[instrument.index] = instrument.pre_settlement or instrument.pre_close
+        return self._upserted(c.request_id, instrument, c.ts)
+
+    def _update_instrument(self, c: cmd.UpdateInstrument) -> Out:
+        return self._admin(c, self.instruments.update(c.instrument_id, c.changes))
+
+    def _suspend_instrument(self, c: cmd.SuspendInstrument) -> Out:
+        return self._admin(c, self.instruments.suspend(c.instrument_id))
+
+    def _resume_instrument(self, c: cmd.ResumeInstrument) -> Out:
+        return self._admin(c, self.instruments.resume(c.instrument_id))
+
+    def _delist_instrument(self, c: cmd.DelistInstrument) -> Out:
+        instrument = self.instruments.get(c.instrument_id)
+        holders = self.holders(instrument.index) if instrument else []
+        if holders:
+            names = ", ".join(str(h) for h in holders)
+            return _reject(c, ResultCode.INSTRUMENT_HAS_POSITIONS, f"held by accounts {names}")
+        return self._admin(c, self.instruments.delist(c.instrument_id))
+
+    def _admin(self, c: Any, code: ResultCode) -> Out:
+        if code:
+            return _reject(c, code, f"instrument {c.instrument_id!r}")
+        return self._upserted(c.request_id, self.instruments.get(c.instrument_id), c.ts)
+
+    def _upserted(self, request_id: int, instrument: Instrument | None, ts: int) -> Out:
+        if instrument is None:
+            raise AssertionError("an admin command succeeded on a missing instrument")
+        return [mc.UpsertInstrument(instrument, ts)], [CommandAccepted(request_id, 0, ts)]
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _base_units(self, instrument: Instrument) -> int:
+        if instrument.kind is not InstrumentKind.SPOT:
+            return 0
+        units = base_units_per_lot(instrument, self.instruments)
+        if units is None:
+            raise AssertionError(f"{instrument.id}: base asset units per lot are not exact")
+        return units
+
+    def _account_events(self, account: Account, ts: int, index: int = -1) -> Iterable[Any]:
+        if not self.snapshots:
+            return ()
+        events: list[Any] = []
+        for code, ledger in account.ledgers.items():
+            position_profit = account.profits(code, self.instruments, self.marks)[0]
+            events.append(
+                AccountUpdated(
+                    account.account_id,
+                    code,
+                    ledger.static_balance + position_profit,
+                    ledger.available(position_profit),
+                    ledger.margin,
+                    ledger.frozen_margin,
+                    ledger.frozen_commission,
+                    position_profit,
+                    ledger.close_profit,
+                    ledger.commission,
+                    ts,
+                )
+            )
+        position = account.positions.get(index)
+        if position is not None:
+            events.append(
+                PositionUpdated(
+                    account.account_id,
+                    index,
+                    position.long.today,
+                    position.long.history,
+                    position.short.today,
+                    position.short.history,
+                    position.long.frozen,
+                    position.short.frozen,
+                    position.margin,
+                    ts,
+                )
+            )
+        return events
+
+    # --- state -------------------------------------------------------------------------------
+
+    def state_hash(self) -> str:
+        """SHA-256 of every account, position, live order, mark, total and settlement result."""
+        state = (
+            tuple(self.accounts[a].state() for a in sorted(self.accounts)),
+            tuple(sorted(self.marks.items())),
+            self.next_order_id,
+            tuple(sorted(self.transactions.items())),
+            tuple(sorted(self.deposits.items())),
+            tuple(sorted(self.withdrawals.items())),
+            tuple(sorted(self.fees.items())),
+            self.settlement.state(),
+        )
+        return hashlib.sha256(repr(state).encode()).hexdigest()
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError on any broken identity (see docs/accounting.md §8)."""
+        live: dict[int, Order] = {}
+        for account in self.accounts.values():
+            account.check(self.instruments)
+            live.update(account.orders)
+        if live.keys() != self.orders.keys():
+            raise AssertionError("the core's live orders differ from the accounts' orders")
+        day = {o for o, order in live.items() if order.time_condition is not TimeCondition.GTC}
+        if day != self._day_orders:
+            raise AssertionError("day-order set out of step")
+        for order in live.values():
+            if not order.live or order.remaining <= 0:
+                raise AssertionError(f"order {order.order_id} is finished but still held")
+        self.check_conservation()
+
+    def check_conservation(self) -> None:
+        """Σ balances + fees − deposits + withdrawals = 0 per currency; long = short per future."""
+        balances: dict[str, int] = {}
+        for account in self.accounts.values():
+            for code in account.ledgers:
+                balance = account.balance(code, self.instruments, self.marks)
+                balances[code] = balances.get(code, 0) + balance
+        for code in set(balances) | set(self.deposits):
+            total = (
+                balances.get(code, 0)
+                + self.fees.get(code, 0)
+                - self.deposits.get(code, 0)
+                + self.withdrawals.get(code, 0)
+            )
+            if total != 0:
+                raise AssertionError(f"{code}: money not conserved, off by {total}")
+        volumes: dict[int, list[int]] = {}
+        for account in self.accounts.values():
+            for index, position in account.positions.items():
+                pair = volumes.setdefault(index, [0, 0])
+                pair[0] += position.long.volume
+                pair[1] += position.short.volume
+        for index, (long, short) in volumes.items():
+            if long != short:
+                raise AssertionError(f"instrument {index}: long {long} != short {short}")
+
+
+def _bad_parameters(c: cmd.SubmitOrder, instrument: Instrument) -> str:
+    """Why an order's fields are invalid (1008), or ''."""
+    if c.side not in _SIDES or c.order_type not in _TYPES:
+        return "bad side or order type"
+    if c.time_condition not in _TIMES or c.volume_condition not in _VOLUMES:
+        return "bad time or volume condition"
+    if not instrument.min_qty <= c.qty <= instrument.max_qty:
+        return f"qty {c.qty} outside {instrument.min_qty}..{instrument.max_qty}"
+    if c.volume_condition is VolumeCondition.MIN and not 0 < c.min_qty <= c.qty:
+        return f"min_qty {c.min_qty} outside 1..{c.qty}"
+    if c.order_type is OrderType.LIMIT and c.price <= 0:
+        return f"price {c.price} must be positive"
+    if instrument.kind is InstrumentKind.SPOT:
+        return "" if c.offset in (Offset.NONE, Offset.OPEN) else "spot orders do not close"
+    return "" if c.offset in (Offset.OPEN, *_CLOSES) else "bad offset"
+
+
+def _liquidation_offsets(
+    instrument: Instrument, history: int, today: int
+) -> list[tuple[Offset, int]]:
+    """The close orders that take `history` and `today` lots under the instrument's rule."""
+    if instrument.close_today_rule is CloseTodayRule.SHFE:
+        return [(o, q) for o, q in ((Offset.CLOSE, history), (Offset.CLOSETODAY, today)) if q]
+    return [(Offset.CLOSE, history + today)] if history + today else []
+
+
+def _order_update(order: Order, code: ResultCode, ts: int) -> OrderUpdated:
+    return OrderUpdated(
+        order.account_id,
+        order.order_id,
+        order.instrument_index,
+        order.side,
+        order.offset,
+        order.price,
+        order.qty,
+        order.filled,
+        order.status,
+        code,
+        ts,
+    )
+
+
+def _reject(c: Any, code: ResultCode, message: str) -> Out:
+    return [], [CommandRejected(c.request_id, code, message, c.ts)]

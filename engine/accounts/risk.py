@@ -1,0 +1,94 @@
+"""Pre-trade risk: the money checks an opening order passes before it may hold and reach matching.
+
+Structural checks (1006–1008, 2002, 2005, instrument status and band) live in the core; these are
+the configurable limits of reference part 2 §3, compared in integers (ratios as ints per 1e8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.accounts.account import Account, Holds
+from engine.codes import ResultCode
+from engine.enums import InstrumentKind, OrderType, Side
+from engine.instruments import Instrument
+from engine.money import RATE_SCALE
+
+NO_RATIO = 2**62
+"""Risk ratio of an account with margin but no positive balance."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskConfig:
+    """Limits; None switches a check off. Ratios are ints per 1e8 (95% = 95_000_000)."""
+
+    max_order_value: int | None = 10_000_000
+    """1003: an opening order's notional above this many whole currency units."""
+    max_concentration_e8: int | None = 50_000_000
+    """1002: one instrument's margin (used + held + this order) above this share of balance."""
+    max_risk_ratio_e8: int | None = 95_000_000
+    """1004: (margin + frozen margin + this order's margin) / balance above this."""
+    self_trade_check: bool = False
+    """1005: refuse an order crossing the account's own resting order (matching does STP)."""
+    liquidation_ratio_e8: int = RATE_SCALE
+    """Force-close an account whose margin / balance reaches this (settlement, and intraday)."""
+    intraday_liquidation: bool = False
+    """Also force-close during the day, when trade prints move an account over the threshold."""
+
+
+def risk_ratio_e8(margin: int, balance: int) -> int:
+    """margin / balance as an int per 1e8 (floor); NO_RATIO: margin without a positive balance."""
+    if balance <= 0:
+        return NO_RATIO if margin > 0 else 0
+    return margin * RATE_SCALE // balance
+
+
+def check_open(
+    config: RiskConfig,
+    account: Account,
+    instrument: Instrument,
+    holds: Holds,
+    notional: int,
+    balance: int,
+    available: int,
+    instrument_margin: int,
+) -> tuple[ResultCode, str]:
+    """Order value, funds, risk ratio and concentration for an opening futures or spot order.
+
+    `available` is in the currency the order holds (the base asset for a spot sell);
+    `instrument_margin` is this instrument's used plus held margin before the order.
+    """
+    cap = config.max_order_value
+    if cap is not None and notional > cap * instrument.currency.scale:
+        return ResultCode.ORDER_VALUE_CAP, f"order value {notional} above {cap}"
+    need = holds.margin + holds.commission + holds.asset
+    if need > available:
+        return ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, available {available}"
+    if instrument.kind is InstrumentKind.SPOT:
+        return ResultCode.OK, ""
+    ledger = account.ledger(instrument.currency.code)
+    ratio = config.max_risk_ratio_e8
+    used = ledger.margin + ledger.frozen_margin + holds.margin
+    if ratio is not None and used * RATE_SCALE > ratio * balance:
+        return ResultCode.RISK_RATIO_CAP, f"margin {used} above {ratio}e-8 of balance {balance}"
+    share = config.max_concentration_e8
+    held = instrument_margin + holds.margin
+    if share is not None and held * RATE_SCALE > share * balance:
+        return ResultCode.CONCENTRATION_LIMIT, f"{instrument.id} margin {held} of {balance}"
+    return ResultCode.OK, ""
+
+
+def crosses_own_order(
+    account: Account, instrument_index: int, side: Side, order_type: OrderType, price: int
+) -> int:
+    """1005 pre-check: the id of a live opposite order of this account that the order would hit."""
+    for order in account.orders.values():
+        if order.instrument_index != instrument_index or order.side is side:
+            continue
+        if order_type is OrderType.MARKET:
+            return order.order_id
+        if (side is Side.BUY and price >= order.price) or (
+            side is Side.SELL and price <= order.price
+        ):
+            return order.order_id
+    return 0
