@@ -245,6 +245,7 @@ class MatchingEngine:
             level = levels[key]
             queue = level.queue
             price = level.price
+            level_qty = level.qty
             while remaining:
                 maker = queue[0]
                 if not maker.live:
@@ -302,7 +303,8 @@ class MatchingEngine:
                     del orders[maker.order_id]
                     if not level.count:
                         break
-            append(BookChanged(index, maker_side, price, level.qty, ts))
+            if level.qty != level_qty:
+                append(BookChanged(index, maker_side, price, level.qty, ts))
             if not level.count:
                 opposite.drop(key)
             if blocked:
