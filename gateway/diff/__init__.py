@@ -1,0 +1,1 @@
+"""The DIFF protocol (shared/reference/diff.md): merge patches, sessions and messages."""

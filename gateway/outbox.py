@@ -1,0 +1,118 @@
+"""A bounded per-connection send queue that never blocks the producer.
+
+Producers (the event and market-data fan-out) call `put`, which returns at once. When the
+connection's reader is slow the queue fills; market data is conflated by key (only the newest
+book/ticker of an instrument is kept), then the lowest-priority messages are dropped oldest
+first (market data, then account snapshots); answers, order status and trades are never
+dropped: if they alone overflow the queue, the outbox closes and `disconnected` is set, so the
+connection is closed and the client re-syncs by query after reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import OrderedDict
+from collections.abc import Hashable
+from enum import IntEnum
+
+DEFAULT_MAX_MESSAGES = 1024
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+
+
+class Priority(IntEnum):
+    """Send order and drop order: a lower value is sent first and dropped last."""
+
+    NONE = 0
+    ANSWER = 1
+    TRADE = 2
+    ACCOUNT = 3
+    MARKET = 4
+
+
+DROPPABLE = (Priority.MARKET, Priority.ACCOUNT)
+"""Priorities that may be dropped, in the order they are dropped."""
+
+
+class Outbox:
+    """Per-priority FIFO queues (keyed messages replace their older copy in place)."""
+
+    def __init__(
+        self, max_messages: int = DEFAULT_MAX_MESSAGES, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._queues: dict[Priority, OrderedDict[Hashable, bytes]] = {
+            p: OrderedDict() for p in Priority if p is not Priority.NONE
+        }
+        self._unique = itertools.count()
+        self._count = 0
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.dropped = 0
+        self.conflated = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def closed(self) -> bool:
+        return self.disconnected.is_set()
+
+    def put(self, message: bytes, priority: Priority, key: Hashable | None = None) -> bool:
+        """Queue `message`; False if the outbox is closed (now or by this overflow)."""
+        if self.closed:
+            return False
+        queue = self._queues[priority]
+        slot: Hashable = (None, next(self._unique)) if key is None else key
+        old = queue.get(slot)
+        if old is not None:
+            self._bytes -= len(old)
+            self._count -= 1
+            self.conflated += 1
+        queue[slot] = message
+        self._count += 1
+        self._bytes += len(message)
+        self._shed()
+        if self.closed:
+            return False
+        self._ready.set()
+        return True
+
+    def close(self) -> None:
+        """Stop accepting messages and wake the sender so it can finish."""
+        self.disconnected.set()
+        self._ready.set()
+
+    async def take(self) -> list[bytes]:
+        """Everything queued, most important first; waits until there is something or closed.
+
+        An empty list means the outbox is closed and drained.
+        """
+        while self._count == 0:
+            if self.closed:
+                return []
+            self._ready.clear()
+            await self._ready.wait()
+        batch: list[bytes] = []
+        for queue in self._queues.values():
+            batch.extend(queue.values())
+            queue.clear()
+        self._count = 0
+        self._bytes = 0
+        return batch
+
+    def _over(self) -> bool:
+        return self._count > self.max_messages or self._bytes > self.max_bytes
+
+    def _shed(self) -> None:
+        for priority in DROPPABLE:
+            queue = self._queues[priority]
+            while self._over() and queue:
+                _, dropped = queue.popitem(last=False)
+                self._count -= 1
+                self._bytes -= len(dropped)
+                self.dropped += 1
+        if self._over():
+            self.close()
