@@ -1,0 +1,138 @@
+"""A named reader of a ring: read what is available as one view, then release it.
+
+The cursor (next sequence to read) lives in the reader's own header line, so a reader that is
+killed and restarted under the same name resumes exactly where it released. The published
+sequence is loaded from shared memory only when the locally known records run out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ipc import layout as L
+from ipc.cpu import full_fence
+from ipc.errors import IpcError
+from ipc.liveness import now_ns
+from ipc.wait import WaitConfig, Waiter
+
+if TYPE_CHECKING:
+    from ipc.ring import Ring
+
+MAINTENANCE_EVERY = 1024  # refreshes between heartbeat/registration checks on a busy reader
+
+
+class RingReader:
+    """Consumes a ring at its own pace; the writer waits for it when the ring is full."""
+
+    def __init__(self, ring: Ring, slot: int, name: str, config: WaitConfig) -> None:
+        """Made by Ring.reader(); starts at the slot's stored cursor."""
+        self.name = name
+        self._ring = ring
+        self._words = ring.words
+        self._slots = ring.slots
+        self._capacity = ring.capacity
+        self._mask = ring.capacity - 1
+        base = L.reader_line(slot)
+        self._base = base
+        self._cursor_word = base + L.CURSOR
+        self._token = ring.words[base + L.TOKEN]
+        self._cursor = ring.words[self._cursor_word]
+        self._published = self._cursor
+        self._held = 0
+        self._countdown = 0
+        self._writer_sleeps = ring.words[L.WRITER_SLEEPS]
+        self._writer_semaphore = ring.writer_semaphore
+        self._buffer = memoryview(ring.slots.view(np.uint8))
+        self._record_size = ring.slots.dtype.itemsize
+        self._frombuffer = np.frombuffer
+        self._dtype = ring.slots.dtype
+        self._waiter = Waiter(
+            config, ring.words, base + L.ASLEEP, ring.reader_semaphores[slot], self._maintain
+        )
+
+    @property
+    def cursor(self) -> int:
+        """Sequence of the next record this reader will see (= records released so far)."""
+        return self._cursor
+
+    @property
+    def lag(self) -> int:
+        """Records published but not yet released by this reader."""
+        return self._words[L.PUBLISHED] - self._cursor
+
+    def read(self, max_n: int = 1024, timeout: float | None = None) -> np.ndarray:
+        """A read-only-by-convention view of 1..max_n contiguous records, or an empty view if
+        none arrive within `timeout`. The records stay valid until release()."""
+        cursor = self._cursor
+        available = self._published - cursor
+        if available <= 0:
+            if not self._waiter.wait(self._has_data, timeout):
+                self._held = 0
+                return self._slots[:0]
+            available = self._published - cursor
+        start = cursor & self._mask
+        count = min(max_n, available, self._capacity - start)
+        self._held = count
+        return self._slots[start : start + count]
+
+    def release(self, k: int) -> None:
+        """Hand the first k records of the last read() back to the writer."""
+        if not 0 <= k <= self._held:
+            raise ValueError(f"release({k}) but only {self._held} records are held")
+        self._held -= k
+        self._advance(self._cursor + k)
+
+    def get(self, timeout: float | None = None) -> np.void | None:
+        """The next record as a copy (already released), or None if none arrives in time."""
+        cursor = self._cursor
+        if cursor >= self._published and not self._waiter.wait(self._has_data, timeout):
+            return None
+        offset = (cursor & self._mask) * self._record_size
+        record = self._frombuffer(
+            self._buffer[offset : offset + self._record_size].tobytes(), self._dtype
+        )[0]
+        self._held = 0
+        self._advance(cursor + 1)
+        return record
+
+    def close(self) -> None:
+        """Stop reading but keep the registration: a reader of this name resumes here."""
+        if self._words[self._base + L.TOKEN] == self._token:
+            self._words[self._base + L.PID] = 0
+        self._buffer.release()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _advance(self, cursor: int) -> None:
+        """Store the cursor, then wake the writer if it sleeps waiting for space."""
+        self._cursor = cursor
+        words = self._words
+        words[self._cursor_word] = cursor
+        if self._writer_sleeps:
+            full_fence()
+            if words[L.WRITER_ASLEEP]:
+                words[L.WRITER_ASLEEP] = 0
+                self._writer_semaphore.release()
+
+    def _has_data(self) -> bool:
+        """Load the published sequence; every MAINTENANCE_EVERY loads, also beat and check."""
+        published = self._words[L.PUBLISHED]
+        self._published = published
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._maintain()
+        return published > self._cursor
+
+    def _maintain(self) -> None:
+        """Beat the heartbeat, notice a new writer's wait mode, and check we are still registered
+        and not overrun (which only a forced unregister can cause)."""
+        self._countdown = MAINTENANCE_EVERY
+        words = self._words
+        if words[self._base + L.TOKEN] != self._token:
+            raise IpcError(f"reader {self.name!r} of ring {self._ring.name} was unregistered")
+        if words[L.PUBLISHED] - self._cursor > self._capacity:
+            raise IpcError(f"reader {self.name!r} of ring {self._ring.name} was overrun")
+        words[self._base + L.HEARTBEAT] = now_ns()
+        self._writer_sleeps = words[L.WRITER_SLEEPS]

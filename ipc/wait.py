@@ -1,0 +1,141 @@
+"""How a ring endpoint waits: spin, then yield, then sleep on a named semaphore.
+
+A reader waits for data and the writer waits for space the same way. Spinning answers in a
+microsecond but burns a core; yielding lets the other processes of a 2-core machine run;
+sleeping on a POSIX semaphore costs a wake-up (~25 µs) but nothing while idle. The sleeper
+sets its "asleep" word, fences, and checks once more before it sleeps; the other side stores its
+progress, fences, and posts only if it sees the word set. Either the sleeper sees the progress
+or the poster sees the word, so no wake-up is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import posix_ipc
+
+from ipc.cpu import full_fence
+
+
+@dataclass(frozen=True)
+class WaitConfig:
+    """Tuning of one endpoint's waits.
+
+    spin_us: how long to poll before yielding the CPU.
+    yield_count: how many sched_yield() rounds before sleeping.
+    sleep_timeout: longest single sleep (s); the endpoint wakes this often to beat its heartbeat.
+    timeout: the bound (s) used when a call passes timeout=None; math.inf waits forever.
+    sleep: False = busy-poll mode: never sleep, keep spinning and yielding until the deadline.
+    """
+
+    spin_us: float = 5.0
+    yield_count: int = 4
+    sleep_timeout: float = 0.1
+    timeout: float = 1.0
+    sleep: bool = True
+
+    @classmethod
+    def busy_poll(cls, timeout: float = 1.0) -> WaitConfig:
+        """Lowest latency: never sleep (costs a core while waiting)."""
+        return cls(spin_us=50.0, yield_count=0, timeout=timeout, sleep=False)
+
+    @classmethod
+    def sleeping(cls, timeout: float = 1.0) -> WaitConfig:
+        """Lowest CPU: go to sleep at once (costs a semaphore wake-up per wait)."""
+        return cls(spin_us=0.0, yield_count=0, timeout=timeout, sleep=True)
+
+    def __post_init__(self) -> None:
+        if self.spin_us < 0 or self.yield_count < 0 or self.sleep_timeout <= 0:
+            raise ValueError(f"bad wait configuration {self}")
+
+
+class Waiter:
+    """Runs the spin → yield → sleep sequence for one endpoint until `ready()` or a deadline."""
+
+    def __init__(
+        self,
+        config: WaitConfig,
+        words: memoryview,
+        asleep_word: int,
+        semaphore: posix_ipc.Semaphore,
+        beat: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self._words = words
+        self._asleep_word = asleep_word
+        self._semaphore = semaphore
+        self._beat = beat
+        self._spin_s = config.spin_us * 1e-6
+
+    def wait(self, ready: Callable[[], bool], timeout: float | None) -> bool:
+        """Return True once ready() holds, False if `timeout` seconds pass first."""
+        if ready():
+            return True
+        if timeout is None:
+            timeout = self.config.timeout
+        if timeout <= 0:
+            return False
+        clock = time.perf_counter
+        start = clock()
+        deadline = start + timeout
+        spin_end = start + self._spin_s
+        while clock() < spin_end:
+            if ready():
+                return True
+        for _ in range(self.config.yield_count):
+            os.sched_yield()
+            if ready():
+                return True
+        if clock() >= deadline:
+            return False
+        if self.config.sleep:
+            return self._sleep(ready, deadline)
+        return self._poll(ready, deadline)
+
+    def _poll(self, ready: Callable[[], bool], deadline: float) -> bool:
+        """Busy-poll mode: spin in rounds of spin_us, yielding between rounds."""
+        clock = time.perf_counter
+        next_beat = clock() + self.config.sleep_timeout
+        spin_s = self._spin_s
+        while True:
+            now = clock()
+            round_end = now + spin_s
+            while True:
+                if ready():
+                    return True
+                now = clock()
+                if now >= round_end:
+                    break
+            if now >= deadline:
+                return ready()
+            if now >= next_beat:
+                self._beat()
+                next_beat = now + self.config.sleep_timeout
+            os.sched_yield()
+
+    def _sleep(self, ready: Callable[[], bool], deadline: float) -> bool:
+        """Sleep on the semaphore in slices of sleep_timeout, re-checking after each."""
+        words = self._words
+        asleep = self._asleep_word
+        acquire = self._semaphore.acquire
+        clock = time.perf_counter
+        while True:
+            words[asleep] = 1
+            full_fence()
+            if ready():
+                words[asleep] = 0
+                return True
+            remaining = deadline - clock()
+            if remaining <= 0:
+                words[asleep] = 0
+                return False
+            with contextlib.suppress(posix_ipc.BusyError):
+                acquire(min(self.config.sleep_timeout, remaining))
+            words[asleep] = 0
+            self._beat()
+            if ready():
+                return True

@@ -1,0 +1,180 @@
+"""The single writer of a ring: reserve slots, fill them, publish; or copy a batch; or put one.
+
+Hot path: the writer keeps its sequence and a space limit (lowest reader cursor + capacity) in
+Python ints, so a put is one slot store, one 8-byte sequence store and one comparison. The
+readers' cursors are scanned only when the limit is reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import posix_ipc
+
+from ipc import layout as L
+from ipc.cpu import full_fence
+from ipc.errors import RingMismatch, RingTimeout
+from ipc.liveness import now_ns
+from ipc.wait import WaitConfig, Waiter
+
+if TYPE_CHECKING:
+    from ipc.ring import Ring
+
+log = logging.getLogger(__name__)
+
+
+class RingWriter:
+    """Appends records; blocks (bounded) while the slowest registered reader holds the ring full."""
+
+    def __init__(self, ring: Ring, config: WaitConfig) -> None:
+        """Made by Ring.writer(); resumes at the published sequence stored in the ring."""
+        self._ring = ring
+        self._words = ring.words
+        self._slots = ring.slots
+        self._capacity = ring.capacity
+        self._mask = ring.capacity - 1
+        self._seq = ring.words[L.PUBLISHED]
+        self._limit = 0  # forces a scan of the readers before the first write
+        self._reserved = 0
+        self._generation = -1
+        self._cursor_words: tuple[int, ...] = ()
+        self._sleepers: tuple[tuple[int, posix_ipc.Semaphore], ...] = ()
+        self._waiter = Waiter(
+            config, ring.words, L.WRITER_ASLEEP, ring.writer_semaphore, self._beat
+        )
+
+    @property
+    def published(self) -> int:
+        """Total records published to this ring (by any writer, ever)."""
+        return self._seq
+
+    def put(self, record: tuple | np.void, timeout: float | None = None) -> None:
+        """Publish one record (a tuple in field order, or a np.void of the ring's dtype)."""
+        seq = self._seq
+        if seq >= self._limit:
+            self._wait_space(timeout)
+        self._slots[seq & self._mask] = record
+        self._commit(seq + 1)
+
+    def reserve(self, n: int, timeout: float | None = None) -> np.ndarray:
+        """A writable view of 1..n free contiguous slots (shorter at the ring's end or when the
+        readers hold the rest); waits for at least one. Fill it, then publish(k)."""
+        seq = self._seq
+        if seq >= self._limit:
+            self._wait_space(timeout)
+        start = seq & self._mask
+        count = min(n, self._limit - seq, self._capacity - start)
+        self._reserved = count
+        return self._slots[start : start + count]
+
+    def publish(self, k: int) -> None:
+        """Make the first k reserved records visible to the readers."""
+        if not 0 <= k <= self._reserved:
+            raise ValueError(f"publish({k}) but only {self._reserved} slots are reserved")
+        self._reserved = 0
+        if k:
+            self._commit(self._seq + k)
+
+    def write(self, records: np.ndarray, timeout: float | None = None) -> None:
+        """Copy a batch in, wrapping and waiting for space as needed (each wait bounded)."""
+        if records.dtype != self._slots.dtype:
+            raise RingMismatch(
+                f"ring {self._ring.name} holds {self._slots.dtype}, not {records.dtype}"
+            )
+        done = 0
+        total = len(records)
+        while done < total:
+            view = self.reserve(total - done, timeout)
+            count = len(view)
+            view[:] = records[done : done + count]
+            self.publish(count)
+            done += count
+
+    def close(self) -> None:
+        """Give up the writer role (the published sequence stays for the next writer)."""
+        if self._words[L.WRITER_PID] == os.getpid():
+            self._words[L.WRITER_PID] = 0
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _commit(self, seq: int) -> None:
+        """Store the new published sequence (after the payload), then wake sleeping readers."""
+        self._seq = seq
+        words = self._words
+        words[L.PUBLISHED] = seq
+        if words[L.GENERATION] != self._generation:
+            self._scan_readers()
+        if self._sleepers:
+            full_fence()
+            for asleep_word, semaphore in self._sleepers:
+                if words[asleep_word]:
+                    words[asleep_word] = 0
+                    semaphore.release()
+                    words[L.WRITER_WAKEUPS] += 1
+
+    def _wait_space(self, timeout: float | None) -> None:
+        """Wait until a slot is free; counts a stall and raises RingTimeout at the deadline."""
+        if self._has_space():
+            return
+        self._count_stall()
+        started = time.perf_counter()
+        if not self._waiter.wait(self._has_space, timeout):
+            waited = time.perf_counter() - started
+            raise RingTimeout(f"ring {self._ring.name}: {self._describe_block(waited)}")
+
+    def _has_space(self) -> bool:
+        """Recompute the space limit from the readers' cursors (the slow path)."""
+        full_fence()
+        words = self._words
+        if words[L.GENERATION] != self._generation:
+            self._scan_readers()
+        low = self._seq
+        for cursor_word in self._cursor_words:
+            cursor = words[cursor_word]
+            if cursor < low:
+                low = cursor
+        self._limit = low + self._capacity
+        words[L.WRITER_HEARTBEAT] = now_ns()
+        return self._seq < self._limit
+
+    def _scan_readers(self) -> None:
+        """Rebuild the list of registered readers after a (un)registration."""
+        words = self._words
+        self._generation = words[L.GENERATION]
+        cursors = []
+        sleepers = []
+        for slot in range(self._ring.max_readers):
+            base = L.reader_line(slot)
+            if words[base + L.TOKEN]:
+                cursors.append(base + L.CURSOR)
+                if words[base + L.SLEEPS]:
+                    sleepers.append((base + L.ASLEEP, self._ring.reader_semaphores[slot]))
+        self._cursor_words = tuple(cursors)
+        self._sleepers = tuple(sleepers)
+
+    def _count_stall(self) -> None:
+        """Count a full ring, against the writer and against the reader(s) at the lowest cursor."""
+        words = self._words
+        words[L.WRITER_STALLS] += 1
+        low = self._limit - self._capacity
+        for cursor_word in self._cursor_words:
+            if words[cursor_word] == low:
+                words[cursor_word - L.CURSOR + L.STALLS] += 1
+
+    def _describe_block(self, waited: float) -> str:
+        laggards = [
+            f"{r.name} (pid {r.pid}, {'alive' if r.alive else 'DEAD'}, cursor {r.cursor})"
+            for r in self._ring.readers()
+            if r.cursor + self._capacity <= self._seq
+        ]
+        return (
+            f"writer waited {waited:.3f}s for space at sequence {self._seq}; "
+            f"held by {', '.join(laggards) or 'no reader (released meanwhile)'}"
+        )
+
+    def _beat(self) -> None:
+        self._words[L.WRITER_HEARTBEAT] = now_ns()
