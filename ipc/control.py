@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 import zmq
 
+from ipc.errors import IpcError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -31,7 +33,7 @@ MAX_IPC_PATH = 107
 """Unix socket paths are limited to 108 bytes including the NUL (sun_path)."""
 
 
-class ControlError(Exception):
+class ControlError(IpcError):
     """A control request failed: the server refused it, or answered with an error."""
 
 

@@ -1,0 +1,286 @@
+"""The base every shmex process runs on: flags, config, logging, control, and the ring loop.
+
+A process is a thin shell around a pure core. `Service` subclasses say which rings they read
+and what to do with a batch; `Runner` owns everything else: it attaches the rings, answers the
+control socket between batches (never blocking on it), sleeps through the ring's wait strategy
+when idle (bounded, so control and heartbeats still run), stops gracefully on SIGTERM or a
+`shutdown` request after draining its inputs, and turns any exception into one log line naming
+the record it died on plus a non-zero exit for the supervisor to restart it. A batch is released
+only after its handler returns, so a restarted process resumes at the batch that killed it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, ClassVar
+
+import numpy as np
+import zmq
+
+from ipc import records
+from ipc.control import ControlServer
+from ipc.ring import Ring
+from ipc.wait import WaitConfig
+from services import config as configuration
+from services import logs
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+EXIT_CRASHED = 70
+"""Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
+
+
+class Service:
+    """What one process does. Subclasses override the hooks; constructors do no I/O."""
+
+    name: ClassVar[str] = "service"
+
+    def __init__(self, config: configuration.Config, instance_name: str, shard: int = 0) -> None:
+        self.config = config
+        self.instance_name = instance_name
+        self.shard = shard
+
+    def inputs(self) -> Sequence[str]:
+        """Rings this process reads, without the instance prefix (`execs.0`, `cmd.1`)."""
+        return ()
+
+    def start(self) -> None:
+        """Open outputs, load the checkpoint: everything a (re)start needs before the loop."""
+
+    def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
+        """Process one batch read from `ring`; raise only on a bug (the process then crashes)."""
+        raise NotImplementedError
+
+    def tick(self, now_ns: int) -> None:
+        """Called about every `processes.heartbeat_s`: time-based flushes, summaries."""
+
+    def status(self) -> dict[str, Any]:
+        """Counters for the `status` control command."""
+        return {}
+
+    def stop(self) -> None:
+        """Flush and checkpoint after the inputs are drained."""
+
+    def register_commands(self, server: ControlServer) -> None:
+        """Add control commands beyond status/shutdown/checkpoint."""
+
+    def checkpoint(self) -> Any:
+        """Answer the `checkpoint` control command (stateless services have nothing to write)."""
+        return None
+
+
+def wait_config(config: configuration.Config) -> WaitConfig:
+    """The ring wait strategy from the `[wait]` section."""
+    section = config["wait"]
+    return WaitConfig(
+        spin_us=float(section["spin_us"]),
+        yield_count=int(section["yield_count"]),
+        sleep_timeout=section["sleep_ms"] / 1000,
+        timeout=section["timeout_ms"] / 1000,
+        sleep=not section["busy_poll"],
+    )
+
+
+class Runner:
+    """Runs one `Service`: the main loop, the control socket, signals and the crash handler."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.config = service.config
+        self.started_ns = time.time_ns()
+        self._stop_reason: str | None = None
+        self._rings: list[tuple[str, Ring, Any]] = []
+        self._context: zmq.Context[Any] | None = None
+        self._control: ControlServer | None = None
+        self._batch = int(self.config["wait"]["batch"])
+        self._idle_s = self.config["wait"]["sleep_ms"] / 1000
+        self._heartbeat_s = float(self.config["processes"]["heartbeat_s"])
+        self._next_heartbeat = 0.0
+        self._next_control = 0.0
+        self._current: tuple[str, np.ndarray[Any, Any]] | None = None
+        self.records_in = 0
+        self.batches_in = 0
+
+    @property
+    def pid_file(self) -> Path:
+        return self.config.home / f"{self.service.instance_name}.pid"
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            log.info("stopping", extra={"fields": {"reason": reason}})
+
+    def run(self) -> int:
+        """The process's whole life; returns its exit status."""
+        try:
+            self._open()
+            self.service.start()
+            log.info(
+                "started",
+                extra={"fields": {"inputs": ",".join(self.service.inputs()), "pid": os.getpid()}},
+            )
+            while self._stop_reason is None:
+                self._turn(idle_wait=True)
+            self._drain()
+            self.service.stop()
+            log.info("stopped", extra={"fields": {"records": self.records_in}})
+            return 0
+        except Exception:
+            log.critical("crashed", exc_info=True, extra={"fields": self._crash_fields()})
+            return EXIT_CRASHED
+        finally:
+            self._close()
+
+    def _open(self) -> None:
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(f"{os.getpid()}\n")
+        self._context = zmq.Context()
+        self._control = ControlServer(
+            self._context, self.config.control_endpoint(self.service.instance_name)
+        )
+        self._control.register("status", lambda _args: self.status())
+        self._control.register("shutdown", self._on_shutdown)
+        self._control.register("checkpoint", lambda _args: self.service.checkpoint())
+        self.service.register_commands(self._control)
+        waits = wait_config(self.config)
+        for ring in self.service.inputs():
+            name = self.config.ring_name(ring)
+            attached = Ring.attach(name, records.ring_dtype(ring))
+            reader = attached.reader(self.service.instance_name, wait=waits)
+            self._rings.append((ring, attached, reader))
+
+    def _on_shutdown(self, _args: dict[str, Any]) -> str:
+        self.request_stop("control")
+        return "stopping"
+
+    def _turn(self, idle_wait: bool) -> int:
+        """Read and handle one batch from each input; wait (bounded) when all were empty."""
+        moved = 0
+        for ring, _attached, reader in self._rings:
+            moved += self._consume(ring, reader, 0.0)
+        if moved == 0 and idle_wait:
+            if self._rings:
+                share = self._idle_s / len(self._rings)
+                for ring, _attached, reader in self._rings:
+                    moved += self._consume(ring, reader, share)
+                    if moved:
+                        break
+            else:
+                assert self._control is not None
+                self._control.poll(int(self._idle_s * 1000))
+        self._housekeeping(moved == 0)
+        return moved
+
+    def _consume(self, ring: str, reader: Any, timeout: float) -> int:
+        view = reader.read(max_n=self._batch, timeout=timeout)
+        count = 0 if view is None else len(view)
+        if count:
+            self._current = (ring, view)
+            self.service.handle(ring, view)
+            self._current = None
+            reader.release(count)
+            self.records_in += count
+            self.batches_in += 1
+        return count
+
+    def _housekeeping(self, idle: bool) -> None:
+        now = time.monotonic()
+        if self._control is not None and (idle or now >= self._next_control):
+            self._control.poll(0)
+            self._next_control = now + 0.01
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self._heartbeat_s
+            self.service.tick(time.time_ns())
+
+    def _drain(self) -> None:
+        """Handle what is already in the inputs (bounded by half the stop timeout), then stop."""
+        deadline = time.monotonic() + float(self.config["supervisor"]["stop_timeout_s"]) / 2
+        while time.monotonic() < deadline and self._turn(idle_wait=False):
+            pass
+
+    def status(self) -> dict[str, Any]:
+        rings = {}
+        for ring, attached, _reader in self._rings:
+            rings[ring] = attached.stats()
+        return {
+            "name": self.service.instance_name,
+            "pid": os.getpid(),
+            "state": "running" if self._stop_reason is None else "stopping",
+            "started_ns": self.started_ns,
+            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
+            "records_in": self.records_in,
+            "batches_in": self.batches_in,
+            "rings": rings,
+            "service": self.service.status(),
+        }
+
+    def _crash_fields(self) -> dict[str, Any]:
+        if self._current is None:
+            return {}
+        ring, view = self._current
+        return {
+            "ring": ring,
+            "batch": len(view),
+            "first_seq": int(view["seq"][0]),
+            "last_seq": int(view["seq"][-1]),
+            "record": records.describe(view[0]),
+        }
+
+    def _close(self) -> None:
+        for _ring, attached, _reader in self._rings:
+            attached.close()
+        self._rings.clear()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this process when the supervisor dies, so a killed supervisor orphans nothing."""
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def parse_arguments(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    configuration.add_arguments(parser)
+    parser.add_argument("--name", default=name, help="instance name (control socket, log file)")
+    parser.add_argument("--shard", type=int, default=0, help="matching shard / gateway id")
+    parser.add_argument("--stderr", action="store_true", help="log to stderr too")
+    parser.add_argument(
+        "--supervised", action="store_true", help="started by the supervisor: exit when it dies"
+    )
+    return parser.parse_args(argv)
+
+
+def main(service_class: type[Service], argv: Sequence[str] | None = None) -> int:
+    """Entry point of a process module: `raise SystemExit(main(Recorder))`."""
+    args = parse_arguments(service_class.name, argv)
+    if args.supervised:
+        _die_with_parent()
+    config = configuration.from_arguments(args)
+    logs.setup(args.name, config.home, to_stderr=args.stderr)
+    service = service_class(config, args.name, args.shard)
+    runner = Runner(service)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        runner.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return runner.run()

@@ -1,0 +1,354 @@
+"""`bin/exchange up | down | status`: start, heal and stop one shmex instance.
+
+`up` starts a supervisor daemon (`run`) and waits until it reports every process ready. The
+daemon creates the rings, starts the processes of services/topology.py one at a time in start
+order (each must answer `status` before the next starts), restarts a dead one with exponential
+backoff (it resumes from its ring cursor), and answers `status` and `shutdown` on its own
+control socket. `down` asks it to stop the processes in reverse order and unlink the rings; if
+the daemon is gone, `down` does that itself from the pid files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+import zmq
+
+from ipc.control import ControlClient, ControlError, ControlServer, call
+from ipc.errors import RingExists
+from ipc.liveness import pid_alive
+from ipc.ring import Ring, unlink_prefix
+from services import config as configuration
+from services import logs, topology
+from services.children import Backoff, Child, State
+from services.status_table import render_status
+
+log = logging.getLogger(__name__)
+
+NAME = "supervisor"
+EXIT_NOT_RUNNING = 3
+
+
+class Supervisor:
+    """The daemon: owns the rings and the children of one instance."""
+
+    def __init__(
+        self,
+        config: configuration.Config,
+        child_argv: Sequence[str],
+        on_ready: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._on_ready = on_ready
+        self._announced = False
+        section = config["supervisor"]
+        backoff = Backoff(
+            section["backoff_initial_s"], section["backoff_max_s"], section["backoff_reset_s"]
+        )
+        self.children = [
+            Child(spec, child_argv, config.home, config.control_endpoint(spec.name), backoff)
+            for spec in topology.processes(config)
+        ]
+        self.rings: dict[str, Ring] = {}
+        self.started_ns = time.time_ns()
+        self._stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            log.info("stopping", extra={"fields": {"reason": reason}})
+
+    def run(self) -> int:
+        pid_file = self.config.home / f"{NAME}.pid"
+        context = zmq.Context()
+        server = ControlServer(context, self.config.control_endpoint(NAME))
+        server.register("status", lambda _args: self.status())
+        server.register("shutdown", self._on_shutdown)
+        pid_file.write_text(f"{os.getpid()}\n")
+        interval = float(self.config["supervisor"]["check_interval_s"])
+        try:
+            self._create_rings()
+            while self._stop_reason is None:
+                server.poll(int(interval * 1000))
+                self._step()
+            self._stop_children()
+            return 0
+        except Exception:
+            log.critical("supervisor crashed", exc_info=True)
+            self._stop_children()
+            return 1
+        finally:
+            server.close()
+            context.term()
+            self._remove_rings()
+            pid_file.unlink(missing_ok=True)
+            log.info("supervisor exited")
+
+    def _on_shutdown(self, _args: dict[str, Any]) -> str:
+        self.request_stop("control")
+        return "stopping"
+
+    def _create_rings(self) -> None:
+        max_readers = int(self.config["rings"]["max_readers"])
+        for spec in topology.rings(self.config):
+            name = self.config.ring_name(spec.name)
+            try:
+                ring = Ring.create(name, spec.dtype, spec.capacity, max_readers=max_readers)
+            except RingExists:
+                ring = Ring.attach(name, spec.dtype)
+                log.info("resuming existing ring", extra={"fields": {"ring": name}})
+            self.rings[spec.name] = ring
+        log.info("rings ready", extra={"fields": {"rings": ",".join(self.rings)}})
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.state is State.PENDING:
+                child.spawn()
+                break
+            child.step(now, stopping=False)
+            if not child.ready_once:
+                break  # start order: the next process waits until this one first answers
+        if not self._announced and all(c.state is State.RUNNING for c in self.children):
+            self._announced = True
+            log.info("ready", extra={"fields": {"processes": len(self.children)}})
+            if self._on_ready is not None:
+                self._on_ready(self.status())
+
+    def _stop_children(self) -> None:
+        timeout = float(self.config["supervisor"]["stop_timeout_s"])
+        for child in reversed(self.children):
+            try:
+                child.stop(timeout)
+            except Exception:
+                log.exception("could not stop %s", child.spec.name)
+
+    def _remove_rings(self) -> None:
+        for ring in self.rings.values():
+            ring.close()
+        self.rings.clear()
+        unlink_prefix(self.config.prefix + ".")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "prefix": self.config.prefix,
+            "home": str(self.config.home),
+            "supervisor_pid": os.getpid(),
+            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
+            "ready": all(child.state is State.RUNNING for child in self.children),
+            "processes": [child.describe() for child in self.children],
+            "rings": {name: ring.stats() for name, ring in self.rings.items()},
+            "endpoints": endpoints(self.config),
+        }
+
+
+def endpoints(config: configuration.Config) -> dict[str, str]:
+    """Where clients connect, from the configured host and ports."""
+    host = config["ports"]["host"]
+    http = config["ports"]["http"]
+    return {
+        "http": f"http://{host}:{http}/",
+        "websocket": f"ws://{host}:{http}/ws",
+        "diff": f"ws://{host}:{http}/ws/diff",
+        "market_data": f"tcp://{host}:{config['ports']['md_pub']}",
+        "control": f"{config.home}/*.ctl",
+        "logs": f"{config.home}/logs/",
+    }
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _supervisor_pid(config: configuration.Config) -> int | None:
+    pid = _read_pid(config.home / f"{NAME}.pid")
+    return pid if pid is not None and pid_alive(pid) else None
+
+
+def cmd_up(config: configuration.Config, args: argparse.Namespace) -> int:
+    if _supervisor_pid(config) is not None:
+        print(f"shmex instance {config.prefix!r} is already running (home {config.home})")
+        return 1
+    config.home.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "services.supervisor", *configuration.argument_list(config, args)]
+    if args.foreground:
+        return _foreground(config, args)
+    log_path = config.home / "logs" / f"{NAME}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as output:
+        daemon = subprocess.Popen(
+            [*argv, "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+    status = _wait_ready(config, daemon)
+    if status is None:
+        print(f"shmex {config.prefix}: did not become ready; see {log_path}", file=sys.stderr)
+        return 1
+    print(render_status(status))
+    _print_endpoints(status["endpoints"])
+    return 0
+
+
+def _wait_ready(
+    config: configuration.Config, daemon: subprocess.Popen[bytes]
+) -> dict[str, Any] | None:
+    """Poll the daemon's status until every process is ready; None if it died or timed out."""
+    section = config["supervisor"]
+    budget = float(section["start_timeout_s"]) * max(1, len(topology.processes(config))) + 5
+    deadline = time.monotonic() + budget
+    with ControlClient(config.control_endpoint(NAME), timeout=0.5) as client:
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                return None
+            try:
+                status = client.request("status")
+            except ControlError:
+                time.sleep(0.05)
+                continue
+            if status["ready"]:
+                return dict(status)
+            time.sleep(0.05)
+    return None
+
+
+def _print_endpoints(urls: dict[str, str]) -> None:
+    print("clients connect to:")
+    for label, url in urls.items():
+        print(f"  {label:<12} {url}")
+
+
+def _foreground(config: configuration.Config, args: argparse.Namespace) -> int:
+    """Run the daemon in this terminal; Ctrl-C stops everything like `down`."""
+    logs.setup(NAME, config.home, to_stderr=True)
+
+    def announce(status: dict[str, Any]) -> None:
+        print(render_status(status))
+        _print_endpoints(status["endpoints"])
+        sys.stdout.flush()
+
+    supervisor = Supervisor(config, configuration.argument_list(config, args), announce)
+    _install_signals(supervisor)
+    return supervisor.run()
+
+
+def _install_signals(supervisor: Supervisor) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        supervisor.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def cmd_run(config: configuration.Config, args: argparse.Namespace) -> int:
+    logs.setup(NAME, config.home)
+    supervisor = Supervisor(config, configuration.argument_list(config, args))
+    _install_signals(supervisor)
+    return supervisor.run()
+
+
+def cmd_down(config: configuration.Config, _args: argparse.Namespace) -> int:
+    """Stop the instance: through the daemon if it lives, else from the pid files; unlink rings."""
+    stop_timeout = float(config["supervisor"]["stop_timeout_s"])
+    pid = _supervisor_pid(config)
+    if pid is not None:
+        try:
+            call(config.control_endpoint(NAME), "shutdown", timeout=2.0)
+        except ControlError:
+            os.kill(pid, signal.SIGTERM)
+        budget = stop_timeout * (len(topology.processes(config)) + 1) + 5
+        if not _wait_gone(pid, budget):
+            print(f"supervisor pid {pid} did not stop; killing it", file=sys.stderr)
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+    leftovers = _kill_leftovers(config, stop_timeout)
+    removed = unlink_prefix(config.prefix + ".")
+    print(
+        f"shmex {config.prefix}: stopped"
+        + (f"; killed leftover pids {leftovers}" if leftovers else "")
+        + (f"; removed {len(removed)} shared-memory objects" if removed else "")
+    )
+    return 0
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def _kill_leftovers(config: configuration.Config, timeout: float) -> list[int]:
+    """Processes whose pid files survived a dead supervisor: SIGTERM, then SIGKILL."""
+    killed = []
+    for path in sorted(config.home.glob("*.pid")):
+        pid = _read_pid(path)
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5)
+            killed.append(pid)
+        path.unlink(missing_ok=True)
+    return killed
+
+
+def cmd_status(config: configuration.Config, args: argparse.Namespace) -> int:
+    try:
+        status = call(config.control_endpoint(NAME), "status", timeout=2.0)
+    except ControlError:
+        print(f"shmex {config.prefix}: not running (home {config.home})")
+        return EXIT_NOT_RUNNING
+    if args.json:
+        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_status(status))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bin/exchange", description=__doc__.split("\n")[0])
+    configuration.add_arguments(parser)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the exchange and wait until it is ready")
+    up.add_argument("--foreground", action="store_true", help="stay in this terminal")
+    commands.add_parser("down", help="stop every process and remove the rings")
+    status = commands.add_parser("status", help="processes, CPU, memory, ring positions and lag")
+    status.add_argument("--json", action="store_true", help="the raw status as JSON")
+    commands.add_parser("run", help="(internal) the supervisor daemon itself")
+    return parser
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = configuration.from_arguments(args)
+    except configuration.ConfigError as exc:
+        parser.error(str(exc))
+    return COMMANDS[args.command](config, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
