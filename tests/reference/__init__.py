@@ -1,0 +1,1 @@
+"""An independent, deliberately simple reference exchange, a seeded generator and their driver."""

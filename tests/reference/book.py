@@ -1,0 +1,207 @@
+"""A deliberately simple reference order book, written from docs/matching.md and issue 3.
+
+It shares nothing with `engine/matching/`: each side is one plain list of resting orders,
+fully re-sorted by (price, arrival) after every insertion, and matching walks it from the
+front. Slow and obvious on purpose, so that a disagreement with the engine is worth reading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.enums import (
+    CancelReason,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeCondition,
+    VolumeCondition,
+)
+
+
+@dataclass
+class Resting:
+    """An order in the book; `arrival` is its time priority (smaller = earlier)."""
+
+    order_id: int
+    account_id: int
+    side: Side
+    price: int
+    remaining: int
+    arrival: int
+    time_condition: TimeCondition
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One trade: both legs, at the maker's price."""
+
+    trade_id: int
+    price: int
+    qty: int
+    taker_order_id: int
+    taker_account_id: int
+    taker_side: Side
+    maker_order_id: int
+    maker_account_id: int
+    taker_remaining: int
+    maker_remaining: int
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An order reaching the book (its limits already validated)."""
+
+    order_id: int
+    account_id: int
+    side: Side
+    price: int
+    qty: int
+    order_type: OrderType
+    time_condition: TimeCondition
+    volume_condition: VolumeCondition
+    min_qty: int
+    stp: SelfTradePrevention = SelfTradePrevention.CANCEL_TAKER
+
+
+@dataclass
+class Outcome:
+    """What placing one order did: fills, makers removed by STP, and the taker's fate."""
+
+    fills: list[Fill] = field(default_factory=list)
+    maker_cancels: list[Resting] = field(default_factory=list)
+    rested: bool = False
+    canceled_qty: int = 0
+    cancel_reason: CancelReason = CancelReason.NONE
+
+
+def _priority(order: Resting) -> tuple[int, int]:
+    return (-order.price if order.side is Side.BUY else order.price, order.arrival)
+
+
+def _crosses(side: Side, limit: int, maker_price: int) -> bool:
+    return maker_price <= limit if side is Side.BUY else maker_price >= limit
+
+
+class RefBook:
+    """One instrument's book; trade ids come from the caller's counter so shards share one."""
+
+    def __init__(self) -> None:
+        self.sides: dict[Side, list[Resting]] = {Side.BUY: [], Side.SELL: []}
+        self._arrivals = 0
+
+    def orders(self, side: Side) -> list[Resting]:
+        """Resting orders of one side in priority order."""
+        return self.sides[side]
+
+    def find(self, order_id: int) -> Resting | None:
+        for side in self.sides.values():
+            for order in side:
+                if order.order_id == order_id:
+                    return order
+        return None
+
+    def place(self, order: Incoming, upper: int, lower: int, next_trade_id: list[int]) -> Outcome:
+        """Match `order` against the other side, then rest, or cancel what is left.
+
+        A MARKET order is an IOC at today's band limit (`upper` to buy, `lower` to sell).
+        """
+        limit = order.price
+        if order.order_type is OrderType.MARKET:
+            limit = upper if order.side is Side.BUY else lower
+        outcome = Outcome()
+        needed = self._needed(order)
+        if needed and self._reachable(order, limit) < needed:
+            outcome.canceled_qty = order.qty
+            outcome.cancel_reason = (
+                CancelReason.FOK_UNFILLED
+                if order.volume_condition is VolumeCondition.ALL
+                else CancelReason.MIN_UNFILLED
+            )
+            return outcome
+        remaining = order.qty
+        makers = self.sides[order.side.opposite]
+        while remaining and makers and _crosses(order.side, limit, makers[0].price):
+            maker = makers[0]
+            if maker.account_id == order.account_id and order.stp is not SelfTradePrevention.ALLOW:
+                if order.stp in (SelfTradePrevention.CANCEL_MAKER, SelfTradePrevention.CANCEL_BOTH):
+                    makers.pop(0)
+                    outcome.maker_cancels.append(maker)
+                if order.stp is not SelfTradePrevention.CANCEL_MAKER:
+                    outcome.canceled_qty = remaining
+                    outcome.cancel_reason = CancelReason.SELF_TRADE
+                    return outcome
+                continue
+            qty = min(remaining, maker.remaining)
+            remaining -= qty
+            maker.remaining -= qty
+            outcome.fills.append(
+                Fill(
+                    trade_id=next_trade_id[0],
+                    price=maker.price,
+                    qty=qty,
+                    taker_order_id=order.order_id,
+                    taker_account_id=order.account_id,
+                    taker_side=order.side,
+                    maker_order_id=maker.order_id,
+                    maker_account_id=maker.account_id,
+                    taker_remaining=remaining,
+                    maker_remaining=maker.remaining,
+                )
+            )
+            next_trade_id[0] += 1
+            if not maker.remaining:
+                makers.pop(0)
+        if not remaining:
+            return outcome
+        if order.order_type is OrderType.MARKET or order.time_condition is TimeCondition.IOC:
+            outcome.canceled_qty = remaining
+            outcome.cancel_reason = CancelReason.IOC_REMAINDER
+            return outcome
+        self.rest(order.order_id, order.account_id, order.side, limit, remaining,
+                  order.time_condition)
+        outcome.rested = True
+        return outcome
+
+    def rest(self, order_id: int, account_id: int, side: Side, price: int, remaining: int,
+             time_condition: TimeCondition) -> None:
+        self._arrivals += 1
+        orders = self.sides[side]
+        orders.append(
+            Resting(order_id, account_id, side, price, remaining, self._arrivals, time_condition)
+        )
+        orders.sort(key=_priority)
+
+    def remove(self, order_id: int) -> Resting | None:
+        """Take an order out of the book (cancel, expiry); None when it is not resting."""
+        for orders in self.sides.values():
+            for position, order in enumerate(orders):
+                if order.order_id == order_id:
+                    return orders.pop(position)
+        return None
+
+    def reduce(self, order_id: int, new_remaining: int) -> None:
+        """A volume decrease in place: the order keeps its arrival, hence its priority."""
+        order = self.find(order_id)
+        assert order is not None and 0 < new_remaining < order.remaining
+        order.remaining = new_remaining
+
+    def _needed(self, order: Incoming) -> int:
+        if order.volume_condition is VolumeCondition.ALL:
+            return order.qty
+        if order.volume_condition is VolumeCondition.MIN:
+            return min(order.min_qty, order.qty)
+        return 0
+
+    def _reachable(self, order: Incoming, limit: int) -> int:
+        """Volume the order could take right now, stopping where STP would stop it."""
+        total = 0
+        for maker in self.sides[order.side.opposite]:
+            if not _crosses(order.side, limit, maker.price):
+                break
+            if maker.account_id == order.account_id and order.stp is not SelfTradePrevention.ALLOW:
+                if order.stp is SelfTradePrevention.CANCEL_MAKER:
+                    continue
+                break
+            total += maker.remaining
+        return total
