@@ -211,10 +211,10 @@ class BookKeeper:
         self._first = False
 
     def _lose_sync(self, update: BookUpdate) -> None:
+        """Keep the offending diff and everything after it: the next snapshot may cover them."""
         self.gaps += 1
         self.synced = False
-        self._pending.clear()
-        self._buffer(update)
+        self._pending.appendleft(update)
 
     def _buffer(self, update: BookUpdate) -> None:
         if len(self._pending) >= self.max_pending:

@@ -37,6 +37,7 @@ class Connector(Normalizer):
 
     ws_url: ClassVar[str] = ""
     rest_url: ClassVar[str] = ""
+    resync_rounds: ClassVar[int] = 3
 
     def __init__(
         self,
@@ -181,22 +182,27 @@ class Connector(Normalizer):
 
     async def _ping_loop(self, ws: aiohttp.ClientWebSocketResponse, ping: str) -> None:
         while not ws.closed:
-            await self.sleep(self.config.ping_interval)
+            await asyncio.sleep(self.config.ping_interval)
             await ws.send_str(ping)
 
     async def _resync(
         self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse
     ) -> None:
-        for symbol in sorted(self.resync_pending):
-            self.counters["resyncs"] += 1
-            url = self.snapshot_url(symbol)
-            messages = self.resync_messages(symbol)
-            if messages or url is None:
-                self.resync_pending.discard(symbol)
-                for message in messages:
-                    await ws.send_str(_text(message))
-                continue
-            await self.fetch_snapshot(session, symbol)
+        """Resync every book that asked for it; a snapshot can itself reveal a gap (it may be
+        older than the buffered diffs), hence a few rounds before waiting for the next frame."""
+        for _ in range(self.resync_rounds):
+            if not self.resync_pending:
+                return
+            for symbol in sorted(self.resync_pending):
+                self.counters["resyncs"] += 1
+                url = self.snapshot_url(symbol)
+                messages = self.resync_messages(symbol)
+                if messages or url is None:
+                    self.resync_pending.discard(symbol)
+                    for message in messages:
+                        await ws.send_str(_text(message))
+                elif not await self.fetch_snapshot(session, symbol):
+                    return
 
     async def fetch_snapshot(self, session: aiohttp.ClientSession, symbol: str) -> bool:
         """GET the venue's REST book and feed it through the pipeline; False on failure."""

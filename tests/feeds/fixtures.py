@@ -8,6 +8,7 @@ message type and `SNAPSHOTS` the REST book bodies.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,6 @@ T0_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 
 
 def _iso(ms: int) -> str:
-    import datetime as dt
-
     stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
     return stamp.isoformat(timespec="microseconds") + "Z"
 
@@ -97,10 +96,11 @@ def _bybit_trade(i: int) -> dict[str, Any]:
 
 def _kraken_trade(i: int) -> str:
     # v2 sends numbers; written by hand so that the JSON numbers keep their documented digits
+    side = "sell" if i % 2 else "buy"
     return (
-        '{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"%s",'
-        '"price":%d.5,"qty":0.0004,"ord_type":"market","trade_id":%d,"timestamp":"%s"}]}'
-        % ("sell" if i % 2 else "buy", 26000 + i % 11, 4665906 + i, _iso(T0_MS + i))
+        f'{{"channel":"trade","type":"update","data":[{{"symbol":"BTC/USD","side":"{side}",'
+        f'"price":{26000 + i % 11}.5,"qty":0.0004,"ord_type":"market","trade_id":{4665906 + i},'
+        f'"timestamp":"{_iso(T0_MS + i)}"}}]}}'
     )
 
 
@@ -123,19 +123,13 @@ def _gate_trade(i: int) -> dict[str, Any]:
 
 
 def _upbit_trade(i: int, code: str = "KRW-BTC") -> str:
+    ts, price, side = T0_MS + i, 49100000 + 1000 * (i % 20), "BID" if i % 2 else "ASK"
     return (
-        '{"type":"trade","code":"%s","timestamp":%d,"trade_date":"2023-11-14",'
-        '"trade_time":"22:13:20","trade_timestamp":%d,"trade_price":%d.0,"trade_volume":0.00012345,'
-        '"ask_bid":"%s","prev_closing_price":49000000.0,"change":"RISE","change_price":100000.0,'
-        '"sequential_id":%d,"stream_type":"REALTIME"}'
-        % (
-            code,
-            T0_MS + i,
-            T0_MS + i,
-            49100000 + 1000 * (i % 20),
-            "BID" if i % 2 else "ASK",
-            17000000000000 + i,
-        )
+        f'{{"type":"trade","code":"{code}","timestamp":{ts},"trade_date":"2023-11-14",'
+        f'"trade_time":"22:13:20","trade_timestamp":{ts},"trade_price":{price}.0,'
+        f'"trade_volume":0.00012345,"ask_bid":"{side}","prev_closing_price":49000000.0,'
+        f'"change":"RISE","change_price":100000.0,"sequential_id":{17000000000000 + i},'
+        f'"stream_type":"REALTIME"}}'
     )
 
 

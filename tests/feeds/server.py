@@ -3,7 +3,8 @@
 Each WebSocket connection waits for the client's first message (its subscribe request, kept in
 `subscriptions`), then sends the next script's frames (str → text frame, bytes → binary frame)
 and then either closes (`close_after_script`) or stays open. GET requests answer from `rest`
-(path → JSON body), after `rest_failures` 503 answers. Everything is counted for assertions.
+(path → JSON body, or a list of bodies answered in turn) after `rest_failures` 503 answers.
+Everything is counted for assertions.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class VenueServer:
             self.rest_failures -= 1
             return web.Response(status=503)
         body = self.rest.get(request.path)
+        if isinstance(body, list):  # successive answers; the last one repeats
+            body = body.pop(0) if len(body) > 1 else body[0]
         if body is None:
             return web.Response(status=404)
         await asyncio.sleep(0)
