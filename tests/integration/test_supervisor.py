@@ -1,0 +1,157 @@
+"""bin/exchange with real processes: up, status, restart after SIGKILL, down, two instances."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from ipc import records
+from ipc.control import call
+from ipc.liveness import pid_alive
+from ipc.records import Kind
+from ipc.ring import Ring
+from tests.integration.conftest import Exchange
+
+SHM = Path("/dev/shm")
+
+
+def _objects(prefix: str) -> list[str]:
+    return [p.name for p in SHM.iterdir() if p.name.startswith((f"{prefix}.", f"sem.{prefix}."))]
+
+
+def _write_execs(instance: Exchange, kinds: list[Kind], first_seq: int) -> None:
+    """Write records into the instance's execs ring as matching will (a real ring writer)."""
+    ring = Ring.attach(f"{instance.prefix}.execs.0", records.EXEC)
+    try:
+        batch = records.new_batch(records.EXEC, len(kinds))
+        batch["kind"] = kinds
+        batch["seq"] = range(first_seq, first_seq + len(kinds))
+        writer = ring.writer()
+        writer.write(batch, timeout=10)
+        writer.close()
+    finally:
+        ring.close()
+
+
+def _recorder(instance: Exchange) -> dict:
+    return dict(call(instance.endpoint("recorder"), "status", timeout=5))
+
+
+def test_up_starts_the_recorder_which_answers_status(exchange: Exchange) -> None:
+    status = exchange.status()
+    assert status["ready"] and status["prefix"] == exchange.prefix
+    row = exchange.process("recorder")
+    assert row["state"] == "running" and pid_alive(row["pid"])
+    answer = _recorder(exchange)
+    assert answer["pid"] == row["pid"]
+    assert answer["rings"]["execs.0"]["readers"][0]["name"] == "recorder"
+    assert (exchange.home / "logs" / "recorder.log").read_text().count("msg=started") == 1
+    table = exchange.run("status")
+    assert table.returncode == 0
+    assert "recorder" in table.stdout and "running" in table.stdout and "execs.0" in table.stdout
+    raw = orjson.loads(exchange.run("status", "--json").stdout)
+    assert raw["processes"][0]["process"] == "recorder"
+
+
+def test_recorder_counts_what_arrives_on_execs(exchange: Exchange) -> None:
+    kinds = [Kind.ORDER_ACCEPTED] * 5 + [Kind.TRADE] * 3 + [Kind.BOOK_LEVEL] * 7
+    _write_execs(exchange, kinds, 1)
+    exchange.wait_for(lambda: _recorder(exchange)["service"]["total"] == 15)
+    assert _recorder(exchange)["service"]["counts"] == {
+        "ORDER_ACCEPTED": 5,
+        "TRADE": 3,
+        "BOOK_LEVEL": 7,
+    }
+
+
+def test_sigkilled_recorder_is_restarted_and_resumes_at_its_cursor(exchange: Exchange) -> None:
+    _write_execs(exchange, [Kind.TRADE] * 20, 1)
+    exchange.wait_for(lambda: _recorder(exchange)["service"]["total"] == 20)
+    old_pid = exchange.process("recorder")["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        row = exchange.process("recorder")
+        return row["state"] == "running" and row["pid"] not in (None, old_pid)
+
+    exchange.wait_for(restarted)
+    row = exchange.process("recorder")
+    assert row["restarts"] == 1 and row["last_exit"] == -signal.SIGKILL
+    _write_execs(exchange, [Kind.ORDER_CANCELED] * 4, 21)
+    exchange.wait_for(lambda: _recorder(exchange)["service"]["total"] == 4)
+    answer = _recorder(exchange)
+    assert answer["service"] == {"counts": {"ORDER_CANCELED": 4}, "total": 4, "last_seq": 24}
+    (reader,) = answer["rings"]["execs.0"]["readers"]
+    assert (reader["cursor"], reader["lag"]) == (24, 0)
+
+
+def test_down_leaves_no_process_and_no_shared_memory(exchange: Exchange) -> None:
+    pids = [proc.pid for proc in exchange.processes()]
+    assert len(pids) == 2  # the supervisor daemon and the recorder
+    assert _objects(exchange.prefix)
+    result = exchange.run("down")
+    assert result.returncode == 0, result.stderr
+    for pid in pids:
+        assert not pid_alive(pid)
+    assert _objects(exchange.prefix) == []
+    assert not list(exchange.home.glob("*.pid"))
+    assert exchange.run("status").returncode == 3
+
+
+def test_two_instances_run_side_by_side(exchange_factory: Callable[..., Exchange]) -> None:
+    first, second = exchange_factory(), exchange_factory()
+    for instance in (first, second):
+        result = instance.run("up")
+        assert result.returncode == 0, result.stderr
+    assert first.process("recorder")["pid"] != second.process("recorder")["pid"]
+    _write_execs(first, [Kind.TRADE] * 3, 1)
+    first.wait_for(lambda: _recorder(first)["service"]["total"] == 3)
+    assert _recorder(second)["service"]["total"] == 0
+    assert first.run("down").returncode == 0
+    assert _objects(first.prefix) == []
+    assert _objects(second.prefix) and second.status()["ready"]
+
+
+def test_up_twice_is_refused_and_status_of_a_stopped_instance_says_so(
+    exchange: Exchange, exchange_factory: Callable[..., Exchange]
+) -> None:
+    again = exchange.run("up")
+    assert again.returncode == 1 and "already running" in again.stdout
+    idle = exchange_factory()
+    assert idle.run("status").returncode == 3
+
+
+def test_foreground_up_prints_endpoints_last_and_stops_on_sigterm(
+    exchange_factory: Callable[..., Exchange],
+) -> None:
+    instance = exchange_factory("--set", "ports.md_pub=15555")
+    proc = subprocess.Popen(
+        instance.command("up", "--foreground"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("logs" in line for line in lines):
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert "clients connect to:" in text and "tcp://127.0.0.1:15555" in text
+        assert instance.process("recorder")["state"] == "running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert _objects(instance.prefix) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
