@@ -18,6 +18,7 @@ until the journal is reopened, so nothing after `durable_seq` is ever reported a
 from __future__ import annotations
 
 import enum
+import fcntl
 import itertools
 import logging
 import os
@@ -31,7 +32,7 @@ from types import TracebackType
 import numpy as np
 
 from storage import segment
-from storage.errors import JournalCorruption, JournalError, JournalGap
+from storage.errors import JournalError, JournalGap
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Journal:
         self._durable_seq = next_seq - 1
         self._written_seq = next_seq - 1
         self._fd = -1
+        self._lock_fd = -1
         self._path: Path | None = None
         self._size = 0
         self._failure: BaseException | None = None
@@ -79,14 +81,20 @@ class Journal:
         config = config or JournalConfig()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            segments = segment.list_segments(directory)
-            next_seq = _repair_last_segment(segments)
-        except JournalCorruption:
-            raise
+            lock_fd = _lock_directory(directory)
         except OSError as exc:
             raise JournalError(exc.errno, f"cannot open journal in {directory}: {exc}") from exc
-        journal = cls(directory, config, next_seq)
-        journal._open_active(segments)
+        try:
+            segments = segment.list_segments(directory)
+            next_seq = _repair_last_segment(segments)
+            journal = cls(directory, config, next_seq)
+            journal._lock_fd = lock_fd
+            journal._open_active(segments)
+        except BaseException as exc:
+            os.close(lock_fd)
+            if isinstance(exc, OSError) and not isinstance(exc, JournalError):
+                raise JournalError(exc.errno, f"cannot open journal in {directory}: {exc}") from exc
+            raise
         if config.durability is Durability.ASYNC:
             journal._start_flusher()
         return journal
@@ -174,13 +182,14 @@ class Journal:
             self._flusher.join()
             self._flusher = None
         with self._lock:
-            if self._fd >= 0:
-                try:
-                    if self._failure is None:
-                        self._sync_locked()
-                finally:
-                    os.close(self._fd)
-                    self._fd = -1
+            try:
+                if self._fd >= 0 and self._failure is None:
+                    self._sync_locked()
+            finally:
+                for fd in (self._fd, self._lock_fd):
+                    if fd >= 0:
+                        os.close(fd)
+                self._fd = self._lock_fd = -1
 
     def __enter__(self) -> Journal:
         return self
@@ -293,15 +302,31 @@ class Journal:
         self._flusher.start()
 
     def _flush_loop(self) -> None:
+        """Fsync every interval without holding the lock, so appends never wait on the disk.
+
+        The flusher syncs a duplicate of the segment's descriptor: a rotation meanwhile closes
+        the original (after syncing it itself) without pulling the file from under the flusher.
+        """
         interval = self.config.flush_interval_ms / 1000
         while not self._stop.wait(interval):
             with self._lock:
                 if self._failure is not None or self._fd < 0:
                     return
-                try:
-                    self._sync_locked()
-                except JournalError:
-                    return
+                if self._durable_seq == self._written_seq:
+                    continue
+                target = self._written_seq
+                fd = os.dup(self._fd)
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                with self._lock:
+                    self._failure = exc
+                log.error("journal background fsync failed: %s; appends refused", exc)
+                return
+            finally:
+                os.close(fd)
+            with self._lock:
+                self._durable_seq = max(self._durable_seq, target)
 
 
 def read_journal(directory: Path | str, from_seq: int = 1) -> Iterator[tuple[int, bytes]]:
@@ -367,6 +392,17 @@ def _repair_last_segment(segments: list[tuple[int, Path]]) -> int:
             handle.flush()
             os.fsync(handle.fileno())
     return first + result.count
+
+
+def _lock_directory(directory: Path) -> int:
+    """Hold an exclusive lock on the journal directory: two writers would interleave records."""
+    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise JournalError(exc.errno, f"journal {directory} is open in another writer") from exc
+    return fd
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
