@@ -9,11 +9,11 @@ is left when it ends. Rules and rounding: docs/accounting.md.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from engine.accounts import audit
 from engine.accounts import commands as cmd
 from engine.accounts.account import Account, base_units_per_lot, close_split, open_holds
 from engine.accounts.events import (
@@ -27,15 +27,22 @@ from engine.accounts.events import (
     SettlementResult,
     TradeBooked,
 )
+from engine.accounts.liquidation import closing_orders
 from engine.accounts.order import Order
 from engine.accounts.position import Position
 from engine.accounts.qifi import render_account
-from engine.accounts.risk import RiskConfig, check_open, crosses_own_order, risk_ratio_e8
+from engine.accounts.risk import (
+    CLOSES,
+    RiskConfig,
+    bad_order_fields,
+    check_open,
+    crosses_own_order,
+    risk_ratio_e8,
+)
 from engine.accounts.settlement import Settlement, SettlementPhase, settle_account
 from engine.codes import ResultCode
 from engine.enums import (
     CancelReason,
-    CloseTodayRule,
     InstrumentKind,
     InstrumentStatus,
     Offset,
@@ -43,7 +50,6 @@ from engine.enums import (
     OrderType,
     Side,
     TimeCondition,
-    VolumeCondition,
 )
 from engine.instruments import Instrument, InstrumentRegistry
 from engine.matching import commands as mc
@@ -53,12 +59,6 @@ log = logging.getLogger(__name__)
 
 Out = tuple[list[Any], list[Any]]
 """(matching commands to send, accounts events to publish)."""
-
-_SIDES = (Side.BUY, Side.SELL)
-_TYPES = (OrderType.LIMIT, OrderType.MARKET)
-_TIMES = (TimeCondition.GFD, TimeCondition.GTC, TimeCondition.IOC)
-_VOLUMES = (VolumeCondition.ANY, VolumeCondition.MIN, VolumeCondition.ALL)
-_CLOSES = (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY)
 
 
 class AccountsCore:
@@ -83,7 +83,7 @@ class AccountsCore:
         self.deposits: dict[str, int] = {}
         self.withdrawals: dict[str, int] = {}
         self.fees: dict[str, int] = {}
-        self._day_orders: set[int] = set()
+        self.day_orders: set[int] = set()
         self._commands: dict[type, Callable[[Any], Out]] = {
             cmd.OpenAccount: self._open_account,
             cmd.Deposit: self._deposit,
@@ -215,7 +215,7 @@ class AccountsCore:
             return _reject(c, ResultCode.ENGINE_NOT_READY, "settlement in progress")
         if instrument.status is not InstrumentStatus.TRADING:
             return _reject(c, ResultCode.INSTRUMENT_NOT_TRADING, f"{instrument.id} not trading")
-        problem = _bad_parameters(c, instrument)
+        problem = bad_order_fields(c, instrument)
         if problem:
             return _reject(c, ResultCode.BAD_ORDER_PARAMETER, problem)
         market = c.order_type is OrderType.MARKET
@@ -230,7 +230,7 @@ class AccountsCore:
             if other:
                 return _reject(c, ResultCode.SELF_TRADE, f"would trade with own order {other}")
         base_units = self._base_units(instrument)
-        if c.offset in _CLOSES:
+        if c.offset in CLOSES:
             position = account.positions.get(c.instrument_index) or Position.empty(0)
             side = position.side(c.side.opposite)
             if close_split(side, c.offset, instrument.close_today_rule, c.qty) is None:
@@ -239,22 +239,7 @@ class AccountsCore:
             code, message = self._check_open(account, instrument, c.side, price, c.qty, base_units)
             if code:
                 return _reject(c, code, message)
-        time_condition = TimeCondition.IOC if market else c.time_condition
-        place, update = self._place(
-            account,
-            instrument,
-            c.side,
-            c.offset,
-            price,
-            c.qty,
-            c.order_type,
-            time_condition,
-            c.volume_condition,
-            c.min_qty,
-            c.ts,
-            c.request_id,
-            False,
-        )
+        place, update = self._place(account, instrument, c, price, False)
         return [place], [CommandAccepted(c.request_id, place.order_id, c.ts), update]
 
     def _check_open(
@@ -290,58 +275,55 @@ class AccountsCore:
         self,
         account: Account,
         instrument: Instrument,
-        side: Side,
-        offset: Offset,
+        submit: cmd.SubmitOrder,
         price: int,
-        qty: int,
-        order_type: OrderType,
-        time_condition: TimeCondition,
-        volume_condition: VolumeCondition,
-        min_qty: int,
-        ts: int,
-        request_id: int,
         liquidation: bool,
     ) -> tuple[mc.PlaceOrder, OrderUpdated]:
-        """Create the order, hold what it needs, and build the command for matching."""
+        """Create the order at `price` (its freeze price), hold what it needs, build PlaceOrder.
+
+        A MARKET order is IOC at the band limit, as matching treats it.
+        """
         order_id = self.next_order_id
         self.next_order_id += 1
-        if instrument.kind is InstrumentKind.SPOT:
-            offset = Offset.OPEN
+        market = submit.order_type is OrderType.MARKET
+        time_condition = TimeCondition.IOC if market else submit.time_condition
+        spot = instrument.kind is InstrumentKind.SPOT
         order = Order(
             order_id,
             account.account_id,
             instrument.index,
-            side,
-            offset,
+            submit.side,
+            Offset.OPEN if spot else submit.offset,
             price,
-            qty,
-            order_type,
+            submit.qty,
+            submit.order_type,
             time_condition,
-            volume_condition,
-            min_qty,
-            ts,
+            submit.volume_condition,
+            submit.min_qty,
+            submit.ts,
             price,
-            request_id=request_id,
+            request_id=submit.request_id,
             liquidation=liquidation,
         )
         account.orders[order_id] = order
         self.orders[order_id] = order
         if time_condition is not TimeCondition.GTC:
-            self._day_orders.add(order_id)
+            self.day_orders.add(order_id)
         account.rehold(order, instrument, self._base_units(instrument))
         place = mc.PlaceOrder(
             order_id,
             account.account_id,
             instrument.index,
-            side,
+            submit.side,
             price,
-            qty,
-            order_type,
+            submit.qty,
+            submit.order_type,
             time_condition,
-            volume_condition,
-            min_qty,
-            ts,
+            submit.volume_condition,
+            submit.min_qty,
+            submit.ts,
         )
+        ts = submit.ts
         return place, _order_update(order, ResultCode.OK, ts)
 
     def _cancel(self, c: cmd.CancelOrder) -> Out:
@@ -501,11 +483,11 @@ class AccountsCore:
         instrument = self.instruments.by_index(order.instrument_index)
         account.finish(order, instrument, self._base_units(instrument))
         del self.orders[order.order_id]
-        self._day_orders.discard(order.order_id)
+        self.day_orders.discard(order.order_id)
 
     def _after_order_end(self, events: list[Any], ts: int) -> Out:
         """A settlement waiting for the day's orders to end continues once the last one has."""
-        if self.settlement.phase is SettlementPhase.EXPIRING and not self._day_orders:
+        if self.settlement.phase is SettlementPhase.EXPIRING and not self.day_orders:
             to_matching, more = self._complete_settlement(ts)
             events.extend(more)
             return to_matching, events
@@ -537,38 +519,11 @@ class AccountsCore:
             if not o.closes
         ]
         events: list[Any] = []
-        for index in sorted(account.positions):
-            instrument = self.instruments.by_index(index)
-            if instrument.status is not InstrumentStatus.TRADING:
-                continue
-            position = account.positions[index]
-            for side in _SIDES:
-                held = position.side(side)
-                for offset, qty in _liquidation_offsets(
-                    instrument, held.closable_history, held.closable_today
-                ):
-                    closer = side.opposite
-                    price = instrument.upper_limit if closer is Side.BUY else instrument.lower_limit
-                    while qty > 0:
-                        chunk = min(qty, instrument.max_qty)
-                        qty -= chunk
-                        place, update = self._place(
-                            account,
-                            instrument,
-                            closer,
-                            offset,
-                            price,
-                            chunk,
-                            OrderType.MARKET,
-                            TimeCondition.IOC,
-                            VolumeCondition.ANY,
-                            0,
-                            ts,
-                            0,
-                            True,
-                        )
-                        to_matching.append(place)
-                        events.append(update)
+        for submit in closing_orders(account, self.instruments, ts):
+            instrument = self.instruments.by_index(submit.instrument_index)
+            place, update = self._place(account, instrument, submit, submit.price, True)
+            to_matching.append(place)
+            events.append(update)
         log.info("force closing account %d at risk ratio %d e-8", account.account_id, ratio)
         events.insert(0, AccountLiquidated(account.account_id, ratio, len(to_matching), ts))
         return to_matching, events
@@ -600,7 +555,7 @@ class AccountsCore:
             return _reject(c, ResultCode.NO_SETTLEMENT_PRICE, f"no price for {', '.join(missing)}")
         self.settlement.begin(c.request_id, c.trading_day)
         to_matching: list[Any] = [mc.ExpireOrders(None, c.ts)]
-        if self._day_orders:
+        if self.day_orders:
             return to_matching, []
         more, events = self._complete_settlement(c.ts)
         return to_matching + more, events
@@ -617,13 +572,14 @@ class AccountsCore:
             for code, (fee, gain) in settle_account(account, self.instruments, prices).items():
                 commission[code] = commission.get(code, 0) + fee
                 profit[code] = profit.get(code, 0) + gain
-            for code, ledger in account.ledgers.items():
-                balance = account.balance(code, self.instruments, prices)
-                failed += balance < 0
-                ratio = risk_ratio_e8(ledger.margin, balance)
-                if ratio >= self.risk.liquidation_ratio_e8 and account.positions:
-                    over.append((account, ratio))
-                    break
+            ratios = [
+                (account.balance(code, self.instruments, prices), ledger.margin)
+                for code, ledger in account.ledgers.items()
+            ]
+            failed += any(balance < 0 for balance, _ in ratios)
+            ratio = max((risk_ratio_e8(margin, balance) for balance, margin in ratios), default=0)
+            if ratio >= self.risk.liquidation_ratio_e8 and account.positions:
+                over.append((account, ratio))
         to_matching: list[Any] = []
         for index in sorted(prices):
             instrument = self.instruments.by_index(index)
@@ -742,85 +698,11 @@ class AccountsCore:
 
     def state_hash(self) -> str:
         """SHA-256 of every account, position, live order, mark, total and settlement result."""
-        state = (
-            tuple(self.accounts[a].state() for a in sorted(self.accounts)),
-            tuple(sorted(self.marks.items())),
-            self.next_order_id,
-            tuple(sorted(self.transactions.items())),
-            tuple(sorted(self.deposits.items())),
-            tuple(sorted(self.withdrawals.items())),
-            tuple(sorted(self.fees.items())),
-            self.settlement.state(),
-        )
-        return hashlib.sha256(repr(state).encode()).hexdigest()
+        return audit.state_hash(self)
 
     def check_invariants(self) -> None:
-        """Raise AssertionError on any broken identity (see docs/accounting.md §8)."""
-        live: dict[int, Order] = {}
-        for account in self.accounts.values():
-            account.check(self.instruments)
-            live.update(account.orders)
-        if live.keys() != self.orders.keys():
-            raise AssertionError("the core's live orders differ from the accounts' orders")
-        day = {o for o, order in live.items() if order.time_condition is not TimeCondition.GTC}
-        if day != self._day_orders:
-            raise AssertionError("day-order set out of step")
-        for order in live.values():
-            if not order.live or order.remaining <= 0:
-                raise AssertionError(f"order {order.order_id} is finished but still held")
-        self.check_conservation()
-
-    def check_conservation(self) -> None:
-        """Σ balances + fees − deposits + withdrawals = 0 per currency; long = short per future."""
-        balances: dict[str, int] = {}
-        for account in self.accounts.values():
-            for code in account.ledgers:
-                balance = account.balance(code, self.instruments, self.marks)
-                balances[code] = balances.get(code, 0) + balance
-        for code in set(balances) | set(self.deposits):
-            total = (
-                balances.get(code, 0)
-                + self.fees.get(code, 0)
-                - self.deposits.get(code, 0)
-                + self.withdrawals.get(code, 0)
-            )
-            if total != 0:
-                raise AssertionError(f"{code}: money not conserved, off by {total}")
-        volumes: dict[int, list[int]] = {}
-        for account in self.accounts.values():
-            for index, position in account.positions.items():
-                pair = volumes.setdefault(index, [0, 0])
-                pair[0] += position.long.volume
-                pair[1] += position.short.volume
-        for index, (long, short) in volumes.items():
-            if long != short:
-                raise AssertionError(f"instrument {index}: long {long} != short {short}")
-
-
-def _bad_parameters(c: cmd.SubmitOrder, instrument: Instrument) -> str:
-    """Why an order's fields are invalid (1008), or ''."""
-    if c.side not in _SIDES or c.order_type not in _TYPES:
-        return "bad side or order type"
-    if c.time_condition not in _TIMES or c.volume_condition not in _VOLUMES:
-        return "bad time or volume condition"
-    if not instrument.min_qty <= c.qty <= instrument.max_qty:
-        return f"qty {c.qty} outside {instrument.min_qty}..{instrument.max_qty}"
-    if c.volume_condition is VolumeCondition.MIN and not 0 < c.min_qty <= c.qty:
-        return f"min_qty {c.min_qty} outside 1..{c.qty}"
-    if c.order_type is OrderType.LIMIT and c.price <= 0:
-        return f"price {c.price} must be positive"
-    if instrument.kind is InstrumentKind.SPOT:
-        return "" if c.offset in (Offset.NONE, Offset.OPEN) else "spot orders do not close"
-    return "" if c.offset in (Offset.OPEN, *_CLOSES) else "bad offset"
-
-
-def _liquidation_offsets(
-    instrument: Instrument, history: int, today: int
-) -> list[tuple[Offset, int]]:
-    """The close orders that take `history` and `today` lots under the instrument's rule."""
-    if instrument.close_today_rule is CloseTodayRule.SHFE:
-        return [(o, q) for o, q in ((Offset.CLOSE, history), (Offset.CLOSETODAY, today)) if q]
-    return [(Offset.CLOSE, history + today)] if history + today else []
+        """Raise AssertionError on any broken identity (docs/accounting.md §9)."""
+        audit.check_invariants(self)
 
 
 def _order_update(order: Order, code: ResultCode, ts: int) -> OrderUpdated:

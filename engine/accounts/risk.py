@@ -9,10 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.accounts.account import Account, Holds
+from engine.accounts.commands import SubmitOrder
 from engine.codes import ResultCode
-from engine.enums import InstrumentKind, OrderType, Side
+from engine.enums import (
+    InstrumentKind,
+    Offset,
+    OrderType,
+    Side,
+    TimeCondition,
+    VolumeCondition,
+)
 from engine.instruments import Instrument
 from engine.money import RATE_SCALE
+
+_SIDES = (Side.BUY, Side.SELL)
+_TYPES = (OrderType.LIMIT, OrderType.MARKET)
+_TIMES = (TimeCondition.GFD, TimeCondition.GTC, TimeCondition.IOC)
+_VOLUMES = (VolumeCondition.ANY, VolumeCondition.MIN, VolumeCondition.ALL)
+CLOSES = (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY)
 
 NO_RATIO = 2**62
 """Risk ratio of an account with margin but no positive balance."""
@@ -92,3 +106,20 @@ def crosses_own_order(
         ):
             return order.order_id
     return 0
+
+
+def bad_order_fields(c: SubmitOrder, instrument: Instrument) -> str:
+    """Why an order's fields are invalid (1008), or '' when they are fine."""
+    if c.side not in _SIDES or c.order_type not in _TYPES:
+        return "bad side or order type"
+    if c.time_condition not in _TIMES or c.volume_condition not in _VOLUMES:
+        return "bad time or volume condition"
+    if not instrument.min_qty <= c.qty <= instrument.max_qty:
+        return f"qty {c.qty} outside {instrument.min_qty}..{instrument.max_qty}"
+    if c.volume_condition is VolumeCondition.MIN and not 0 < c.min_qty <= c.qty:
+        return f"min_qty {c.min_qty} outside 1..{c.qty}"
+    if c.order_type is OrderType.LIMIT and c.price <= 0:
+        return f"price {c.price} must be positive"
+    if instrument.kind is InstrumentKind.SPOT:
+        return "" if c.offset in (Offset.NONE, Offset.OPEN) else "spot orders do not close"
+    return "" if c.offset in (Offset.OPEN, *CLOSES) else "bad offset"
