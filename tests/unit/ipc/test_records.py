@@ -1,5 +1,6 @@
 """Pins the layout of every record: a change here is a wire-format change (bump RECORD_VERSION)."""
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -262,3 +263,13 @@ def test_zeroed_slot_is_no_valid_kind_or_side() -> None:
     slot = np.zeros(1, dtype=records.ORDER)[0]
     assert slot["kind"] == Kind.NONE
     assert slot["side"] == Side.NONE
+
+
+def test_docs_table_matches_every_layout() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "records.md").read_text()
+    for name in LAYOUTS:
+        for field, (sub, offset, *_rest) in getattr(records, name).fields.items():
+            assert f"| {offset} | `{sub.str}` | `{field}` |" in text, (name, field)
+    for kind in Kind:
+        if kind is not Kind.NONE:
+            assert f"| {int(kind)} | `{kind.name}` |" in text
