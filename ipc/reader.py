@@ -14,6 +14,7 @@ import numpy as np
 from ipc import layout as L
 from ipc.cpu import full_fence
 from ipc.errors import IpcError
+from ipc.layout import PUBLISHED, WRITER_ASLEEP
 from ipc.liveness import now_ns
 from ipc.wait import WaitConfig, Waiter
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ipc.ring import Ring
 
 MAINTENANCE_EVERY = 1024  # refreshes between heartbeat/registration checks on a busy reader
+ARENA_RECORDS = 1024  # get() copies per private arena
 
 
 class RingReader:
@@ -44,9 +46,10 @@ class RingReader:
         self._countdown = 0
         self._writer_sleeps = ring.words[L.WRITER_SLEEPS]
         self._writer_semaphore = ring.writer_semaphore
-        self._buffer = memoryview(ring.slots.view(np.uint8))
-        self._record_size = ring.slots.dtype.itemsize
-        self._frombuffer = np.frombuffer
+        self._raw = ring.slots.view(np.dtype((np.void, ring.slots.dtype.itemsize)))
+        self._arena = ring.slots[:0]
+        self._arena_raw = self._raw[:0]
+        self._arena_next = ARENA_RECORDS
         self._dtype = ring.slots.dtype
         self._waiter = Waiter(
             config, ring.words, base + L.ASLEEP, ring.reader_semaphores[slot], self._maintain
@@ -60,7 +63,7 @@ class RingReader:
     @property
     def lag(self) -> int:
         """Records published but not yet released by this reader."""
-        return self._words[L.PUBLISHED] - self._cursor
+        return self._words[PUBLISHED] - self._cursor
 
     def read(self, max_n: int = 1024, timeout: float | None = None) -> np.ndarray:
         """A read-only-by-convention view of 1..max_n contiguous records, or an empty view if
@@ -85,40 +88,64 @@ class RingReader:
         self._advance(self._cursor + k)
 
     def get(self, timeout: float | None = None) -> np.void | None:
-        """The next record as a copy (already released), or None if none arrives in time."""
+        """The next record as a copy (already released), or None if none arrives in time.
+
+        The copy lands in a private arena that is never reused (a full one is replaced and
+        freed once no record refers to it): a raw 64-byte copy costs far less than making a
+        new structured numpy record.
+        """
         cursor = self._cursor
-        if cursor >= self._published and not self._waiter.wait(self._has_data, timeout):
-            return None
-        offset = (cursor & self._mask) * self._record_size
-        record = self._frombuffer(
-            self._buffer[offset : offset + self._record_size].tobytes(), self._dtype
-        )[0]
+        if cursor >= self._published:
+            published = self._words[PUBLISHED]
+            if published > cursor:
+                self._published = published
+            elif not self._waiter.wait(self._has_data, timeout):
+                return None
+        index = self._arena_next
+        if index == ARENA_RECORDS:
+            self._new_arena()
+            index = 0
+        self._arena_raw[index] = self._raw[cursor & self._mask]
+        self._arena_next = index + 1
         self._held = 0
-        self._advance(cursor + 1)
-        return record
+        cursor += 1  # _advance inlined: the call would cost ~10% of a get
+        self._cursor = cursor
+        self._words[self._cursor_word] = cursor
+        if self._writer_sleeps:
+            self._wake_writer()
+        return self._arena[index]
 
     def close(self) -> None:
         """Stop reading but keep the registration: a reader of this name resumes here."""
         if self._words[self._base + L.TOKEN] == self._token:
             self._words[self._base + L.PID] = 0
-        self._buffer.release()
 
     # -- internals ----------------------------------------------------------------------------
 
     def _advance(self, cursor: int) -> None:
         """Store the cursor, then wake the writer if it sleeps waiting for space."""
         self._cursor = cursor
-        words = self._words
-        words[self._cursor_word] = cursor
+        self._words[self._cursor_word] = cursor
         if self._writer_sleeps:
-            full_fence()
-            if words[L.WRITER_ASLEEP]:
-                words[L.WRITER_ASLEEP] = 0
-                self._writer_semaphore.release()
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        full_fence()
+        words = self._words
+        if words[WRITER_ASLEEP]:
+            words[WRITER_ASLEEP] = 0
+            self._writer_semaphore.release()
+
+    def _new_arena(self) -> None:
+        """A fresh arena for get()'s copies; also the busy reader's maintenance point."""
+        self._arena = np.empty(ARENA_RECORDS, self._dtype)
+        self._arena_raw = self._arena.view(self._raw.dtype)
+        self._arena_next = 0
+        self._maintain()
 
     def _has_data(self) -> bool:
         """Load the published sequence; every MAINTENANCE_EVERY loads, also beat and check."""
-        published = self._words[L.PUBLISHED]
+        published = self._words[PUBLISHED]
         self._published = published
         self._countdown -= 1
         if self._countdown <= 0:
@@ -132,7 +159,7 @@ class RingReader:
         words = self._words
         if words[self._base + L.TOKEN] != self._token:
             raise IpcError(f"reader {self.name!r} of ring {self._ring.name} was unregistered")
-        if words[L.PUBLISHED] - self._cursor > self._capacity:
+        if words[PUBLISHED] - self._cursor > self._capacity:
             raise IpcError(f"reader {self.name!r} of ring {self._ring.name} was overrun")
         words[self._base + L.HEARTBEAT] = now_ns()
         self._writer_sleeps = words[L.WRITER_SLEEPS]
