@@ -9,7 +9,7 @@ carries a `ResultCode`, and its `data` is already JSON-ready (floats rendered on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from engine.codes import ResultCode
 from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
+from engine.instruments import Instrument
 
 
 class InstrumentSpec(Protocol):
@@ -125,17 +126,22 @@ class EventKind(IntEnum):
 
 @dataclass(frozen=True)
 class AccountEvent:
-    """A change to one account, pushed to its owner's connections.
+    """A change to one account, pushed to its owner's connections; `data` is JSON-ready.
 
-    `data` holds the JSON-ready fields of reference part 2 §6 (`order_status`, `trade`,
-    `account_update`); `transaction` groups the events of one engine step (a fill's trade, order
-    and account) so that DIFF can send them as one `rtn_data`.
+    ORDER_STATUS: order_id, client_order_id, instrument_id, direction, offset, order_type,
+      price, volume, filled_volume, remaining_volume, status (OrderStatus name),
+      time_condition, volume_condition, last_msg, insert_time_ns, update_time_ns.
+    TRADE: trade_id, order_id, client_order_id, instrument_id, direction, offset, price,
+      volume, commission, trade_time_ns.
+    ACCOUNT: the QIFI account fields (pre_balance, deposit, withdraw, static_balance,
+      close_profit, commission, position_profit, float_profit, balance, margin,
+      frozen_margin, frozen_commission, available, risk_ratio), update_time_ns.
+    POSITION: instrument_id and the QIFI position fields, update_time_ns.
     """
 
     kind: EventKind
     user_id: int
     account_id: int
-    transaction: int
     data: Mapping[str, Any]
 
 
@@ -149,7 +155,13 @@ class MarketChannel(IntEnum):
 
 @dataclass(frozen=True)
 class MarketUpdate:
-    """One market-data message: a quote/book/tick snapshot or a K-line bar, JSON-ready."""
+    """One market-data message, JSON-ready.
+
+    QUOTE: the DIFF quote market fields (gateway/diff/messages.py) and datetime_ns.
+    BOOK: bids and asks as [{price, volume, order_count}], timestamp_ns.
+    TICK: one trade print: id, last_price, volume (the trade's), timestamp_ns.
+    KLINE: period_seconds, id, datetime_ns, open, high, low, close, volume, open_oi, close_oi.
+    """
 
     channel: MarketChannel
     instrument_id: str
@@ -163,7 +175,11 @@ class ExchangeBackend(Protocol):
     """Everything the edge asks of the exchange. Sinks are called on the event loop and must not
     block: they put into an outbox or a DIFF session and return."""
 
-    def instrument(self, instrument_id: str) -> InstrumentSpec | None: ...
+    def instrument(self, instrument_id: str) -> Instrument | None:
+        """The engine's instrument (a cached table the backend keeps current)."""
+        ...
+
+    def instruments(self) -> Sequence[Instrument]: ...
 
     async def submit(self, command: Command) -> Answer: ...
 
@@ -190,20 +206,28 @@ class ExchangeBackend(Protocol):
     async def query_instruments(self) -> Answer: ...
 
     async def market_snapshot(self, instrument_id: str, depth: int = 5) -> Answer:
-        """Quote fields (DIFF names) and the book to `depth` levels."""
+        """{instrument_id, quote: DIFF quote fields and datetime_ns, bids, asks, timestamp_ns}
+        with the book to `depth` levels."""
         ...
 
-    async def recent_trades(self, instrument_id: str, count: int) -> Answer: ...
+    async def recent_trades(self, instrument_id: str, count: int) -> Answer:
+        """The newest trade prints, oldest first, shaped like MarketUpdate TICK data."""
+        ...
 
-    async def klines(self, instrument_id: str, period_seconds: int, count: int) -> Answer: ...
+    async def klines(self, instrument_id: str, period_seconds: int, count: int) -> Answer:
+        """The newest `count` bars, oldest first, shaped like MarketUpdate KLINE data."""
+        ...
 
     async def settlement_history(self, start_date: str | None, end_date: str | None) -> Answer: ...
 
     async def settlement_detail(self, date: str) -> Answer: ...
 
     def subscribe_events(
-        self, user_id: int, sink: Callable[[AccountEvent], None]
-    ) -> Unsubscribe: ...
+        self, user_id: int, sink: Callable[[Sequence[AccountEvent]], None]
+    ) -> Unsubscribe:
+        """Deliver a user's account events: one call per engine transaction (a fill's trade,
+        order status and account update together), in the order the engine produced them."""
+        ...
 
     def subscribe_market(
         self, instrument_id: str, sink: Callable[[MarketUpdate], None]

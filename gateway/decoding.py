@@ -90,13 +90,16 @@ def parse_json_object(text: str | bytes) -> dict[str, Any]:
 
 
 def decode_body(
-    body: bytes, declared_charset: str | None = None, limit: int = REST_BODY_LIMIT
+    body: bytes,
+    declared_charset: str | None = None,
+    limit: int = REST_BODY_LIMIT,
+    min_confidence: float = MIN_DETECTION_CONFIDENCE,
 ) -> dict[str, Any]:
     """A whole REST body → a JSON object, with every check of this module."""
     check_size(len(body), limit)
     if not body.strip():
         raise Rejected(ResultCode.BAD_MESSAGE, "empty body; expected a JSON object")
-    return parse_json_object(decode_text(body, declared_charset).text)
+    return parse_json_object(decode_text(body, declared_charset, min_confidence).text)
 
 
 def decode_frame(frame: str, limit: int = WS_FRAME_LIMIT) -> dict[str, Any]:

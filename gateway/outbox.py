@@ -35,14 +35,17 @@ DROPPABLE = (Priority.MARKET, Priority.ACCOUNT)
 
 
 class Outbox:
-    """Per-priority FIFO queues (keyed messages replace their older copy in place)."""
+    """Per-priority FIFO queues of JSON text (a keyed message replaces its older copy in place).
+
+    Sizes are counted in characters, which bounds the bytes sent to within UTF-8's factor.
+    """
 
     def __init__(
         self, max_messages: int = DEFAULT_MAX_MESSAGES, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._queues: dict[Priority, OrderedDict[Hashable, bytes]] = {
+        self._queues: dict[Priority, OrderedDict[Hashable, str]] = {
             p: OrderedDict() for p in Priority if p is not Priority.NONE
         }
         self._unique = itertools.count()
@@ -52,6 +55,7 @@ class Outbox:
         self.disconnected = asyncio.Event()
         self.dropped = 0
         self.conflated = 0
+        self.overflowed = False
 
     def __len__(self) -> int:
         return self._count
@@ -60,7 +64,7 @@ class Outbox:
     def closed(self) -> bool:
         return self.disconnected.is_set()
 
-    def put(self, message: bytes, priority: Priority, key: Hashable | None = None) -> bool:
+    def put(self, message: str, priority: Priority, key: Hashable | None = None) -> bool:
         """Queue `message`; False if the outbox is closed (now or by this overflow)."""
         if self.closed:
             return False
@@ -85,7 +89,7 @@ class Outbox:
         self.disconnected.set()
         self._ready.set()
 
-    async def take(self) -> list[bytes]:
+    async def take(self) -> list[str]:
         """Everything queued, most important first; waits until there is something or closed.
 
         An empty list means the outbox is closed and drained.
@@ -95,7 +99,7 @@ class Outbox:
                 return []
             self._ready.clear()
             await self._ready.wait()
-        batch: list[bytes] = []
+        batch: list[str] = []
         for queue in self._queues.values():
             batch.extend(queue.values())
             queue.clear()
@@ -115,4 +119,5 @@ class Outbox:
                 self._bytes -= len(dropped)
                 self.dropped += 1
         if self._over():
+            self.overflowed = True
             self.close()

@@ -170,17 +170,22 @@ def drop_chart_patch(chart_id: str) -> Patch:
 
 
 def kline_patch(
-    symbol: str, duration_ns: int, bars: Iterable[tuple[int, Mapping[str, Any]]], last_id: int
+    symbol: str,
+    duration_ns: int,
+    bars: Iterable[tuple[int, Mapping[str, Any] | None]],
+    last_id: int,
 ) -> Patch:
     """`klines/<symbol>/<duration>`: bars by id ({datetime ns, open, high, low, close, volume,
     open_oi, close_oi}) and the id of the newest bar."""
-    data = {str(bar_id): {k: number(v) for k, v in bar.items()} for bar_id, bar in bars}
+    data = {str(bar_id): _row(bar) for bar_id, bar in bars}
     return {"klines": {symbol: {str(duration_ns): {"last_id": last_id, "data": data}}}}
 
 
-def tick_patch(symbol: str, ticks: Iterable[tuple[int, Mapping[str, Any]]], last_id: int) -> Patch:
+def tick_patch(
+    symbol: str, ticks: Iterable[tuple[int, Mapping[str, Any] | None]], last_id: int
+) -> Patch:
     """`ticks/<symbol>`: a `set_chart` with duration 0."""
-    data = {str(tick_id): {k: number(v) for k, v in tick.items()} for tick_id, tick in ticks}
+    data = {str(tick_id): _row(tick) for tick_id, tick in ticks}
     return {"ticks": {symbol: {"last_id": last_id, "data": data}}}
 
 
@@ -218,6 +223,11 @@ def notify_patch(
     return {"notify": {key: {"type": kind, "level": level, "code": code, "content": content}}}
 
 
+def _row(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A bar or tick by id; None deletes one that left the chart's window."""
+    return None if row is None else {k: number(v) for k, v in row.items()}
+
+
 def _trade(user: str, section: str, key: str, fields: Mapping[str, Any]) -> Patch:
     return {"trade": {user: {section: {key: {k: number(v) for k, v in fields.items()}}}}}
 
@@ -226,3 +236,59 @@ def _price(instrument: Instrument, ticks: int) -> Any:
     if ticks <= 0 or ticks >= NO_LIMIT:
         return NAN
     return float(instrument.ticks_to_price(ticks))
+
+
+def quote_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Backend quote data (with `datetime_ns`) → DIFF quote fields (with `datetime`)."""
+    fields = {k: v for k, v in data.items() if k != "datetime_ns"}
+    if data.get("datetime_ns"):
+        fields["datetime"] = quote_datetime(data["datetime_ns"])
+    return fields
+
+
+def order_key(data: Mapping[str, Any]) -> str:
+    """The DIFF key of an order: the client's order_id when it chose one."""
+    return data.get("client_order_id") or str(data["order_id"])
+
+
+def diff_order(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Backend order data (backend.AccountEvent ORDER_STATUS) → `trade/<u>/orders/<id>`."""
+    exchange_id, _, code = data["instrument_id"].partition(".")
+    return {
+        "order_id": order_key(data),
+        "exchange_order_id": str(data["order_id"]),
+        "exchange_id": exchange_id,
+        "instrument_id": code,
+        "direction": data["direction"],
+        "offset": data["offset"],
+        "volume_orign": data["volume"],
+        "volume_left": data["remaining_volume"],
+        "price_type": "LIMIT" if data["order_type"] == "LIMIT" else "ANY",
+        "limit_price": number(data.get("price")),
+        "time_condition": data["time_condition"],
+        "volume_condition": data["volume_condition"],
+        "status": order_status(OrderStatus[data["status"]]),
+        "last_msg": data.get("last_msg", ""),
+        "insert_date_time": data["insert_time_ns"],
+    }
+
+
+def diff_trade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Backend trade data (backend.AccountEvent TRADE) → `trade/<u>/trades/<id>`."""
+    exchange_id, _, code = data["instrument_id"].partition(".")
+    return {
+        "order_id": order_key(data),
+        "exchange_trade_id": str(data["trade_id"]),
+        "exchange_id": exchange_id,
+        "instrument_id": code,
+        "direction": data["direction"],
+        "offset": data["offset"],
+        "volume": data["volume"],
+        "price": data["price"],
+        "commission": data.get("commission", 0.0),
+        "trade_date_time": data["trade_time_ns"],
+    }
+
+
+def without_time(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "update_time_ns"}

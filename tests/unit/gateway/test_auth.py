@@ -55,11 +55,11 @@ def test_a_corrupt_stored_hash_never_verifies() -> None:
 def test_user_store_registers_authenticates_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "users.jsonl"
     store = UserStore(path, FAST)
-    alice = store.register("alice", "password-1")
-    admin = store.register("root", "password-2", Role.ADMIN)
+    alice = store.register("alice", hash_password("password-1", FAST))
+    admin = store.register("root", hash_password("password-2", FAST), Role.ADMIN)
     assert (alice.user_id, admin.user_id) == (1, 2)
     with pytest.raises(Rejected) as refused:
-        store.register("ALICE", "password-3")
+        store.register("ALICE", hash_password("password-3", FAST))
     assert refused.value.code is ResultCode.ACCOUNT_EXISTS
     assert store.authenticate("alice", "password-1") == alice
     assert store.authenticate("alice", "password-2") is None
