@@ -193,6 +193,10 @@ class InstrumentRegistry:
     def __contains__(self, instrument_id: object) -> bool:
         return instrument_id in self._by_id
 
+    def as_list(self) -> list[Instrument]:
+        """The live list of instruments by index (updated in place): the hot path indexes it."""
+        return self._by_index
+
     def by_index(self, index: int) -> Instrument:
         """The instrument at a dense index (raises IndexError: records carry valid indexes)."""
         return self._by_index[index]

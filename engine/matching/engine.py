@@ -48,6 +48,8 @@ from engine.matching.events import (
     TradeExecuted,
 )
 
+_new = tuple.__new__
+"""Builds an event NamedTuple without its Python-level __new__: half the cost on the hot path."""
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrderType.LIMIT
@@ -82,6 +84,7 @@ class MatchingEngine:
     __slots__ = (
         "_default_stp",
         "_handlers",
+        "_instrument_list",
         "_last_order_id",
         "_shard",
         "_shards",
@@ -102,6 +105,7 @@ class MatchingEngine:
         if default_stp == SelfTradePrevention.NONE:
             raise ValueError("the default self-trade prevention must be a real mode")
         self.instruments = instruments
+        self._instrument_list = instruments.as_list()
         self.books: dict[int, OrderBook] = {i.index: OrderBook(i.index) for i in instruments}
         self._shard = shard
         self._shards = shards
@@ -139,12 +143,13 @@ class MatchingEngine:
     def _place(self, command: PlaceOrder) -> list[Event]:
         (order_id, account_id, index, side, price, qty, order_type, time_condition,
          volume_condition, min_qty, ts, stp) = command  # fmt: skip
-        instrument = self.instruments.find(index)
-        if instrument is None:
+        instruments = self._instrument_list
+        if not 0 <= index < len(instruments):
             return [OrderRejected(order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts)]
         if order_id <= self._last_order_id:
             return [OrderRejected(order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts)]
         self._last_order_id = order_id
+        instrument = instruments[index]
         if instrument.status != _TRADING:
             return [
                 OrderRejected(order_id, account_id, index, ResultCode.INSTRUMENT_NOT_TRADING, ts)
@@ -153,17 +158,25 @@ class MatchingEngine:
         if order_type == _MARKET:
             price = instrument.upper_limit if side == _BUY else instrument.lower_limit
             time_condition = _IOC
-        code = _check_order(
-            order_type, side, qty, time_condition, volume_condition, min_qty, stp,
-            instrument.min_qty, instrument.max_qty, book.phase,
-        )  # fmt: skip
-        if not code and price <= 0:
+        code = ResultCode.OK
+        if (
+            (order_type != _LIMIT and order_type != _MARKET)
+            or (side != _BUY and side != _SELL)
+            or not instrument.min_qty <= qty <= instrument.max_qty
+            or time_condition not in _TIME_CONDITIONS
+            or stp not in _STP_MODES
+            or price <= 0
+            or (volume_condition != _ANY and _bad_volume(volume_condition, qty, min_qty))
+            or (book.phase == _AUCTION and (time_condition == _IOC or volume_condition != _ANY))
+        ):
             code = ResultCode.BAD_ORDER_PARAMETER
-        if not code and not instrument.lower_limit <= price <= instrument.upper_limit:
+        elif not instrument.lower_limit <= price <= instrument.upper_limit:
             code = ResultCode.PRICE_OUT_OF_BAND
         if code:
             return [OrderRejected(order_id, account_id, index, code, ts)]
-        events: list[Event] = [OrderAccepted(order_id, account_id, index, side, price, qty, ts)]
+        events: list[Event] = [
+            _new(OrderAccepted, (order_id, account_id, index, side, price, qty, ts))
+        ]
         order = Order(
             order_id, account_id, side, price, qty, time_condition, stp or self._default_stp, ts
         )
@@ -219,7 +232,9 @@ class MatchingEngine:
             return
         level = (book.bids if order.side == _BUY else book.asks).add(order)
         book.orders[order.order_id] = order
-        events.append(BookChanged(book.instrument_index, order.side, order.price, level.qty, ts))
+        events.append(
+            _new(BookChanged, (book.instrument_index, order.side, order.price, level.qty, ts))
+        )
 
     def _take(
         self,
@@ -281,19 +296,22 @@ class MatchingEngine:
                 level.qty -= fill
                 seq += 1
                 append(
-                    TradeExecuted(
-                        seq * shards + shard,
-                        index,
-                        price,
-                        fill,
-                        taker_id,
-                        account_id,
-                        side,
-                        maker.order_id,
-                        maker.account_id,
-                        remaining,
-                        left,
-                        ts,
+                    _new(
+                        TradeExecuted,
+                        (
+                            seq * shards + shard,
+                            index,
+                            price,
+                            fill,
+                            taker_id,
+                            account_id,
+                            side,
+                            maker.order_id,
+                            maker.account_id,
+                            remaining,
+                            left,
+                            ts,
+                        ),
                     )
                 )
                 if not left:
@@ -304,7 +322,7 @@ class MatchingEngine:
                     if not level.count:
                         break
             if level.qty != level_qty:
-                append(BookChanged(index, maker_side, price, level.qty, ts))
+                append(_new(BookChanged, (index, maker_side, price, level.qty, ts)))
             if not level.count:
                 opposite.drop(key)
             if blocked:
@@ -329,8 +347,8 @@ class MatchingEngine:
         level = (book.bids if order.side == _BUY else book.asks).remove(order)
         index = book.instrument_index
         return [
-            OrderCanceled(order.order_id, order.account_id, index, reason, order.qty, ts),
-            BookChanged(index, order.side, order.price, level.qty, ts),
+            _new(OrderCanceled, (order.order_id, order.account_id, index, reason, order.qty, ts)),
+            _new(BookChanged, (index, order.side, order.price, level.qty, ts)),
         ]
 
     def _amend(self, command: AmendOrder) -> list[Event]:
@@ -483,35 +501,11 @@ class MatchingEngine:
                 raise InvariantViolation(f"book {book.instrument_index}: order id ahead of input")
 
 
-def _check_order(
-    order_type: int,
-    side: int,
-    qty: int,
-    time_condition: int,
-    volume_condition: int,
-    min_qty: int,
-    stp: int,
-    instrument_min: int,
-    instrument_max: int,
-    phase: int,
-) -> ResultCode:
-    """BAD_ORDER_PARAMETER for an order the matching rules cannot take, else OK."""
-    if (
-        (order_type != _LIMIT and order_type != _MARKET)
-        or (side != _BUY and side != _SELL)
-        or not instrument_min <= qty <= instrument_max
-        or time_condition not in _TIME_CONDITIONS
-        or stp not in _STP_MODES
-    ):
-        return ResultCode.BAD_ORDER_PARAMETER
-    if volume_condition != _ANY and (
-        (volume_condition != _ALL and volume_condition != _MIN)
-        or (volume_condition == _MIN and not 0 < min_qty <= qty)
-    ):
-        return ResultCode.BAD_ORDER_PARAMETER
-    if phase == _AUCTION and (time_condition == _IOC or volume_condition != _ANY):
-        return ResultCode.BAD_ORDER_PARAMETER
-    return ResultCode.OK
+def _bad_volume(volume_condition: int, qty: int, min_qty: int) -> bool:
+    """True for a volume condition other than ANY that the order cannot use."""
+    if volume_condition == _MIN:
+        return not 0 < min_qty <= qty
+    return volume_condition != _ALL
 
 
 def _available(opposite: BookSide, key_limit: int, taker: Order, need: int) -> int:
