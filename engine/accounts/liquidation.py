@@ -21,16 +21,18 @@ from engine.instruments import Instrument, InstrumentRegistry
 
 
 def closing_orders(account: Account, registry: InstrumentRegistry, ts: int) -> list[SubmitOrder]:
-    """Orders (request id 0) closing every free lot of every trading instrument, long side first."""
+    """Orders (request id 0) closing every free lot of every trading instrument.
+
+    Instruments by index; on each, the short side first (BUY closers), then the long side.
+    """
     orders: list[SubmitOrder] = []
     for index in sorted(account.positions):
         instrument = registry.by_index(index)
         if instrument.status is not InstrumentStatus.TRADING:
             continue
         position = account.positions[index]
-        for held in (Side.BUY, Side.SELL):
-            side = position.side(held)
-            closer = held.opposite
+        for closer in (Side.BUY, Side.SELL):
+            side = position.side(closer.opposite)
             price = instrument.upper_limit if closer is Side.BUY else instrument.lower_limit
             for offset, qty in _offsets(instrument, side.closable_history, side.closable_today):
                 while qty > 0:
