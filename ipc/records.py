@@ -8,10 +8,11 @@ itemsize and header, and a reader views those records by kind::
     wide = batch[batch["kind"] == Kind.INSTRUMENT_CREATE].view(CMD_INSTRUMENT)
 
 Integers inside: prices in ticks, quantities in lots, money in the currency's fixed point,
-rates per `engine.money.RATE_SCALE` (1e8). Ids start at 1; 0 means "none" so that a zeroed slot
-never names a real account, instrument or order. Enum fields are u1 holding values of
-`engine.enums`; result codes are u2 holding `engine.codes.ResultCode`. docs/records.md has the
-tables; tests/unit/ipc/test_records.py pins every offset.
+rates per `engine.money.RATE_SCALE` (1e8). Account, order, trade and request ids start at 1, so
+0 means "none" and a zeroed slot names no account or order; instrument indexes are the
+registry's dense indexes from 0, and ALL_INSTRUMENTS (-1) means "every instrument". Enum fields
+are u1 holding values of `engine.enums`; result codes are u2 holding `engine.codes.ResultCode`.
+docs/records.md has the tables; tests/unit/ipc/test_records.py pins every offset.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import numpy as np
 
 RECORD_VERSION = 1
 """Bumped whenever a layout changes; the ring's dtype fingerprint refuses old attachments too."""
+
+ALL_INSTRUMENTS = -1
+"""The `instrument` of a CANCEL_ALL or EXPIRE_ORDERS that applies to every instrument."""
 
 
 class Kind(IntEnum):
@@ -39,6 +43,7 @@ class Kind(IntEnum):
     CANCEL_ORDER = 105
     AMEND_ORDER = 106
     CANCEL_ALL = 107
+    SET_ACCOUNT_FROZEN = 108
     INSTRUMENT_CREATE = 110  # CMD_INSTRUMENT layout
     INSTRUMENT_UPDATE = 111  # CMD_INSTRUMENT layout
     INSTRUMENT_SUSPEND = 112
@@ -46,13 +51,16 @@ class Kind(IntEnum):
     INSTRUMENT_DELIST = 114
     SET_SETTLEMENT_PRICE = 120
     EXECUTE_SETTLEMENT = 121
+    SET_SETTLEMENT_PRICES = 122  # one record per price; the last of the request has LAST_IN_BATCH
 
     NEW_ORDER = 201
     CANCEL = 202
     AMEND = 203
     ADD_INSTRUMENT = 210
     SET_INSTRUMENT_STATUS = 211
-    END_OF_DAY = 212
+    EXPIRE_ORDERS = 212
+    SET_PHASE = 213
+    RUN_AUCTION = 214
 
     ORDER_ACCEPTED = 301
     TRADE = 302
@@ -61,6 +69,10 @@ class Kind(IntEnum):
     ORDER_AMENDED = 305
     BOOK_LEVEL = 306
     INSTRUMENT_STATUS_CHANGED = 307
+    CANCEL_REJECTED = 308
+    AMEND_REJECTED = 309
+    PHASE_CHANGED = 310
+    AUCTION_UNCROSSED = 311
 
     REQUEST_ANSWERED = 401
     ORDER_UPDATED = 402
@@ -134,7 +146,8 @@ CMD = _layout(
             "<i8",
         ),  # idempotency key for deposit/withdraw: a repeat is answered, not applied
         *_ORDER_FLAGS,
-        ("pad0", "V2"),
+        ("currency", "u1"),  # index into the configured currencies (deposit, withdraw)
+        ("frozen", "u1"),  # 1 = freeze, 0 = unfreeze (SET_ACCOUNT_FROZEN)
         ("user_id", "<i8"),  # the gateway's user index that owns a new account
         ("trading_day", "<i4"),  # yyyymmdd (settlement)
     ],
@@ -175,11 +188,12 @@ ORDER = _layout(
         ("min_qty", "<i8"),
         *_ORDER_FLAGS,
         ("status", "u1"),  # InstrumentStatus (SET_INSTRUMENT_STATUS, ADD_INSTRUMENT)
-        ("pad0", "V1"),
+        ("reason", "u1"),  # CancelReason (CANCEL)
         ("limit_up", "<i8"),  # ticks: the price band (ADD_INSTRUMENT), 0 = none
         ("limit_down", "<i8"),
         ("request_id", "<u8"),  # carried for tracing only
-        ("trading_day", "<i4"),  # END_OF_DAY
+        ("trading_day", "<i4"),  # EXPIRE_ORDERS
+        ("phase", "u1"),  # TradingPhase (SET_PHASE)
     ],
     128,
 )
@@ -202,8 +216,12 @@ EXEC = _layout(
         ("reason", "u1"),  # CancelReason
         ("maker_leaves_qty", "<i8"),
         ("trade_id", "<i8"),
-        ("level_orders", "<i4"),  # orders resting at the level (BOOK_LEVEL)
+        ("level_orders", "<i4"),  # orders resting at the level (BOOK_LEVEL), 0 = not counted
         ("status", "u1"),  # InstrumentStatus (INSTRUMENT_STATUS_CHANGED)
+        ("phase", "u1"),  # TradingPhase (PHASE_CHANGED)
+        ("pad0", "V2"),
+        ("old_price", "<i8"),  # ticks: the price before an ORDER_AMENDED
+        ("old_qty", "<i8"),  # lots: the open quantity before an ORDER_AMENDED
     ],
     128,
 )
