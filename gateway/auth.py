@@ -149,6 +149,9 @@ class UserStore:
     def get(self, user_id: int) -> User | None:
         return self._by_id.get(user_id)
 
+    def named(self, username: str) -> User | None:
+        return self._by_name.get(username.casefold())
+
     def _add(self, user: User) -> None:
         self._by_name[user.username.casefold()] = user
         self._by_id[user.user_id] = user

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.codes import ResultCode
 from gateway.auth import (
@@ -18,6 +19,7 @@ from gateway.auth import (
     UserStore,
     authorize,
     hash_password,
+    load_or_create_secret,
 )
 from gateway.backend import ExchangeBackend
 from gateway.config import EdgeConfig
@@ -25,6 +27,9 @@ from gateway.errors import Rejected
 from gateway.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+USERS_FILE = "users.jsonl"
+SECRET_FILE = "gateway.secret"
 
 
 @dataclass
@@ -34,6 +39,33 @@ class Edge:
     signer: TokenSigner
     limiter: RateLimiter
     config: EdgeConfig
+
+    @classmethod
+    def open(
+        cls,
+        backend: ExchangeBackend,
+        run_dir: Path,
+        config: EdgeConfig | None = None,
+        admin: tuple[str, str] | None = None,
+    ) -> Edge:
+        """The edge of one gateway process: users and the token secret live in `run_dir`.
+
+        `admin` (username, password) creates the operator's administrator on first start;
+        administrators cannot be registered over HTTP.
+        """
+        config = config or EdgeConfig()
+        users = UserStore(run_dir / USERS_FILE)
+        users.load()
+        if admin is not None and users.named(admin[0]) is None:
+            users.register(admin[0], hash_password(admin[1]), Role.ADMIN)
+        secret = load_or_create_secret(run_dir / SECRET_FILE)
+        return cls(
+            backend=backend,
+            users=users,
+            signer=TokenSigner(secret, config.token_lifetime_s),
+            limiter=RateLimiter(config.rate_per_second, config.rate_burst),
+            config=config,
+        )
 
     def principal(self, token: str | None) -> Principal:
         """The caller a token names: 9002 without a token, 9001 for a bad or expired one."""
