@@ -4,15 +4,18 @@ Workloads:
 - journal append, 128-byte records, `sync` durability (one write + one fdatasync per batch) at
   batch sizes 1, 64 and 1024, plus `async` at 64 for contrast;
 - full replay of the journal written (crc checked per record);
-- Parquet history writes through `HistoryWriter` (trades table, zstd);
-- a polars scan/aggregate over generated trades history of ≥ 1 GB decoded (`--quick`: 128 MB),
-  created under a temp dir and deleted afterwards.
+- Parquet history writes through `HistoryWriter` (trades table, default compression) and
+  compaction of the small files that leaves;
+- polars scans/aggregates over generated trades history of ≥ 1 GB decoded (`--quick`: 128 MB),
+  written with the default compression and again uncompressed, each created under a temp dir
+  and deleted afterwards.
 QAExchange-RS's documented figures are added as labelled reference rows (not measured here).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -25,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.common import Results
+from storage.compaction import CompactionConfig, compact
 from storage.history import (
     NS_PER_DAY,
     HistoryConfig,
@@ -55,7 +59,8 @@ def main() -> None:
         replay_dir = bench_journal(results, root, seconds)
         bench_replay(results, replay_dir)
         bench_parquet_write(results, root / "write", 200_000 if args.quick else 1_000_000)
-        bench_scan(results, root / "scan", scan_gb)
+        bench_scan(results, root / "scan", scan_gb, HistoryConfig().compression)
+        bench_scan(results, root / "scan-uncompressed", scan_gb, "none")
     results.add(PEER, "WAL append, batched", "throughput", 78_125, "records/s")
     results.add(PEER, "crash recovery replay", "throughput", 45_000, "records/s")
     results.add(PEER, "Parquet scan", "throughput", 1.2, "GB/s")
@@ -138,31 +143,40 @@ def trades_table(rows: int, seed: int, instruments: int, days: int) -> pa.Table:
 
 
 def bench_parquet_write(results: Results, root: Path, rows: int) -> None:
+    """The recorder's path: 10k-row appends, flushes by rows; then compact what it left."""
     data = trades_table(rows, seed=1, instruments=8, days=1)
-    writer = HistoryWriter(root, HistoryConfig(max_rows=100_000))
+    config = HistoryConfig(max_rows=100_000)
+    writer = HistoryWriter(root, config)
     batches = data.to_batches(max_chunksize=10_000)
     start = time.perf_counter()
     for index, batch in enumerate(batches):  # the recorder's clock: 10k rows every 100 ms
         writer.append("trades", batch, now_ns=DAY0 + index * 100_000_000)
     writer.flush()
     elapsed = time.perf_counter() - start
-    workload = f"Parquet write, trades, zstd, {rows:,} rows, 10k-row appends, 8 instruments"
+    files = len(list(root.rglob("*.parquet")))
+    workload = f"Parquet write, trades, {config.compression}, {rows:,} rows, 10k-row appends"
     results.add(SYSTEM, workload, "throughput", rows / elapsed, "rows/s")
     results.add(SYSTEM, workload, "throughput", data.nbytes / elapsed / 1e6, "MB/s decoded")
+    start = time.perf_counter()
+    outcome = compact(root, "trades", CompactionConfig(min_files=2))
+    elapsed = time.perf_counter() - start
+    workload = f"compaction, {files} files -> {files - outcome.files_in + outcome.files_out}"
+    results.add(SYSTEM, workload, "throughput", outcome.rows / elapsed, "rows/s")
 
 
-def bench_scan(results: Results, root: Path, gigabytes: float) -> None:
-    """Generate ≥ `gigabytes` of decoded trades in 32 partitions, then scan and aggregate."""
+def bench_scan(results: Results, root: Path, gigabytes: float, compression: str) -> None:
+    """Generate ≥ `gigabytes` of decoded trades in 32 partitions, scan and aggregate, delete."""
     row_bytes = sum(f.type.bit_width // 8 for f in TRADES)
     rows = int(gigabytes * 1e9 / row_bytes) + 1
-    days, instruments = 4, 8
     chunk = 2_000_000
     for index, start in enumerate(range(0, rows, chunk)):
-        part = trades_table(min(chunk, rows - start), index, instruments, days)
-        _write_partitioned(root, part, index)
+        part = trades_table(min(chunk, rows - start), index, instruments=8, days=4)
+        for (day, instrument), piece in split_partitions(part):
+            directory = partition_dir(root, "trades", day, instrument)
+            directory.mkdir(parents=True, exist_ok=True)
+            pq.write_table(piece, directory / f"part-{index:06d}.parquet", compression=compression)
     disk_bytes = sum(p.stat().st_size for p in root.rglob("*.parquet"))
-    query = HistoryQuery(root)
-    trades = query.scan("trades")
+    trades = HistoryQuery(root).scan("trades")
     sums = pl.all().exclude("date", "instrument").sum()
     vwap = (
         pl.len().alias("n"),
@@ -179,19 +193,14 @@ def bench_scan(results: Results, root: Path, gigabytes: float) -> None:
         ),
         ("VWAP by instrument (3 columns)", trades.group_by("instrument_id").agg(*vwap), vwap_bytes),
     )
+    size = f"{rows:,} rows, {rows * row_bytes / 1e9:.2f} GB decoded, {compression}"
     for name, frame, width in workloads:
         seconds = _median_seconds(frame.collect, repeats=3)
-        workload = f"polars scan: {name}, {rows:,} rows, {rows * row_bytes / 1e9:.2f} GB decoded"
+        workload = f"polars scan: {name} ({size})"
         results.add(SYSTEM, workload, "throughput", rows * width / seconds / 1e9, "GB/s decoded")
         results.add(SYSTEM, workload, "throughput", rows / seconds / 1e6, "M rows/s")
-    results.add(SYSTEM, "generated history on disk (zstd)", "size", disk_bytes / 1e9, "GB")
-
-
-def _write_partitioned(root: Path, table: pa.Table, index: int) -> None:
-    for (day, instrument), part in split_partitions(table):
-        directory = partition_dir(root, "trades", day, instrument)
-        directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part, directory / f"part-{index:06d}.parquet", compression="zstd")
+    results.add(SYSTEM, f"generated history on disk ({size})", "size", disk_bytes / 1e9, "GB")
+    shutil.rmtree(root)
 
 
 def _median_seconds(run: Callable[[], object], repeats: int) -> float:

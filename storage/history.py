@@ -37,7 +37,7 @@ class HistoryConfig:
 
     max_rows: int = 100_000
     max_age_ns: int = 1_000_000_000
-    compression: str = "zstd"
+    compression: str = "snappy"  # zstd files are ~30% smaller but scan about half as fast
     row_group_rows: int = 128 * 1024
 
 
