@@ -109,6 +109,7 @@ class Runner:
         self._current: tuple[str, np.ndarray[Any, Any]] | None = None
         self.records_in = 0
         self.batches_in = 0
+        self.heartbeat_ns = 0
 
     @property
     def pid_file(self) -> Path:
@@ -199,7 +200,8 @@ class Runner:
             self._next_control = now + 0.01
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self._heartbeat_s
-            self.service.tick(time.time_ns())
+            self.heartbeat_ns = time.time_ns()
+            self.service.tick(self.heartbeat_ns)
 
     def _drain(self) -> None:
         """Handle what is already in the inputs (bounded by half the stop timeout), then stop."""
@@ -217,6 +219,7 @@ class Runner:
             "state": "running" if self._stop_reason is None else "stopping",
             "started_ns": self.started_ns,
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
+            "heartbeat_ns": self.heartbeat_ns,
             "records_in": self.records_in,
             "batches_in": self.batches_in,
             "rings": rings,

@@ -155,3 +155,20 @@ def test_foreground_up_prints_endpoints_last_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_killed_supervisor_takes_its_children_along_and_down_cleans_up(
+    exchange: Exchange,
+) -> None:
+    supervisor = exchange.status()["supervisor_pid"]
+    recorder = exchange.process("recorder")["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pid_alive(recorder):
+        time.sleep(0.05)
+    assert not pid_alive(recorder)
+    assert _objects(exchange.prefix)  # nobody unlinked the rings yet
+    result = exchange.run("down")
+    assert result.returncode == 0, result.stderr
+    assert _objects(exchange.prefix) == []
+    assert exchange.processes() == []
