@@ -9,8 +9,11 @@ and rejects; floats are never involved.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
+
+from gateway.feeds.quality import symbol_ok
 
 
 class OffTick(ValueError):
@@ -28,25 +31,30 @@ def _decimals_of(step: Decimal) -> int | None:
 class Scale:
     """Converts decimal strings to integer multiples of one step (a tick or a lot)."""
 
-    __slots__ = ("_k", "step")
+    __slots__ = ("_k", "_pad", "_pads", "step")
 
     def __init__(self, step: str | Decimal) -> None:
         self.step = Decimal(step)
         if not self.step > 0:
             raise ValueError(f"step must be positive, got {step!r}")
         self._k = _decimals_of(self.step)
+        k = self._k if self._k is not None and self._k >= 0 else -1
+        self._pad = ["0" * (k - n) for n in range(k + 1)]  # zeros to append to n fraction digits
+        self._pads = len(self._pad)
 
     def units(self, value: str | Decimal) -> int:
         """The exact number of steps in `value`; raises OffTick when it is not whole."""
-        k = self._k
-        if k is not None and k >= 0 and value.__class__ is str:
-            whole, dot, frac = value.partition(".")
-            if whole.isdigit() and (not dot or frac.isdigit()):
-                if len(frac) > k:
-                    if frac[k:].strip("0"):
-                        raise OffTick(value)
-                    frac = frac[:k]
-                return int(whole + frac.ljust(k, "0"))
+        if value.__class__ is str and self._pads:
+            whole, _, frac = value.partition(".")
+            digits = whole + frac
+            if digits.isdigit() and digits.isascii() and whole:
+                n = len(frac)
+                if n < self._pads:
+                    return int(digits + self._pad[n])
+                k = self._k
+                if frac[k:].strip("0"):  # type: ignore[misc]
+                    raise OffTick(value)
+                return int(whole + frac[:k])
         return self._slow(value)
 
     def _slow(self, value: str | Decimal) -> int:
@@ -67,7 +75,16 @@ class Scale:
 class InstrumentSpec:
     """One external instrument: the venue's symbol, our id, and its tick and lot sizes."""
 
-    __slots__ = ("dust_lots", "instrument_id", "lot", "max_price_ticks", "symbol", "tick", "venue")
+    __slots__ = (
+        "dust_lots",
+        "instrument_id",
+        "lot",
+        "max_price_ticks",
+        "symbol",
+        "symbol_valid",
+        "tick",
+        "venue",
+    )
 
     def __init__(
         self,
@@ -85,9 +102,11 @@ class InstrumentSpec:
         self.instrument_id = instrument_id or f"{venue}.{symbol}"
         self.tick = Scale(tick)
         self.lot = Scale(lot)
-        # reference/ingestion.md's quality thresholds, converted once into this instrument's units
-        self.dust_lots = Decimal(dust) / self.lot.step
-        self.max_price_ticks = Decimal(max_price) / self.tick.step
+        # reference/ingestion.md's quality thresholds in this instrument's integer units:
+        # an integer qty is below `dust` iff it is below the ceiling of dust/lot (same for price)
+        self.dust_lots = math.ceil(Decimal(dust) / self.lot.step)
+        self.max_price_ticks = math.floor(Decimal(max_price) / self.tick.step)
+        self.symbol_valid = symbol_ok(symbol)
 
 
 class InstrumentTable:

@@ -23,7 +23,7 @@ from gateway.feeds.config import DEFAULT_TICKER_FIELDS, FeedConfig
 from gateway.feeds.decode import FrameDecoder
 from gateway.feeds.dedup import Deduplicator
 from gateway.feeds.instruments import InstrumentSpec, InstrumentTable, OffTick
-from gateway.feeds.quality import quality_score, symbol_ok
+from gateway.feeds.quality import quality_score
 from gateway.feeds.records import Bar, BookUpdate, Level, Record, Ticker, Trade
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,7 @@ class Normalizer:
         if ticks <= 0 or lots <= 0:
             self.counters["rejected"] += 1
             return None
-        score = quality_score(
-            ticks, lots, symbol_ok(spec.symbol), spec.dust_lots, spec.max_price_ticks
-        )
+        score = quality_score(ticks, lots, spec.symbol_valid, spec.dust_lots, spec.max_price_ticks)
         return Trade(
             spec.instrument_id,
             ts_event,
@@ -209,7 +207,7 @@ class Normalizer:
             ticks,
             lots,
             side,
-            _int_id(trade_id),
+            trade_id if trade_id.__class__ is int else _int_id(trade_id),
             sequence,
             score,
         )

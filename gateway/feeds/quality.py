@@ -10,7 +10,6 @@ price above a million is normal.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9]+([-_/][A-Za-z0-9]+)*$")
 
@@ -20,7 +19,7 @@ def symbol_ok(symbol: str) -> bool:
 
 
 def quality_score(
-    price: int, qty: int, symbol_valid: bool, dust_lots: Decimal, max_price_ticks: Decimal
+    price: int, qty: int, symbol_valid: bool, dust_lots: int, max_price_ticks: int
 ) -> int:
     score = 100
     if price <= 0:

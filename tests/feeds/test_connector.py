@@ -301,3 +301,15 @@ def test_okx_gap_resubscribes_for_a_fresh_snapshot() -> None:
             assert subscribe["op"] == "subscribe"
 
     run(main())
+
+
+def test_health_line_is_logged_periodically(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with VenueServer([[fixtures.trade("BINANCE", 0)]]) as server:
+            feed = make_connector("BINANCE", server, health_interval=0.05)
+            with caplog.at_level("INFO", logger="gateway.feeds.connector"):
+                await run_until(feed, lambda r: "WebSocket ✓" in caplog.text)
+            line = next(m for m in caplog.messages if "WebSocket" in m)
+            assert "Buffer 0.0%" in line and "Dedup 0.00%" in line and "Written" in line
+
+    run(main())

@@ -69,5 +69,6 @@ def test_table_lookup_and_ids() -> None:
     assert table.get("ETHUSDT") is None
     with pytest.raises(ValueError):
         table.add(InstrumentSpec("OKX", "BTC-USDT", "0.1", "1"))
-    assert spec.dust_lots == Decimal(10)  # 0.0001 / 0.00001
-    assert spec.max_price_ticks == Decimal(100_000_000)
+    assert spec.dust_lots == 10  # 0.0001 / 0.00001
+    assert spec.max_price_ticks == 100_000_000
+    assert InstrumentSpec("X", "Y", "0.01", "0.00003").dust_lots == 4  # ceil(3.33)

@@ -1,11 +1,9 @@
-from decimal import Decimal
-
 import pytest
 
 from gateway.feeds.quality import quality_score, symbol_ok
 
-DUST = Decimal(10)  # 0.0001 in lots of 0.00001
-MAX = Decimal(100_000_000)  # 1,000,000 in ticks of 0.01
+DUST = 10  # 0.0001 in lots of 0.00001
+MAX = 100_000_000  # 1,000,000 in ticks of 0.01
 
 
 @pytest.mark.parametrize(
@@ -27,7 +25,7 @@ def test_score_table_from_seed_000(price: int, qty: int, symbol: bool, score: in
 
 
 def test_score_saturates_at_zero() -> None:
-    assert quality_score(-1, -1, False, DUST, Decimal(-10)) == 0
+    assert quality_score(-1, -1, False, DUST, -10) == 0
 
 
 @pytest.mark.parametrize(

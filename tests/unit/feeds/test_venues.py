@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import orjson
 import pytest
 
 from engine.enums import Side
@@ -270,3 +271,52 @@ def test_dust_trade_scores_lower() -> None:
     feed.feed(fixtures.trade("BINANCE", 0).replace('"q":"0.10000"', '"q":"0.00005"'), T_RECV)
     (trade,) = feed.take()
     assert trade.quality == 90
+
+
+def test_coinbase_and_gateio_rest_snapshots() -> None:
+    coinbase = connector("COINBASE")
+    coinbase.feed_snapshot("BTC-USD", orjson.dumps(fixtures.SNAPSHOTS["COINBASE"]), T_RECV)
+    (book,) = coinbase.take()
+    assert (book.snapshot, book.last_id, book.bids, book.asks) == (
+        True,
+        3,
+        [(40000, 150_000_000)],
+        [(40005, 50_000_000)],
+    )
+    gate = connector("GATEIO", instruments={"BTC_USDT": {"tick": "0.01", "lot": "0.001"}})
+    gate.feed_snapshot("BTC_USDT", orjson.dumps(fixtures.SNAPSHOTS["GATEIO"]), T_RECV)
+    (book,) = gate.take()
+    assert (book.last_id, book.bids, book.asks) == (123456, [(117, 201_863)], [(152, 1_151)])
+
+
+def test_bad_rest_snapshot_is_counted() -> None:
+    feed = connector("BINANCE")
+    assert feed.feed_snapshot("BTCUSDT", b'{"bids": []}', T_RECV) == 0
+    assert feed.stats()["rest_errors"] == 1 and feed.stats()["rest_snapshots"] == 0
+
+
+def test_okx_books_chain_and_gap_request_resync() -> None:
+    feed = connector("OKX")
+    snapshot, update = fixtures.EXAMPLES["OKX"][3], fixtures.EXAMPLES["OKX"][4]
+    feed.feed(snapshot, T_RECV)
+    feed.feed(update, T_RECV)
+    assert feed.books["OKX.BTC-USDT"].book.asks == {84769: 20_000_000_000}  # 200 in 1e-8 lots
+    feed.feed(
+        update.replace('"prevSeqId":123456,"seqId":123457', '"prevSeqId":123459,"seqId":123460'),
+        T_RECV,
+    )
+    assert feed.resync_pending == {"BTC-USDT"} and feed.stats()["book_gaps"] == 1
+
+
+def test_bybit_update_id_one_means_a_fresh_snapshot() -> None:
+    feed = connector("BYBIT")
+    for frame in fixtures.EXAMPLES["BYBIT"][3:]:
+        feed.feed(frame, T_RECV)
+    restart = (
+        fixtures.EXAMPLES["BYBIT"][4]
+        .replace('"u":18521289', '"u":1')
+        .replace('"type":"delta"', '"type":"delta"')
+    )
+    feed.feed(restart, T_RECV)
+    keeper = feed.books["BYBIT.BTCUSDT"]
+    assert keeper.synced and keeper.last_id == 1 and keeper.book.bids == {}
