@@ -76,7 +76,7 @@ class AdjustBalance:
     account_id: int
     amount: int
     """Money in fixed point at the account currency's scale (CNY: 0.01)."""
-    transaction_id: str
+    transaction_id: int
 
 
 class AdminAction(IntEnum):

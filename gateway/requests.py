@@ -65,7 +65,12 @@ ADJUST_BALANCE = Schema(
     (
         _account_id,
         decimal("amount", positive=True, maximum=Decimal(10) ** 15),
-        text("transaction_id", pattern=CLIENT_ID, description="client key: a retry is a no-op"),
+        integer(
+            "transaction_id",
+            minimum=Decimal(1),
+            maximum=MAX_ID,
+            description="client-chosen key: a retry with the same id is a no-op",
+        ),
     ),
     description="Deposit or withdraw; idempotent by transaction_id.",
 )
@@ -131,7 +136,7 @@ BATCH_SET_SETTLEMENT_PRICES = Schema(
 
 EMPTY = Schema("empty", (), description="No body fields.")
 
-WS_AUTH = Schema("auth", (text("token", max_length=512), text("user_id", required=False)))
+WS_AUTH = Schema("auth", (text("token", max_length=512),))
 
 WS_SUBSCRIBE = Schema(
     "subscribe",

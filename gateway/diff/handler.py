@@ -141,7 +141,8 @@ class DiffConnection:
 
     async def _answer_peek(self) -> None:
         patches = await self.session.peek()
-        await self.ws.send_str(to_json_text({"aid": "rtn_data", "data": patches}))
+        with contextlib.suppress(ConnectionError):
+            await self.ws.send_str(to_json_text({"aid": "rtn_data", "data": patches}))
 
     async def _req_login(self, message: dict[str, Any]) -> None:
         fields = DIFF_LOGIN.parse(message)

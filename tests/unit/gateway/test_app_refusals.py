@@ -18,17 +18,10 @@ from gateway.edge import Edge
 from gateway.openapi import openapi_document
 from gateway.ratelimit import RateLimiter
 from gateway.rest import ROUTES
-from tests.unit.gateway.aio import run_async
+from tests.unit.gateway.support import Tripwire, run_async
 
 SECRET = b"s" * 32
 WAIT_S = 5.0
-
-
-class Tripwire:
-    """Stands where the backend goes, and refuses to be used."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"a refused request reached backend.{name}")
 
 
 @asynccontextmanager

@@ -159,14 +159,12 @@ def test_binary_bodies_are_refused() -> None:
 
 
 def test_money_is_fixed_point_and_refuses_extra_decimals() -> None:
-    fields = ADJUST_BALANCE.parse({"account_id": 3, "amount": 1000.25, "transaction_id": "tx-1"})
+    fields = ADJUST_BALANCE.parse({"account_id": 3, "amount": 1000.25, "transaction_id": 1})
     assert adjust_balance(1, fields, -1).amount == -100025
-    fields = ADJUST_BALANCE.parse({"account_id": 3, "amount": 0.001, "transaction_id": "tx-2"})
+    fields = ADJUST_BALANCE.parse({"account_id": 3, "amount": 0.001, "transaction_id": 2})
     refused = _refused(adjust_balance, 1, fields, 1)
     assert "more than 2 decimals" in refused.message
-    refused = _refused(
-        ADJUST_BALANCE.parse, {"account_id": 3, "amount": 5, "transaction_id": "a b"}
-    )
+    refused = _refused(ADJUST_BALANCE.parse, {"account_id": 3, "amount": 5, "transaction_id": "7"})
     assert "transaction_id" in refused.message
 
 

@@ -3,7 +3,7 @@
 import asyncio
 
 from gateway.outbox import Outbox, Priority
-from tests.unit.gateway.aio import run_async
+from tests.unit.gateway.support import run_async
 
 
 @run_async

@@ -4,7 +4,7 @@ import asyncio
 
 from gateway.diff.merge_patch import apply_merge_patch
 from gateway.diff.session import DiffSession
-from tests.unit.gateway.aio import run_async
+from tests.unit.gateway.support import run_async
 
 WAIT_S = 2.0
 
