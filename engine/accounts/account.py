@@ -9,7 +9,7 @@ price feed: marks (ticks per instrument) are passed in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from engine.accounts.ledger import Ledger
 from engine.accounts.order import Order
@@ -18,8 +18,7 @@ from engine.enums import CloseTodayRule, InstrumentKind, Offset, Side
 from engine.instruments import Instrument, InstrumentRegistry
 
 
-@dataclass(frozen=True, slots=True)
-class Holds:
+class Holds(NamedTuple):
     """What an order holds for its remaining quantity (money units; asset in `asset_currency`)."""
 
     margin: int = 0
@@ -72,8 +71,7 @@ def close_split(
     return history, today
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     """What one fill booked on one account (money units of the instrument's currency)."""
 
     commission: int
@@ -83,7 +81,7 @@ class Fill:
 class Account:
     """One client account; mutable, changed only by the accounts core."""
 
-    __slots__ = ("account_id", "frozen", "ledgers", "orders", "positions")
+    __slots__ = ("account_id", "frozen", "frozen_by_instrument", "ledgers", "orders", "positions")
 
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
@@ -91,6 +89,8 @@ class Account:
         self.ledgers: dict[str, Ledger] = {}
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}
+        self.frozen_by_instrument: dict[int, int] = {}
+        """Frozen margin of the live orders per instrument (the concentration check's input)."""
 
     def ledger(self, currency: str) -> Ledger:
         ledger = self.ledgers.get(currency)
@@ -116,15 +116,26 @@ class Account:
         if order.closes:
             self._reserve_to(order, qty, instrument.close_today_rule)
             return
-        price = max(order.freeze_price, order.pending_price)
-        holds = open_holds(instrument, order.side, price, qty, base_units)
-        ledger = self.ledger(instrument.currency.code)
-        ledger.frozen_margin += holds.margin - order.frozen_margin
-        ledger.frozen_commission += holds.commission - order.frozen_commission
-        order.frozen_margin, order.frozen_commission = holds.margin, holds.commission
-        if holds.asset != order.frozen_asset:
-            self.ledger(holds.asset_currency).frozen_asset += holds.asset - order.frozen_asset
-            order.frozen_asset = holds.asset
+        if qty:
+            price = max(order.freeze_price, order.pending_price)
+            margin, commission, asset, _ = open_holds(
+                instrument, order.side, price, qty, base_units
+            )
+        else:
+            margin = commission = asset = 0
+        if margin != order.frozen_margin or commission != order.frozen_commission:
+            ledger = self.ledger(instrument.currency.code)
+            change = margin - order.frozen_margin
+            ledger.frozen_margin += change
+            ledger.frozen_commission += commission - order.frozen_commission
+            index = order.instrument_index
+            self.frozen_by_instrument[index] = self.frozen_by_instrument.get(index, 0) + change
+            order.frozen_margin, order.frozen_commission = margin, commission
+        if asset != order.frozen_asset:
+            spot_sell = order.side is Side.SELL
+            code = instrument.base_asset if spot_sell else instrument.currency.code
+            self.ledger(code).frozen_asset += asset - order.frozen_asset
+            order.frozen_asset = asset
 
     def _reserve_to(self, order: Order, qty: int, rule: CloseTodayRule) -> None:
         """Freeze position volume for a close order up to `qty` lots (history and today parts)."""
@@ -154,7 +165,10 @@ class Account:
     def fill(
         self, order: Order, instrument: Instrument, price: int, qty: int, base_units: int
     ) -> Fill:
-        """Book a fill of `qty` lots at `price` ticks and re-hold for the remaining quantity."""
+        """Book a fill of `qty` lots at `price` ticks and re-hold for the remaining quantity.
+
+        A fill that completes the order leaves the release to `finish`.
+        """
         order.filled += qty
         if instrument.kind is InstrumentKind.SPOT:
             result = self._fill_spot(order, instrument, price, qty, base_units)
@@ -162,7 +176,8 @@ class Account:
             result = self._fill_close(order, instrument, price, qty)
         else:
             result = self._fill_open(order, instrument, price, qty)
-        self.rehold(order, instrument, base_units)
+        if order.filled < order.qty:
+            self.rehold(order, instrument, base_units)
         return result
 
     def _fill_open(self, order: Order, instrument: Instrument, price: int, qty: int) -> Fill:
@@ -284,6 +299,13 @@ class Account:
                 parts = reserved.setdefault(key, [0, 0])
                 parts[0] += order.reserved_history
                 parts[1] += order.reserved_today
+        by_instrument: dict[int, int] = {}
+        for order in self.orders.values():
+            index = order.instrument_index
+            by_instrument[index] = by_instrument.get(index, 0) + order.frozen_margin
+        stored = {i: m for i, m in self.frozen_by_instrument.items() if m}
+        if stored != {i: m for i, m in by_instrument.items() if m}:
+            raise AssertionError(f"{where}: frozen margin per instrument out of step")
         for index, position in self.positions.items():
             for side in (Side.BUY, Side.SELL):
                 history, today = reserved.get((index, side), (0, 0))

@@ -257,9 +257,7 @@ class AccountsCore:
         ledger = account.ledger(currency)
         index = instrument.index
         position = account.positions.get(index)
-        held = (position.margin if position else 0) + sum(
-            o.frozen_margin for o in account.orders.values() if o.instrument_index == index
-        )
+        held = (position.margin if position else 0) + account.frozen_by_instrument.get(index, 0)
         return check_open(
             self.risk,
             account,
@@ -304,6 +302,7 @@ class AccountsCore:
             price,
             request_id=submit.request_id,
             liquidation=liquidation,
+            closes=submit.offset in CLOSES and not spot,
         )
         account.orders[order_id] = order
         self.orders[order_id] = order

@@ -47,6 +47,8 @@ class Order:
     reserved_history: int = 0
     reserved_today: int = 0
     liquidation: bool = False
+    closes: bool = False
+    """True for CLOSE, CLOSETODAY and CLOSEYESTERDAY (set once; read on every fill)."""
     pending_price: int = 0
     pending_qty: int = 0
 
@@ -57,10 +59,6 @@ class Order:
     @property
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
-
-    @property
-    def closes(self) -> bool:
-        return self.offset in (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY)
 
     def state(self) -> tuple[int, ...]:
         return (
