@@ -1,12 +1,14 @@
 """A deliberately simple reference order book, written from docs/matching.md and issue 3.
 
-It shares nothing with `engine/matching/`: each side is one plain list of resting orders,
-fully re-sorted by (price, arrival) after every insertion, and matching walks it from the
-front. Slow and obvious on purpose, so that a disagreement with the engine is worth reading.
+It shares nothing with `engine/matching/`: each side is one plain list of resting orders kept
+sorted by (price, arrival) — a new order is inserted at its place by bisection — and matching
+walks it from the front; finding an order is a linear scan. Slow and obvious on purpose, so
+that a disagreement with the engine is worth reading.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from engine.enums import (
@@ -158,19 +160,26 @@ class RefBook:
             outcome.canceled_qty = remaining
             outcome.cancel_reason = CancelReason.IOC_REMAINDER
             return outcome
-        self.rest(order.order_id, order.account_id, order.side, limit, remaining,
-                  order.time_condition)
+        self.rest(
+            order.order_id, order.account_id, order.side, limit, remaining, order.time_condition
+        )
         outcome.rested = True
         return outcome
 
-    def rest(self, order_id: int, account_id: int, side: Side, price: int, remaining: int,
-             time_condition: TimeCondition) -> None:
+    def rest(
+        self,
+        order_id: int,
+        account_id: int,
+        side: Side,
+        price: int,
+        remaining: int,
+        time_condition: TimeCondition,
+    ) -> None:
         self._arrivals += 1
-        orders = self.sides[side]
-        orders.append(
-            Resting(order_id, account_id, side, price, remaining, self._arrivals, time_condition)
+        order = Resting(
+            order_id, account_id, side, price, remaining, self._arrivals, time_condition
         )
-        orders.sort(key=_priority)
+        bisect.insort(self.sides[side], order, key=_priority)
 
     def remove(self, order_id: int) -> Resting | None:
         """Take an order out of the book (cancel, expiry); None when it is not resting."""

@@ -81,6 +81,7 @@ class Driver:
         self.model = RefExchange(instruments)
         registry = InstrumentRegistry.from_toml(DEFAULT_TOML.read_text())
         self.exchange = Exchange(registry, snapshots=False) if with_engine else None
+        self.ops: list[Op] = []
         self.commands: list[Any] = []
         self.order_ids: dict[int, int] = {}
         self.stats = Stats()
@@ -110,17 +111,23 @@ class Driver:
         """Apply one operation to both sides and compare what each answered and booked."""
         self._step += 1
         self.stats.ops += 1
+        self.ops.append(op)
         code, order_id = self._apply_model(op)
         if code:
             self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
         self.stats.max_resting = max(self.stats.max_resting, len(self.model.by_ref))
+        self.stats.trades = len(self.model.trades)
+        self.stats.cancels = len(self.model.cancels)
         if self.exchange is None:
             return
         command = self._command(op)
         self.commands.append(command)
         events = self.exchange.apply(command)
-        answer = next(e for e in events if isinstance(e, CommandAccepted | CommandRejected)
-                      and e.request_id == self._step)  # fmt: skip
+        answer = next(
+            e
+            for e in events
+            if isinstance(e, CommandAccepted | CommandRejected) and e.request_id == self._step
+        )
         engine_code = answer.code if isinstance(answer, CommandRejected) else ResultCode.OK
         if engine_code != code:
             self._diverged(op, f"code: engine {engine_code!r} ({answer}), model {code!r}")
@@ -162,11 +169,33 @@ class Driver:
                 return cmd.Deposit(request, account, amount, txn, currency, ts)
             case WithdrawOp(account, currency, amount, txn):
                 return cmd.Withdraw(request, account, amount, txn, currency, ts)
-            case PlaceOp(_, account, instrument, side, offset, price, qty, order_type,
-                         time_condition, volume_condition, min_qty):  # fmt: skip
-                return cmd.SubmitOrder(request, account, instrument, side, offset, price, qty,
-                                       order_type, time_condition, volume_condition, min_qty,
-                                       ts)  # fmt: skip
+            case PlaceOp(
+                _,
+                account,
+                instrument,
+                side,
+                offset,
+                price,
+                qty,
+                order_type,
+                time_condition,
+                volume_condition,
+                min_qty,
+            ):
+                return cmd.SubmitOrder(
+                    request,
+                    account,
+                    instrument,
+                    side,
+                    offset,
+                    price,
+                    qty,
+                    order_type,
+                    time_condition,
+                    volume_condition,
+                    min_qty,
+                    ts,
+                )
             case CancelOp(account, ref):
                 return cmd.CancelOrder(request, account, self._order_id(ref), ts)
             case AmendOp(account, ref, price, qty):
@@ -182,38 +211,76 @@ class Driver:
 
     def _compare_events(self, op: Op, events: list[Any]) -> None:
         model = self.model
-        fills = model.trades[self._trades_seen:]
+        fills = model.trades[self._trades_seen :]
         self._trades_seen = len(model.trades)
-        self.stats.trades += len(fills)
         trades = [e for e in events if isinstance(e, TradeExecuted)]
         expected = [
-            (f.trade_id, f.price, f.qty, f.taker_order_id, f.taker_account_id, f.taker_side,
-             f.maker_order_id, f.maker_account_id, f.taker_remaining, f.maker_remaining)
+            (
+                f.trade_id,
+                f.price,
+                f.qty,
+                f.taker_order_id,
+                f.taker_account_id,
+                f.taker_side,
+                f.maker_order_id,
+                f.maker_account_id,
+                f.taker_remaining,
+                f.maker_remaining,
+            )
             for f in fills
-        ]  # fmt: skip
+        ]
         got = [
-            (t.trade_id, t.price, t.qty, t.taker_order_id, t.taker_account_id, t.taker_side,
-             t.maker_order_id, t.maker_account_id, t.taker_remaining, t.maker_remaining)
+            (
+                t.trade_id,
+                t.price,
+                t.qty,
+                t.taker_order_id,
+                t.taker_account_id,
+                t.taker_side,
+                t.maker_order_id,
+                t.maker_account_id,
+                t.taker_remaining,
+                t.maker_remaining,
+            )
             for t in trades
-        ]  # fmt: skip
+        ]
         if got != expected:
             self._diverged(op, f"trades:\n engine {got}\n model  {expected}")
         legs = [
-            (b.trade_id, b.account_id, b.order_id, b.side, b.offset, b.price, b.qty,
-             b.commission, b.close_profit)
-            for b in events if isinstance(b, TradeBooked)
-        ]  # fmt: skip
+            (
+                b.trade_id,
+                b.account_id,
+                b.order_id,
+                b.side,
+                b.offset,
+                b.price,
+                b.qty,
+                b.commission,
+                b.close_profit,
+            )
+            for b in events
+            if isinstance(b, TradeBooked)
+        ]
         want = [
-            (f.trade_id, leg.account, leg.order_id, leg.side, leg.offset, f.price, f.qty,
-             leg.commission, leg.close_profit)
-            for f in fills for leg in model.legs.pop(f.trade_id)
-        ]  # fmt: skip
+            (
+                f.trade_id,
+                leg.account,
+                leg.order_id,
+                leg.side,
+                leg.offset,
+                f.price,
+                f.qty,
+                leg.commission,
+                leg.close_profit,
+            )
+            for f in fills
+            for leg in model.legs.pop(f.trade_id)
+        ]
         if legs != want:
             self._diverged(op, f"trade legs:\n engine {legs}\n model  {want}")
         cancels = [(e.order_id, e.reason, e.qty) for e in events if isinstance(e, OrderCanceled)]
-        expected_cancels = model.cancels[self._cancels_seen:]
+        expected_cancels = model.cancels[self._cancels_seen :]
         self._cancels_seen = len(model.cancels)
-        self.stats.cancels += len(expected_cancels)
         if cancels != expected_cancels:
             self._diverged(op, f"cancels:\n engine {cancels}\n model  {expected_cancels}")
 
@@ -234,7 +301,6 @@ class Driver:
         if self.exchange is None:
             return
         self.exchange.check_invariants()
-        self.exchange.accounts.check_conservation()
         self._check_books()
         self._check_accounts()
         self._check_engine_conservation()
@@ -285,16 +351,31 @@ class Driver:
                 ledger = account.ledger(currency)
                 frozen = model.frozen(account_id, currency)
                 mine = (
-                    flows.pre_balance, flows.deposit, flows.withdraw, flows.close_profit,
-                    flows.commission, flows.exchange, model.margin(account_id, currency), *frozen,
-                    model.balance(account_id, currency), model.available(account_id, currency),
-                )  # fmt: skip
+                    flows.pre_balance,
+                    flows.deposit,
+                    flows.withdraw,
+                    flows.close_profit,
+                    flows.commission,
+                    flows.exchange,
+                    model.margin(account_id, currency),
+                    *frozen,
+                    model.balance(account_id, currency),
+                    model.available(account_id, currency),
+                )
                 theirs = (
-                    ledger.pre_balance, ledger.deposit, ledger.withdraw, ledger.close_profit,
-                    ledger.commission, ledger.exchange_flow, ledger.margin,
-                    ledger.frozen_margin, ledger.frozen_commission, ledger.frozen_asset,
-                    core.balance(account_id, currency), core.available(account_id, currency),
-                )  # fmt: skip
+                    ledger.pre_balance,
+                    ledger.deposit,
+                    ledger.withdraw,
+                    ledger.close_profit,
+                    ledger.commission,
+                    ledger.exchange_flow,
+                    ledger.margin,
+                    ledger.frozen_margin,
+                    ledger.frozen_commission,
+                    ledger.frozen_asset,
+                    core.balance(account_id, currency),
+                    core.available(account_id, currency),
+                )
                 if mine != theirs:
                     raise Divergence(f"{where} {currency}: engine {theirs}\n model {mine}")
                 self._check_qifi(account_id, currency, where)
@@ -306,8 +387,15 @@ class Driver:
                 for side in (Side.BUY, Side.SELL):
                     held = sides[side]
                     frozen = model.frozen_volume(account_id, index, side)
-                    mine = (held.today, held.history, frozen[1], frozen[0], held.open_cost,
-                            held.cost, held.margin)  # fmt: skip
+                    mine = (
+                        held.today,
+                        held.history,
+                        frozen[1],
+                        frozen[0],
+                        held.open_cost,
+                        held.cost,
+                        held.margin,
+                    )
                     got = position.side(side).state()
                     if mine != got:
                         raise Divergence(f"{where} position {index} {side!r}: {got} != {mine}")
@@ -345,9 +433,11 @@ class Driver:
                 totals[currency] = totals.get(currency, 0) + core.balance(account_id, currency)
         for currency in totals:
             residual = (
-                totals[currency] + core.fees.get(currency, 0)
-                - core.deposits.get(currency, 0) + core.withdrawals.get(currency, 0)
-            )  # fmt: skip
+                totals[currency]
+                + core.fees.get(currency, 0)
+                - core.deposits.get(currency, 0)
+                + core.withdrawals.get(currency, 0)
+            )
             if residual:
                 raise Divergence(f"step {self._step}: engine {currency} off by {residual}")
         for instrument in core.instruments:
@@ -355,12 +445,14 @@ class Driver:
                 continue
             long = sum(
                 a.positions[instrument.index].long.volume
-                for a in core.accounts.values() if instrument.index in a.positions
-            )  # fmt: skip
+                for a in core.accounts.values()
+                if instrument.index in a.positions
+            )
             short = sum(
                 a.positions[instrument.index].short.volume
-                for a in core.accounts.values() if instrument.index in a.positions
-            )  # fmt: skip
+                for a in core.accounts.values()
+                if instrument.index in a.positions
+            )
             if long != short:
                 raise Divergence(f"step {self._step}: {instrument.id} long {long} != short {short}")
 

@@ -17,6 +17,10 @@ from typing import NamedTuple, Protocol
 
 from engine.enums import InstrumentKind, Offset, OrderType, Side, TimeCondition, VolumeCondition
 
+FUNDING = {"CNY": 2 * 10**10, "USDT": 10**14, "BTC": 10**9}
+"""Opening deposits in money units (200M CNY, 1M USDT, 10 BTC): enough to trade, not so much
+that the risk checks never bite."""
+
 
 class OpenAccountOp(NamedTuple):
     account: int
@@ -73,16 +77,7 @@ class SettleOp(NamedTuple):
     trading_day: int
 
 
-Op = (
-    OpenAccountOp
-    | DepositOp
-    | WithdrawOp
-    | PlaceOp
-    | CancelOp
-    | AmendOp
-    | SetPriceOp
-    | SettleOp
-)
+Op = OpenAccountOp | DepositOp | WithdrawOp | PlaceOp | CancelOp | AmendOp | SetPriceOp | SettleOp
 
 
 @dataclass(frozen=True)
@@ -104,6 +99,8 @@ class ModelView(Protocol):
     """The read-only questions the generator asks the reference model."""
 
     def resting_refs(self) -> list[int]: ...
+
+    def resting_count(self) -> int: ...
 
     def order_info(self, ref: int) -> tuple[int, int, int, int] | None:
         """(account, instrument, price, remaining) of a live order, else None."""
@@ -158,7 +155,7 @@ class Generator:
         ops: list[Op] = []
         for account in self.accounts:
             ops.append(OpenAccountOp(account))
-            for currency, amount in (("CNY", 10**12), ("USDT", 10**17), ("BTC", 10**11)):
+            for currency, amount in FUNDING.items():
                 ops.append(self._deposit(account, currency, amount))
         return ops
 
@@ -170,7 +167,7 @@ class Generator:
             if step % mix.settle_every == 0:
                 yield from self._settlement(view)
                 continue
-            resting = len(view.resting_refs())
+            resting = view.resting_count()
             weights = [getattr(mix, kind) for kind in kinds]
             if resting < self.target_resting * 9 // 10:
                 weights[0] *= 3
@@ -248,8 +245,8 @@ class Generator:
     def _aggressive(self, view: ModelView) -> Op:
         market = self._market()
         side = self.rng.choice((Side.BUY, Side.SELL))
-        price, order_type, time_condition, volume_condition, min_qty, qty = (
-            self._aggressive_terms(market, side, view)
+        price, order_type, time_condition, volume_condition, min_qty, qty = self._aggressive_terms(
+            market, side, view
         )
         return PlaceOp(
             self._next_ref(),
@@ -291,8 +288,17 @@ class Generator:
             volume_condition, min_qty = VolumeCondition.ANY, 0
         min_qty = min(min_qty, qty)
         return PlaceOp(
-            self._next_ref(), account, market.index, side, offset, price, qty,
-            order_type, time_condition, volume_condition, min_qty,
+            self._next_ref(),
+            account,
+            market.index,
+            side,
+            offset,
+            price,
+            qty,
+            order_type,
+            time_condition,
+            volume_condition,
+            min_qty,
         )
 
     def _cancel(self, view: ModelView) -> Op | None:
@@ -313,7 +319,7 @@ class Generator:
         ref = self.rng.choice(refs)
         info = view.order_info(ref)
         assert info is not None
-        account, instrument, price, remaining = info
+        account, _instrument, price, remaining = info
         roll = self.rng.random()
         if roll < 0.45 and remaining > 1:
             return AmendOp(account, ref, price, self.rng.randint(1, remaining - 1))
@@ -336,7 +342,7 @@ class Generator:
             old_account, old_currency, amount, txn, deposit = self.rng.choice(self._used_txns)
             kind = DepositOp if deposit else WithdrawOp
             return kind(old_account, old_currency, amount, txn)
-        amount = self.rng.randint(1, 10**10)
+        amount = self.rng.randint(1, FUNDING[currency] // 10)
         if roll < 0.6:
             return self._deposit(account, currency, amount)
         if roll < 0.65:
@@ -369,7 +375,7 @@ class Generator:
                 return PlaceOp(ref, account, market.index, side, offset, lower - 1, 1)
 
     def _settlement(self, view: ModelView) -> Iterator[Op]:
-        """Settlement prices for every instrument (sometimes one missing first: 6001), then settle."""
+        """Settlement prices for every instrument (sometimes settle first: 6001), then settle."""
         markets = list(self.markets)
         if self.rng.random() < 0.3:
             yield SettleOp(self.trading_day)

@@ -53,9 +53,13 @@ class Flows:
     @property
     def static(self) -> int:
         return (
-            self.pre_balance + self.deposit - self.withdraw + self.close_profit
-            - self.commission + self.exchange
-        )  # fmt: skip
+            self.pre_balance
+            + self.deposit
+            - self.withdraw
+            + self.close_profit
+            - self.commission
+            + self.exchange
+        )
 
 
 @dataclass
@@ -87,6 +91,8 @@ class RefOrder:
     filled: int = 0
     history: int = 0
     today: int = 0
+    holds_for: tuple[int, int] = (0, -1)
+    holds: tuple[str, int, int, int] = ("", 0, 0, 0)
 
     @property
     def remaining(self) -> int:
@@ -115,6 +121,9 @@ class RefAccount:
     flows: dict[str, Flows] = field(default_factory=dict)
     positions: dict[int, dict[Side, Holding]] = field(default_factory=dict)
     orders: dict[int, RefOrder] = field(default_factory=dict)
+    version: int = 0
+    """Bumped whenever one of its orders changes, so `frozen` may reuse a sum for one version."""
+    frozen_memo: dict[str, tuple[int, tuple[int, int, int]]] = field(default_factory=dict)
 
     def money(self, currency: str) -> Flows:
         return self.flows.setdefault(currency, Flows())
@@ -223,20 +232,34 @@ class RefExchange:
             0,
         )
 
+    def live_holds(self, order: RefOrder) -> tuple[str, int, int, int]:
+        """`order_holds` for the order's current price and remaining lots (memoised on both)."""
+        key = (order.price, order.remaining)
+        if order.holds_for != key:
+            order.holds = self.order_holds(order, *key)
+            order.holds_for = key
+        return order.holds
+
     def frozen(self, account: int, currency: str) -> tuple[int, int, int]:
         """(frozen margin, frozen commission, frozen asset), summed over live orders now."""
+        holder = self.accounts[account]
+        memo = holder.frozen_memo.get(currency)
+        if memo is not None and memo[0] == holder.version:
+            return memo[1]
         margin = commission = asset = 0
-        for order in self.accounts[account].orders.values():
-            code, m, c, a = self.order_holds(order, order.price, order.remaining)
+        for order in holder.orders.values():
+            code, m, c, a = self.live_holds(order)
             if code == currency:
                 margin, commission, asset = margin + m, commission + c, asset + a
+        holder.frozen_memo[currency] = (holder.version, (margin, commission, asset))
         return margin, commission, asset
 
     def available(self, account: int, currency: str) -> int:
         return (
-            self.balance(account, currency) - self.margin(account, currency)
+            self.balance(account, currency)
+            - self.margin(account, currency)
             - sum(self.frozen(account, currency))
-        )  # fmt: skip
+        )
 
     def frozen_volume(self, account: int, instrument: int, side: Side) -> tuple[int, int]:
         """(history, today) lots of the `side`-opened holding reserved by close orders."""
@@ -305,8 +328,17 @@ class RefExchange:
             time_condition = TimeCondition.IOC
         elif not spec.lower <= price <= spec.upper:
             return ResultCode.PRICE_OUT_OF_BAND, 0
-        order = RefOrder(0, ref, account, instrument, side, offset if not spot else Offset.OPEN,
-                         price, qty, time_condition)  # fmt: skip
+        order = RefOrder(
+            0,
+            ref,
+            account,
+            instrument,
+            side,
+            offset if not spot else Offset.OPEN,
+            price,
+            qty,
+            time_condition,
+        )
         if order.closes:
             split = self.split_close(account, instrument, side, offset, qty)
             if split is None:
@@ -318,12 +350,22 @@ class RefExchange:
                 return code, 0
         order.order_id = self.next_order_id
         self.next_order_id += 1
+        holder.version += 1
         holder.orders[order.order_id] = order
         self.orders[order.order_id] = order
         self.by_ref[ref] = order
         self.ref_of[order.order_id] = ref
-        incoming = Incoming(order.order_id, account, side, price, qty, order_type,
-                            time_condition, volume_condition, min_qty)  # fmt: skip
+        incoming = Incoming(
+            order.order_id,
+            account,
+            side,
+            price,
+            qty,
+            order_type,
+            time_condition,
+            volume_condition,
+            min_qty,
+        )
         self._enter(instrument, incoming)
         return ResultCode.OK, order.order_id
 
@@ -343,7 +385,7 @@ class RefExchange:
         holder = self.accounts[order.account]
         sides = holder.positions.get(order.instrument, {})
         held = sum(s.margin for s in sides.values()) + sum(
-            self.order_holds(o, o.price, o.remaining)[1]
+            self.live_holds(o)[1]
             for o in holder.orders.values()
             if o.instrument == order.instrument
         )
@@ -354,7 +396,9 @@ class RefExchange:
     def _scale(self, spec: RefInstrument) -> int:
         return {"CNY": 100, "USDT": 10**8, "BTC": 10**8}[spec.currency]
 
-    def cancel(self, account: int, ref: int, reason: CancelReason = CancelReason.USER) -> ResultCode:
+    def cancel(
+        self, account: int, ref: int, reason: CancelReason = CancelReason.USER
+    ) -> ResultCode:
         if account not in self.accounts:
             return ResultCode.NO_SUCH_ACCOUNT
         order = self.by_ref.get(ref)
@@ -387,11 +431,12 @@ class RefExchange:
             else:
                 self._unreserve(order, -extra)
         else:
-            currency, *held = self.order_holds(order, order.price, order.remaining)
+            currency, *held = self.live_holds(order)
             wanted = self.order_holds(order, max(order.price, price), max(qty, order.remaining))
             if sum(wanted[1:]) - sum(held) > self.available(account, currency):
                 return ResultCode.INSUFFICIENT_FUNDS
         book = self.books[order.instrument]
+        self.accounts[account].version += 1
         old_price, old_remaining = order.price, order.remaining
         order.price = price
         order.qty = order.filled + qty
@@ -400,8 +445,17 @@ class RefExchange:
                 book.reduce(order.order_id, qty)
             return ResultCode.OK
         book.remove(order.order_id)
-        incoming = Incoming(order.order_id, account, order.side, price, qty, OrderType.LIMIT,
-                            order.time_condition, VolumeCondition.ANY, 0)  # fmt: skip
+        incoming = Incoming(
+            order.order_id,
+            account,
+            order.side,
+            price,
+            qty,
+            OrderType.LIMIT,
+            order.time_condition,
+            VolumeCondition.ANY,
+            0,
+        )
         self._enter(order.instrument, incoming)
         return ResultCode.OK
 
@@ -441,6 +495,7 @@ class RefExchange:
         spec = self.instruments[order.instrument]
         holder = self.accounts[order.account]
         money = holder.money(spec.currency)
+        holder.version += 1
         order.filled += qty
         value = spec.value(price, qty)
         profit = 0
@@ -490,6 +545,7 @@ class RefExchange:
         self._forget(order)
 
     def _forget(self, order: RefOrder) -> None:
+        self.accounts[order.account].version += 1
         del self.accounts[order.account].orders[order.order_id]
         del self.orders[order.order_id]
         del self.by_ref[order.ref]
@@ -552,9 +608,12 @@ class RefExchange:
             self.marks[index] = self.settle_prices[index]
         self._liquidate(over)
         self.settled_days[trading_day] = (
-            len(self.accounts), failed, tuple(over),
-            tuple(sorted(commission.items())), tuple(sorted(profit.items())),
-        )  # fmt: skip
+            len(self.accounts),
+            failed,
+            tuple(over),
+            tuple(sorted(commission.items())),
+            tuple(sorted(profit.items())),
+        )
         self.settle_prices.clear()
         return ResultCode.OK
 
@@ -579,9 +638,17 @@ class RefExchange:
                     self.books[order.instrument].remove(order_id)
                     self._end(order, CancelReason.LIQUIDATION, order.remaining)
             for order in closers:
-                incoming = Incoming(order.order_id, order.account, order.side, order.price,
-                                    order.qty, OrderType.MARKET, TimeCondition.IOC,
-                                    VolumeCondition.ANY, 0)  # fmt: skip
+                incoming = Incoming(
+                    order.order_id,
+                    order.account,
+                    order.side,
+                    order.price,
+                    order.qty,
+                    OrderType.MARKET,
+                    TimeCondition.IOC,
+                    VolumeCondition.ANY,
+                    0,
+                )
                 self._enter(order.instrument, incoming)
 
     def _liquidation_plan(self, account_id: int) -> list[tuple[int, Side, Offset, int]]:
@@ -611,12 +678,14 @@ class RefExchange:
         price = spec.upper if side is Side.BUY else spec.lower
         order_id = self.next_order_id
         self.next_order_id += 1
-        order = RefOrder(order_id, -order_id, account_id, index, side, offset, price, qty,
-                         TimeCondition.IOC)  # fmt: skip
+        order = RefOrder(
+            order_id, -order_id, account_id, index, side, offset, price, qty, TimeCondition.IOC
+        )
         split = self.split_close(account_id, index, side, offset, qty)
         assert split is not None, "liquidation closes only free volume"
         order.history, order.today = split
         self.accounts[account_id].orders[order_id] = order
+        self.accounts[account_id].version += 1
         self.orders[order_id] = order
         self.by_ref[order.ref] = order
         self.ref_of[order_id] = order.ref
@@ -632,9 +701,11 @@ class RefExchange:
                 totals[currency] = totals.get(currency, 0) + self.balance(account_id, currency)
         for currency in set(totals) | set(self.deposits):
             totals[currency] = (
-                totals.get(currency, 0) + self.fees.get(currency, 0)
-                - self.deposits.get(currency, 0) + self.withdrawals.get(currency, 0)
-            )  # fmt: skip
+                totals.get(currency, 0)
+                + self.fees.get(currency, 0)
+                - self.deposits.get(currency, 0)
+                + self.withdrawals.get(currency, 0)
+            )
         return totals
 
     def open_interest(self) -> dict[int, tuple[int, int]]:
@@ -646,10 +717,13 @@ class RefExchange:
                 totals[index] = (long + sides[Side.BUY].volume, short + sides[Side.SELL].volume)
         return totals
 
-    # --- the generator's view ----------------------------------------------------------------------
+    # --- the generator's view ------------------------------------------------------------------
 
     def resting_refs(self) -> list[int]:
         return list(self.by_ref)
+
+    def resting_count(self) -> int:
+        return len(self.by_ref)
 
     def order_info(self, ref: int) -> tuple[int, int, int, int] | None:
         order = self.by_ref.get(ref)

@@ -1,0 +1,103 @@
+"""The seeded generator test: one random stream through the engine and the reference model.
+
+Every operation's answer code, order id, trades (both legs, commission and close profit) and
+cancellations must agree; every `check_every` operations the books (every resting order in
+priority order), ledgers, positions, QIFI identities and conservation must agree exactly; and
+the engine's state hash must be identical when the recorded commands are replayed.
+
+The CI size is SHMEX_GEN_OPS operations in total (default 200,000), split across
+SHMEX_GEN_CHUNKS seeds (default 4) so each test stays well inside its timeout on a loaded
+2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+
+from engine.codes import ResultCode
+from engine.enums import Offset, OrderType, TimeCondition, VolumeCondition
+from tests.reference.driver import Driver, replay_hash
+from tests.reference.generator import (
+    AmendOp,
+    CancelOp,
+    DepositOp,
+    Mix,
+    PlaceOp,
+    SetPriceOp,
+    SettleOp,
+    WithdrawOp,
+)
+
+TOTAL_OPS = int(os.environ.get("SHMEX_GEN_OPS", "200000"))
+CHUNKS = int(os.environ.get("SHMEX_GEN_CHUNKS", "4"))
+
+
+def model_stream(seed: int, count: int) -> list[object]:
+    """The operations a seed produces (applied to the model alone)."""
+    driver = Driver(with_engine=False)
+    driver.run(seed, count)
+    return list(driver.ops)
+
+
+def test_same_seed_same_stream() -> None:
+    assert model_stream(7, 2_000) == model_stream(7, 2_000)
+    assert model_stream(7, 2_000) != model_stream(8, 2_000)
+
+
+def test_stream_covers_every_operation_kind() -> None:
+    """Limit, market, IOC, FOK, MIN, closes of each offset, cancel, amend, money, settlement."""
+    driver = Driver(with_engine=False)
+    stats = driver.run(3, 12_000, mix=Mix(settle_every=3_000))
+    ops = driver.ops
+    kinds = Counter(type(op).__name__ for op in ops)
+    for kind in (PlaceOp, CancelOp, AmendOp, DepositOp, WithdrawOp, SetPriceOp, SettleOp):
+        assert kinds[kind.__name__] > 0, kind
+    places = [op for op in ops if isinstance(op, PlaceOp)]
+    assert any(op.order_type is OrderType.MARKET for op in places)
+    assert any(op.time_condition is TimeCondition.IOC for op in places)
+    assert any(op.volume_condition is VolumeCondition.ALL for op in places)
+    assert any(op.volume_condition is VolumeCondition.MIN for op in places)
+    for offset in (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY):
+        assert any(op.offset is offset for op in places), offset
+    for code in (
+        ResultCode.NO_SUCH_ACCOUNT,
+        ResultCode.NO_SUCH_INSTRUMENT,
+        ResultCode.BAD_ORDER_PARAMETER,
+        ResultCode.PRICE_OUT_OF_BAND,
+        ResultCode.INSUFFICIENT_POSITION,
+        ResultCode.ORDER_VALUE_CAP,
+        ResultCode.ORDER_NOT_FOUND,
+        ResultCode.NO_SETTLEMENT_PRICE,
+    ):
+        assert stats.rejected.get(code), code
+    crossing = stats.trades / len(places)
+    assert 0.15 < crossing < 0.8, f"trades per order {crossing:.2f}"
+    assert stats.max_resting > 500
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_engine_agrees_with_model_quick(seed: int) -> None:
+    """A short stream with frequent settlements, compared in full every 250 operations."""
+    driver = Driver()
+    stats = driver.run(
+        seed, 3_000, check_every=250, mix=Mix(settle_every=1_000), target_resting=400
+    )
+    assert stats.trades > 100 and stats.settlements >= 2
+    assert driver.exchange is not None
+    assert replay_hash(driver.commands) == driver.exchange.state_hash()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_engine_agrees_with_model_at_scale(chunk: int) -> None:
+    """SHMEX_GEN_OPS / SHMEX_GEN_CHUNKS operations per seed, ~2,000 resting orders."""
+    driver = Driver()
+    stats = driver.run(1_000 + chunk, TOTAL_OPS // CHUNKS, check_every=10_000)
+    assert stats.ops >= TOTAL_OPS // CHUNKS
+    assert stats.max_resting >= 1_500 or TOTAL_OPS < 100_000
+    assert driver.exchange is not None
+    assert replay_hash(driver.commands) == driver.exchange.state_hash()
