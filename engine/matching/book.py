@@ -90,18 +90,6 @@ class BookSide:
         self.levels: SortedDict = SortedDict()
         self.best = EMPTY
 
-    def add(self, order: Order) -> Level:
-        key = self.sign * order.price
-        level = self.levels.get(key)
-        if level is None:
-            level = self.levels[key] = Level(order.price)
-            if key < self.best:
-                self.best = key
-        level.queue.append(order)
-        level.qty += order.qty
-        level.count += 1
-        return level
-
     def remove(self, order: Order) -> Level:
         """Take a live order off its level (lazily); drops the level when it empties."""
         key = self.sign * order.price

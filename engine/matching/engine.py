@@ -25,7 +25,7 @@ from engine.enums import (
 )
 from engine.instruments import InstrumentRegistry
 from engine.matching.auction import select_price
-from engine.matching.book import BookSide, InvariantViolation, Order, OrderBook
+from engine.matching.book import BookSide, InvariantViolation, Level, Order, OrderBook
 from engine.matching.commands import (
     AmendOrder,
     CancelOrder,
@@ -48,6 +48,7 @@ from engine.matching.events import (
     TradeExecuted,
 )
 
+_OK = ResultCode.OK
 _new = tuple.__new__
 """Builds an event NamedTuple without its Python-level __new__: half the cost on the hot path."""
 _BUY = Side.BUY
@@ -158,7 +159,7 @@ class MatchingEngine:
         if order_type == _MARKET:
             price = instrument.upper_limit if side == _BUY else instrument.lower_limit
             time_condition = _IOC
-        code = ResultCode.OK
+        code = _OK
         if (
             (order_type != _LIMIT and order_type != _MARKET)
             or (side != _BUY and side != _SELL)
@@ -177,82 +178,101 @@ class MatchingEngine:
         events: list[Event] = [
             _new(OrderAccepted, (order_id, account_id, index, side, price, qty, ts))
         ]
-        order = Order(
-            order_id, account_id, side, price, qty, time_condition, stp or self._default_stp, ts
-        )
+        stp = stp or self._default_stp
         if volume_condition != _ANY:
             need = qty if volume_condition == _ALL else min_qty
             opposite = book.asks if side == _BUY else book.bids
             key_limit = price if side == _BUY else -price
-            if _available(opposite, key_limit, order, need) < need:
+            if _available(opposite, key_limit, account_id, stp, need) < need:
                 reason = (
                     CancelReason.FOK_UNFILLED
                     if volume_condition == _ALL
                     else CancelReason.MIN_UNFILLED
                 )
-                events.append(OrderCanceled(order_id, account_id, index, reason, qty, ts))
+                events.append(_new(OrderCanceled, (order_id, account_id, index, reason, qty, ts)))
                 return events
-        self._enter(book, order, events, ts)
+        self._enter(book, order_id, account_id, side, price, qty, time_condition, stp, ts, events)
         return events
 
-    def _enter(self, book: OrderBook, order: Order, events: list[Event], ts: int) -> None:
-        """Match an accepted order as the taker, then rest or cancel what is left of it."""
-        if book.phase == _CONTINUOUS:
-            if order.side == _BUY:
-                opposite, key_limit = book.asks, order.price
-            else:
-                opposite, key_limit = book.bids, -order.price
-            if opposite.best <= key_limit and self._take(
-                book, opposite, key_limit, order, events, ts
-            ):
+    def _enter(
+        self,
+        book: OrderBook,
+        order_id: int,
+        account_id: int,
+        side: Side,
+        price: int,
+        qty: int,
+        time_condition: TimeCondition,
+        stp: SelfTradePrevention,
+        ts: int,
+        events: list[Event],
+    ) -> None:
+        """Match an accepted order as the taker, then rest or cancel what is left of it.
+
+        An Order object is made only for what rests: takers that fill or die never allocate one.
+        """
+        if side == _BUY:
+            opposite, own, key_limit = book.asks, book.bids, price
+        else:
+            opposite, own, key_limit = book.bids, book.asks, -price
+        if opposite.best <= key_limit and book.phase == _CONTINUOUS:
+            qty = self._take(
+                book, opposite, key_limit, order_id, account_id, side, qty, stp, ts, events
+            )
+            if qty < 0:
                 events.append(
-                    OrderCanceled(
-                        order.order_id,
-                        order.account_id,
-                        book.instrument_index,
-                        _SELF_TRADE,
-                        order.qty,
-                        ts,
+                    _new(
+                        OrderCanceled,
+                        (order_id, account_id, book.instrument_index, _SELF_TRADE, -qty, ts),
                     )
                 )
                 return
-        if not order.qty:
-            return
-        if order.time_condition == _IOC:
+            if not qty:
+                return
+        if time_condition == _IOC:
             events.append(
-                OrderCanceled(
-                    order.order_id,
-                    order.account_id,
-                    book.instrument_index,
-                    _IOC_REMAINDER,
-                    order.qty,
-                    ts,
+                _new(
+                    OrderCanceled,
+                    (order_id, account_id, book.instrument_index, _IOC_REMAINDER, qty, ts),
                 )
             )
             return
-        level = (book.bids if order.side == _BUY else book.asks).add(order)
-        book.orders[order.order_id] = order
-        events.append(
-            _new(BookChanged, (book.instrument_index, order.side, order.price, level.qty, ts))
-        )
+        order = Order(order_id, account_id, side, price, qty, time_condition, stp, ts)
+        key = -key_limit
+        levels = own.levels
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = Level(price)
+            if key < own.best:
+                own.best = key
+        level.queue.append(order)
+        level.qty += qty
+        level.count += 1
+        book.orders[order_id] = order
+        events.append(_new(BookChanged, (book.instrument_index, side, price, level.qty, ts)))
 
     def _take(
         self,
         book: OrderBook,
         opposite: BookSide,
         key_limit: int,
-        taker: Order,
-        events: list[Event],
+        taker_id: int,
+        account_id: int,
+        side: Side,
+        remaining: int,
+        stp: SelfTradePrevention,
         ts: int,
-    ) -> bool:
-        """Fill `taker` against `opposite` up to `key_limit`; True when self-trade stopped it."""
+        events: list[Event],
+    ) -> int:
+        """Fill a taker against `opposite` up to `key_limit`; returns the lots left to it.
+
+        The result is negated (< 0) when self-trade prevention stopped the taker.
+        """
         levels = opposite.levels
         orders = book.orders
         index = book.instrument_index
         shards, shard, seq = self._shards, self._shard, self._trade_seq
-        taker_id, account_id, side, stp = taker.order_id, taker.account_id, taker.side, taker.stp
         maker_side = opposite.side
-        remaining = taker.qty
         blocked = False
         append = events.append
         while remaining and opposite.best <= key_limit:
@@ -328,8 +348,7 @@ class MatchingEngine:
             if blocked:
                 break
         self._trade_seq = seq
-        taker.qty = remaining
-        return blocked
+        return -remaining if blocked else remaining
 
     def _cancel(self, command: CancelOrder) -> list[Event]:
         order_id, index, ts, reason = command
@@ -357,8 +376,8 @@ class MatchingEngine:
         order = book.orders.get(order_id) if book is not None else None
         if order is None or book is None:
             return [AmendRejected(order_id, index, ResultCode.ORDER_NOT_FOUND, ts)]
-        instrument = self.instruments.by_index(index)
-        code = ResultCode.OK
+        instrument = self._instrument_list[index]
+        code = _OK
         if instrument.status != _TRADING:
             code = ResultCode.INSTRUMENT_NOT_TRADING
         elif qty <= 0 or price <= 0 or qty > instrument.max_qty:
@@ -369,22 +388,33 @@ class MatchingEngine:
             return [AmendRejected(order_id, index, code, ts)]
         old_price, old_qty = order.price, order.qty
         events: list[Event] = [
-            OrderAmended(order_id, order.account_id, index, price, qty, old_price, old_qty, ts)
+            _new(
+                OrderAmended,
+                (order_id, order.account_id, index, price, qty, old_price, old_qty, ts),
+            )
         ]
         book_side = book.bids if order.side == _BUY else book.asks
         if price == old_price and qty <= old_qty:
             level = book_side.levels[book_side.sign * price]
             level.qty -= old_qty - qty
             order.qty = qty
-            events.append(BookChanged(index, order.side, price, level.qty, ts))
+            events.append(_new(BookChanged, (index, order.side, price, level.qty, ts)))
             return events
         del book.orders[order_id]
         level = book_side.remove(order)
-        events.append(BookChanged(index, order.side, old_price, level.qty, ts))
-        requeued = Order(
-            order_id, order.account_id, order.side, price, qty, order.time_condition, order.stp, ts
+        events.append(_new(BookChanged, (index, order.side, old_price, level.qty, ts)))
+        self._enter(
+            book,
+            order_id,
+            order.account_id,
+            order.side,
+            price,
+            qty,
+            order.time_condition,
+            order.stp,
+            ts,
+            events,
         )
-        self._enter(book, requeued, events, ts)
         return events
 
     def _expire(self, command: ExpireOrders) -> list[Event]:
@@ -508,14 +538,15 @@ def _bad_volume(volume_condition: int, qty: int, min_qty: int) -> bool:
     return volume_condition != _ALL
 
 
-def _available(opposite: BookSide, key_limit: int, taker: Order, need: int) -> int:
+def _available(
+    opposite: BookSide, key_limit: int, account_id: int, stp: SelfTradePrevention, need: int
+) -> int:
     """Lots the taker could fill now (up to `need`), honouring its self-trade prevention.
 
     Used before a FOK/MIN order touches the book, so that an order that cannot reach its
     minimum changes nothing.
     """
     total = 0
-    account_id, stp = taker.account_id, taker.stp
     for key in opposite.levels.irange(maximum=key_limit):
         level = opposite.levels[key]
         if stp == _ALLOW:
