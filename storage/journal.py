@@ -362,7 +362,7 @@ def iter_journal_views(
             raise JournalGap(f"{path.name} starts at {first}, expected {expected}")
         last = index == len(segments) - 1
         data = path.read_bytes()
-        if last and len(data) < segment.FILE_HEADER.size:
+        if last and segment.header_is_torn(data):
             return
         for seq, payload in segment.iter_records(path, data, first, last=last):
             expected = seq + 1

@@ -95,12 +95,20 @@ def iter_records(
         return
 
 
+def header_is_torn(data: bytes) -> bool:
+    """A segment whose creation a crash interrupted: header incomplete, or the file all zeros."""
+    return len(data) < FILE_HEADER.size or data.count(0) == len(data)
+
+
 def scan_segment(path: Path, first_seq: int, *, last: bool) -> ScanResult:
-    """Validate a whole segment and report where its valid records end."""
+    """Validate a whole segment and report where its valid records end.
+
+    `end == 0` means the last segment's header itself is torn (see `header_is_torn`).
+    """
     data = path.read_bytes()
-    if len(data) < FILE_HEADER.size:
+    if header_is_torn(data):
         if not last:
-            raise JournalCorruption(path, 0, "segment shorter than its header")
+            raise JournalCorruption(path, 0, "segment header missing")
         return ScanResult(0, 0, len(data), torn=True)
     count = 0
     end = FILE_HEADER.size

@@ -97,6 +97,22 @@ def test_torn_tail_is_truncated(tmp_path: Path, cut: int) -> None:
     assert len(got) == 11
 
 
+@pytest.mark.parametrize("header", [b"", b"SHMEX", bytes(24), bytes(4096)])
+def test_torn_segment_creation_is_repaired(tmp_path: Path, header: bytes) -> None:
+    """A crash while rotating can leave the new segment empty, short or zero-filled."""
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=4096)) as journal:
+        for start in range(0, 100, 20):
+            journal.append_array(records(start, 20))
+    next_seq = 101
+    (tmp_path / segment.segment_name(next_seq)).write_bytes(header)
+    assert [seq for seq, _ in read_journal(tmp_path)] == list(range(1, 101))
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=4096)) as journal:
+        assert journal.next_seq == next_seq
+        journal.append_array(records(100, 5))
+    got = np.frombuffer(b"".join(p for _, p in read_journal(tmp_path)), RECORD)
+    assert (got == records(0, 105)).all()
+
+
 def test_zero_filled_and_bad_crc_tail_is_truncated(tmp_path: Path) -> None:
     with Journal.open(tmp_path) as journal:
         journal.append_batch(payloads(3))
