@@ -97,6 +97,32 @@ class HistoryQuery:
             .collect()
         )
 
+    def stored_klines(
+        self, instrument_id: int, period: int | str, end_ns: int | None = None, count: int = 1000
+    ) -> pl.DataFrame:
+        """The last `count` finished bars the market-data process stored, before `end_ns`.
+
+        For serving bars older than the in-memory history (`/api/klines`); ascending by time.
+        """
+        condition = (pl.col("instrument") == instrument_id) & (
+            pl.col("period_s") == period_seconds(period)
+        )
+        if end_ns is not None:
+            condition &= pl.col("ts_event") < end_ns
+        return (
+            self.scan("klines")
+            .filter(condition)
+            .drop("date", "instrument")
+            .sort("ts_event")
+            .tail(count)
+            .collect()
+        )
+
+    def last_seq(self, table: str) -> int:
+        """The highest `seq` stored in `table` (0 if none): where a restarted recorder resumes."""
+        found = self.scan(table).select(pl.col("seq").max()).collect().item()
+        return 0 if found is None else int(found)
+
     def account_trades(self, account_id: int) -> pl.DataFrame:
         """Every fill of one account, from its side: side, signed_qty (+buy/−sell), order_id.
 

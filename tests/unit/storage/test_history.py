@@ -154,6 +154,32 @@ def test_other_tables_accept_numpy_records(tmp_path: Path) -> None:
         writer.append("ticks", {"ts_event": [1]}, now_ns=DAY0)
 
 
+def test_stored_klines_page_backwards(tmp_path: Path) -> None:
+    names = TABLES["klines"].names
+    bars = {name: np.zeros(30, np.int64) for name in names}
+    bars["ts_event"] = DAY0 + np.arange(30) * 60 * SECOND
+    bars["instrument_id"] = np.full(30, 4)
+    bars["period_s"] = np.full(30, 60)
+    bars["close"] = np.arange(30)
+    other = {**bars, "period_s": np.full(30, 300)}
+    writer = HistoryWriter(tmp_path)
+    writer.append("klines", bars, now_ns=DAY0)
+    writer.append("klines", other, now_ns=DAY0)
+    writer.flush()
+    query = HistoryQuery(tmp_path)
+    latest = query.stored_klines(4, "1min", count=10)
+    assert latest["close"].to_list() == list(range(20, 30))
+    older = query.stored_klines(4, 60, end_ns=int(latest["ts_event"][0]), count=10)
+    assert older["close"].to_list() == list(range(10, 20))
+    assert query.stored_klines(5, "1min").is_empty()
+
+
+def test_last_seq(tmp_path: Path) -> None:
+    assert HistoryQuery(tmp_path).last_seq("trades") == 0
+    write_in_batches(tmp_path, make_trades(300), 100, HistoryConfig())
+    assert HistoryQuery(tmp_path).last_seq("trades") == 300
+
+
 def test_compaction_keeps_every_row(tmp_path: Path) -> None:
     trades = make_trades(4000)
     write_in_batches(tmp_path, trades, 50, HistoryConfig(max_rows=50))
