@@ -144,12 +144,12 @@ class MatchingEngine:
     def _place(self, command: PlaceOrder) -> list[Event]:
         (order_id, account_id, index, side, price, qty, order_type, time_condition,
          volume_condition, min_qty, ts, stp) = command  # fmt: skip
-        instruments = self._instrument_list
-        if not 0 <= index < len(instruments):
-            return [OrderRejected(order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts)]
         if order_id <= self._last_order_id:
             return [OrderRejected(order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts)]
         self._last_order_id = order_id
+        instruments = self._instrument_list
+        if not 0 <= index < len(instruments):
+            return [OrderRejected(order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts)]
         instrument = instruments[index]
         if instrument.status != _TRADING:
             return [

@@ -411,6 +411,9 @@ def test_order_ids_must_increase(engine: MatchingEngine) -> None:
             OrderRejected(order_id, 1, A, ResultCode.ORDER_BOOK_ERROR, 0)
         ]
     assert engine.book(A).queue(BUY, 1000) == [5]
+    engine.apply(PlaceOrder(6, 1, 9, BUY, 1000, 1))  # rejected (no instrument 9), id still used
+    assert engine.apply(PlaceOrder(6, 1, A, BUY, 1000, 1))[0].code == ResultCode.ORDER_BOOK_ERROR
+    assert engine.last_order_id == 6
 
 
 def test_trade_ids_increase_and_never_collide_across_shards(registry: InstrumentRegistry) -> None:
