@@ -10,10 +10,11 @@ carries a `ResultCode`, and its `data` is already JSON-ready (floats rendered on
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 from engine.codes import ResultCode
 from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
@@ -37,8 +38,7 @@ class InstrumentSpec(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class PlaceOrder:
+class PlaceOrder(NamedTuple):
     user_id: int
     account_id: int
     instrument_id: str
@@ -54,22 +54,19 @@ class PlaceOrder:
     client_order_id: str | None = None
 
 
-@dataclass(frozen=True)
-class CancelOrder:
+class CancelOrder(NamedTuple):
     user_id: int
     account_id: int
     order_id: int | None = None
     client_order_id: str | None = None
 
 
-@dataclass(frozen=True)
-class OpenAccount:
+class OpenAccount(NamedTuple):
     user_id: int
     account_name: str | None = None
 
 
-@dataclass(frozen=True)
-class AdjustBalance:
+class AdjustBalance(NamedTuple):
     """A deposit (amount > 0) or withdrawal (amount < 0), idempotent by `transaction_id`."""
 
     user_id: int
@@ -90,14 +87,13 @@ class AdminAction(IntEnum):
     EXECUTE_SETTLEMENT = 7
 
 
-@dataclass(frozen=True)
-class AdminCommand:
+class AdminCommand(NamedTuple):
     """An administrator's command; `fields` are the parsed schema values (Decimals, strings)."""
 
     user_id: int
     action: AdminAction
     instrument_id: str | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = MappingProxyType({})
 
 
 Command = PlaceOrder | CancelOrder | OpenAccount | AdjustBalance | AdminCommand

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,7 @@ class Route:
     path_params: tuple[Field, ...] = ()
     query_params: tuple[Field, ...] = ()
     tag: str = "exchange"
-    raw: bool = field(default=False)
+    raw: bool = False
     """The handler's answer data is the whole response (`/openapi.json`), not an envelope."""
 
     @property

@@ -3,6 +3,8 @@
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.diff.merge_patch import apply_merge_patch, make_patch, merge_into
 
@@ -57,3 +59,28 @@ def test_merge_into_never_aliases_the_patch() -> None:
     merge_into(first, {"orders": {"1": {"status": "FINISHED"}}})
     assert patch == {"orders": {"1": {"status": "ALIVE"}}}
     assert second["orders"]["1"]["status"] == "ALIVE"
+
+
+_LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=4)
+_DOCS = st.recursive(
+    _LEAF.filter(lambda v: v is not None),
+    lambda children: (
+        st.dictionaries(st.text(max_size=3), children, max_size=4) | st.lists(_LEAF, max_size=3)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(old=_DOCS, new=_DOCS)
+def test_make_patch_round_trips_any_null_free_documents(old: object, new: object) -> None:
+    assert apply_merge_patch(old, make_patch(old, new)) == new
+
+
+@settings(max_examples=200, deadline=None)
+@given(target=_DOCS, patch=_DOCS | st.dictionaries(st.text(max_size=3), _LEAF, max_size=4))
+def test_merge_into_agrees_with_apply(target: object, patch: object) -> None:
+    if isinstance(target, dict) and isinstance(patch, dict):
+        mutated = copy.deepcopy(target)
+        merge_into(mutated, patch)
+        assert mutated == apply_merge_patch(target, patch)
