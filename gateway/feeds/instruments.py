@@ -28,10 +28,14 @@ def _decimals_of(step: Decimal) -> int | None:
     return -exponent
 
 
+MEMO_SIZE = 4096
+"""Converted strings remembered per scale: trades print the same few prices over and over."""
+
+
 class Scale:
     """Converts decimal strings to integer multiples of one step (a tick or a lot)."""
 
-    __slots__ = ("_k", "_pad", "_pads", "step")
+    __slots__ = ("_k", "_memo", "_pad", "_pads", "step")
 
     def __init__(self, step: str | Decimal) -> None:
         self.step = Decimal(step)
@@ -41,9 +45,20 @@ class Scale:
         k = self._k if self._k is not None and self._k >= 0 else -1
         self._pad = ["0" * (k - n) for n in range(k + 1)]  # zeros to append to n fraction digits
         self._pads = len(self._pad)
+        self._memo: dict[str, int] = {}
 
     def units(self, value: str | Decimal) -> int:
         """The exact number of steps in `value`; raises OffTick when it is not whole."""
+        units = self._memo.get(value)  # type: ignore[arg-type]
+        if units is None:
+            units = self._convert(value)
+            if value.__class__ is str:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[value] = units  # type: ignore[index]
+        return units
+
+    def _convert(self, value: str | Decimal) -> int:
         if value.__class__ is str and self._pads:
             whole, _, frac = value.partition(".")
             digits = whole + frac

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import calendar
 import time
-from functools import lru_cache
 
 _NS = 1_000_000_000
 
 
-@lru_cache(maxsize=4096)
+_SECONDS: dict[str, int] = {}
+_SECONDS_SIZE = 4096
+
+
 def _epoch_seconds(prefix: str) -> int:
-    return calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
+    seconds = _SECONDS.get(prefix)
+    if seconds is None:
+        seconds = calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
+        if len(_SECONDS) >= _SECONDS_SIZE:
+            _SECONDS.clear()
+        _SECONDS[prefix] = seconds
+    return seconds
 
 
 def iso_to_ns(text: str) -> int:

@@ -17,6 +17,12 @@ import orjson
 T0_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 
 
+def _vary(i: int, base: int, span: int, digits: int) -> str:
+    """A quantity's fraction digits: `base` for trade 0 (the documented value), then spread over
+    `span` values so that a benchmark sees realistic, mostly distinct quantity strings."""
+    return f"{base + (i * 7919) % span:0{digits}d}"
+
+
 def _iso(ms: int) -> str:
     stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
     return stamp.isoformat(timespec="microseconds") + "Z"
@@ -35,7 +41,7 @@ def _binance_trade(i: int, futures: bool = False) -> dict[str, Any]:
             "s": "BTCUSDT",
             "t": 1000 + i,
             "p": f"{16500 + i % 50}.{i % 10}0",
-            "q": "0.10000",
+            "q": f"0.{_vary(i, 100, 900, 3)}" if futures else f"0.{_vary(i, 10000, 90000, 5)}",
             "T": T0_MS + i,
             "m": i % 2 == 0,
             "M": True,
@@ -52,7 +58,7 @@ def _coinbase_trade(i: int) -> dict[str, Any]:
         "taker_order_id": "132fb6ae-456b-4654-b4e0-d681ac05cea1",
         "time": _iso(T0_MS + i),
         "product_id": "BTC-USD",
-        "size": "5.23512",
+        "size": f"5.{_vary(i, 23512, 76000, 5)}",
         "price": f"{400 + i % 7}.23",
         "side": "sell" if i % 2 else "buy",
     }
@@ -66,7 +72,7 @@ def _okx_trade(i: int) -> dict[str, Any]:
                 "instId": "BTC-USDT",
                 "tradeId": str(130639474 + i),
                 "px": f"{42219 + i % 9}.9",
-                "sz": "0.12060306",
+                "sz": f"0.{_vary(i, 12060306, 87000000, 8)}",
                 "side": "buy" if i % 2 else "sell",
                 "ts": str(T0_MS + i),
             }
@@ -84,7 +90,7 @@ def _bybit_trade(i: int) -> dict[str, Any]:
                 "T": T0_MS + i,
                 "s": "BTCUSDT",
                 "S": "Buy" if i % 2 else "Sell",
-                "v": "0.001",
+                "v": f"0.{_vary(i, 1000, 998000, 6)}",
                 "p": f"{16578.5 + i % 5:.2f}",
                 "L": "PlusTick",
                 "i": str(2290000000036455162 + i),
@@ -96,11 +102,11 @@ def _bybit_trade(i: int) -> dict[str, Any]:
 
 def _kraken_trade(i: int) -> str:
     # v2 sends numbers; written by hand so that the JSON numbers keep their documented digits
-    side = "sell" if i % 2 else "buy"
+    side, qty = "sell" if i % 2 else "buy", _vary(i, 40000, 9900000, 8)
     return (
         f'{{"channel":"trade","type":"update","data":[{{"symbol":"BTC/USD","side":"{side}",'
-        f'"price":{26000 + i % 11}.5,"qty":0.0004,"ord_type":"market","trade_id":{4665906 + i},'
-        f'"timestamp":"{_iso(T0_MS + i)}"}}]}}'
+        f'"price":{26000 + i % 11}.5,"qty":0.{qty},"ord_type":"market",'
+        f'"trade_id":{4665906 + i},"timestamp":"{_iso(T0_MS + i)}"}}]}}'
     )
 
 
@@ -116,7 +122,7 @@ def _gate_trade(i: int) -> dict[str, Any]:
             "create_time_ms": f"{T0_MS + i}.4578",
             "side": "sell" if i % 2 else "buy",
             "currency_pair": "BTC_USDT",
-            "amount": "0.0016",
+            "amount": f"0.{_vary(i, 1600, 998000, 6)}",
             "price": f"{37000 + i % 13}.5",
         },
     }
@@ -124,10 +130,11 @@ def _gate_trade(i: int) -> dict[str, Any]:
 
 def _upbit_trade(i: int, code: str = "KRW-BTC") -> str:
     ts, price, side = T0_MS + i, 49100000 + 1000 * (i % 20), "BID" if i % 2 else "ASK"
+    volume = _vary(i, 12345, 9900000, 8)
     return (
         f'{{"type":"trade","code":"{code}","timestamp":{ts},"trade_date":"2023-11-14",'
         f'"trade_time":"22:13:20","trade_timestamp":{ts},"trade_price":{price}.0,'
-        f'"trade_volume":0.00012345,"ask_bid":"{side}","prev_closing_price":49000000.0,'
+        f'"trade_volume":0.{volume},"ask_bid":"{side}","prev_closing_price":49000000.0,'
         f'"change":"RISE","change_price":100000.0,"sequential_id":{17000000000000 + i},'
         f'"stream_type":"REALTIME"}}'
     )
@@ -143,7 +150,7 @@ def _korbit_trade(i: int) -> dict[str, Any]:
             {
                 "timestamp": T0_MS + i,
                 "price": str(49100000 + 1000 * (i % 20)),
-                "qty": "0.0012",
+                "qty": f"0.{_vary(i, 120000, 9800000, 8)}",
                 "isBuyerTaker": i % 2 == 1,
                 "tradeId": 5000000 + i,
             }
@@ -161,7 +168,7 @@ def _coinone_trade(i: int) -> dict[str, Any]:
             "id": str(17000000000000001 + i),
             "timestamp": T0_MS + i,
             "price": str(49100000 + 1000 * (i % 20)),
-            "qty": "0.0005",
+            "qty": f"0.{_vary(i, 50000, 9900000, 8)}",
             "is_seller_maker": i % 2 == 0,
         },
     }

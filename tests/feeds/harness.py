@@ -65,10 +65,8 @@ async def run_until(
         connector.stop()
         try:
             await asyncio.wait_for(task, 5.0)
-        except (TimeoutError, asyncio.CancelledError):
+        except TimeoutError:
             task.cancel()
-        except Exception:
-            pass
 
 
 def run(coroutine: Any, timeout: float = 30.0) -> Any:

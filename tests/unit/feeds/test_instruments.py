@@ -72,3 +72,17 @@ def test_table_lookup_and_ids() -> None:
     assert spec.dust_lots == 10  # 0.0001 / 0.00001
     assert spec.max_price_ticks == 100_000_000
     assert InstrumentSpec("X", "Y", "0.01", "0.00003").dust_lots == 4  # ceil(3.33)
+
+
+def test_memo_is_bounded_and_returns_the_same_units() -> None:
+    from gateway.feeds.instruments import MEMO_SIZE
+
+    scale = Scale("0.01")
+    for n in range(MEMO_SIZE + 10):
+        assert scale.units(f"{n}.25") == n * 100 + 25
+    assert len(scale._memo) <= MEMO_SIZE
+    assert scale.units("7.25") == 725
+    with pytest.raises(OffTick):
+        scale.units("7.255")
+    with pytest.raises(OffTick):  # an off-tick value is never memoised as valid
+        scale.units("7.255")
