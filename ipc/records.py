@@ -74,11 +74,13 @@ class Kind(IntEnum):
     PHASE_CHANGED = 310
     AUCTION_UNCROSSED = 311
 
-    REQUEST_ANSWERED = 401
-    ORDER_UPDATED = 402
-    ORDER_FILLED = 403
-    ACCOUNT_UPDATED = 404  # EVENT_ACCOUNT layout
-    POSITION_UPDATED = 405  # EVENT_POSITION layout
+    COMMAND_ACCEPTED = 401  # EVENT_ANSWER layout
+    COMMAND_REJECTED = 402  # EVENT_ANSWER layout
+    ORDER_UPDATED = 403
+    TRADE_BOOKED = 404
+    ACCOUNT_UPDATED = 405  # EVENT_ACCOUNT layout
+    POSITION_UPDATED = 406  # EVENT_POSITION layout
+    ACCOUNT_LIQUIDATED = 407
 
     MD_BOOK_LEVEL = 501
     MD_BOOK_CLEAR = 502
@@ -146,9 +148,9 @@ CMD = _layout(
             "<i8",
         ),  # idempotency key for deposit/withdraw: a repeat is answered, not applied
         *_ORDER_FLAGS,
-        ("currency", "u1"),  # index into the configured currencies (deposit, withdraw)
         ("frozen", "u1"),  # 1 = freeze, 0 = unfreeze (SET_ACCOUNT_FROZEN)
-        ("user_id", "<i8"),  # the gateway's user index that owns a new account
+        ("pad0", "V1"),
+        ("currency", "S8"),  # currency code, ASCII, NUL-padded (deposit, withdraw)
         ("trading_day", "<i4"),  # yyyymmdd (settlement)
     ],
     128,
@@ -227,38 +229,56 @@ EXEC = _layout(
 )
 """matching → accounts, marketdata, recorder, ring `execs`: one writer, several readers."""
 
+_EVENT_ADDRESS: list[tuple[str, str]] = [
+    ("request_id", "<u8"),  # the request this answers; 0 for unsolicited events
+    ("account", "<i4"),  # at the same offset in every events layout: gateways route on it
+]
+
 EVENT = _layout(
     "events",
     [
-        ("request_id", "<u8"),
-        ("account", "<i4"),
+        *_EVENT_ADDRESS,
         ("instrument", "<i4"),
         ("order_id", "<i8"),
         ("client_order_id", "<i8"),
         ("price", "<i8"),  # ticks: order price, or fill price
-        ("qty", "<i8"),  # lots: order quantity, or fill quantity
-        ("leaves_qty", "<i8"),
+        ("qty", "<i8"),  # lots: order quantity, fill quantity; orders sent (ACCOUNT_LIQUIDATED)
+        ("filled_qty", "<i8"),  # lots filled so far (ORDER_UPDATED)
         ("trade_id", "<i8"),
-        ("commission", "<i8"),  # money fixed point (ORDER_FILLED)
+        ("commission", "<i8"),  # money fixed point (TRADE_BOOKED)
         ("code", "<u2"),  # ResultCode
         ("status", "u1"),  # OrderStatus
         ("side", "u1"),
         ("offset", "u1"),
         ("reason", "u1"),  # CancelReason
         ("pad0", "V2"),
-        ("value", "<i8"),  # the answer's payload: new account index, new instrument index, ...
+        ("close_profit", "<i8"),  # money fixed point (TRADE_BOOKED)
+        ("risk_ratio", "<i8"),  # margin / balance per RATE_SCALE (ACCOUNT_LIQUIDATED)
     ],
     128,
 )
-"""accounts → gateways, ring `events`: answers (by request id), order updates and fills."""
+"""accounts → gateways, ring `events`: order updates, booked trades, liquidations."""
+
+EVENT_ANSWER = _layout(
+    "events_answer",
+    [
+        *_EVENT_ADDRESS,
+        ("code", "<u2"),  # ResultCode: OK for COMMAND_ACCEPTED
+        ("pad0", "V2"),
+        ("order_id", "<i8"),  # the exchange order id given to an accepted SubmitOrder
+        ("value", "<i8"),  # another id the answer hands back (a new instrument index), else 0
+        ("message", "S64"),  # the rejection's short context, UTF-8, NUL-padded, cut at 64 bytes
+    ],
+    128,
+)
+"""Second view of `events` for COMMAND_ACCEPTED / COMMAND_REJECTED: the answer to a request."""
 
 EVENT_ACCOUNT = _layout(
     "events_account",
     [
-        ("request_id", "<u8"),
-        ("account", "<i4"),
-        ("currency", "u1"),  # index into the configured currencies
-        ("pad0", "V3"),
+        *_EVENT_ADDRESS,
+        ("pad0", "V4"),
+        ("currency", "S8"),  # currency code, ASCII, NUL-padded
         ("balance", "<i8"),
         ("available", "<i8"),
         ("margin", "<i8"),
@@ -267,29 +287,23 @@ EVENT_ACCOUNT = _layout(
         ("position_profit", "<i8"),
         ("close_profit", "<i8"),
         ("commission", "<i8"),
-        ("deposit", "<i8"),
-        ("withdraw", "<i8"),
     ],
     128,
 )
-"""Second view of `events` for ACCOUNT_UPDATED: the QIFI money fields, fixed point."""
+"""Second view of `events` for ACCOUNT_UPDATED: the QIFI money of one account and currency."""
 
 EVENT_POSITION = _layout(
     "events_position",
     [
-        ("request_id", "<u8"),
-        ("account", "<i4"),
+        *_EVENT_ADDRESS,
         ("instrument", "<i4"),
         ("long_today", "<i8"),  # lots
         ("long_history", "<i8"),
         ("short_today", "<i8"),
         ("short_history", "<i8"),
-        ("long_frozen", "<i8"),
+        ("long_frozen", "<i8"),  # lots held by closing orders
         ("short_frozen", "<i8"),
-        ("long_open_cost", "<i8"),  # money fixed point
-        ("short_open_cost", "<i8"),
-        ("margin", "<i8"),
-        ("float_profit", "<i8"),
+        ("margin", "<i8"),  # money fixed point
     ],
     128,
 )
@@ -323,6 +337,8 @@ RING_DTYPES: dict[str, np.dtype[Any]] = {
 _WIDE: dict[Kind, np.dtype[Any]] = {
     Kind.INSTRUMENT_CREATE: CMD_INSTRUMENT,
     Kind.INSTRUMENT_UPDATE: CMD_INSTRUMENT,
+    Kind.COMMAND_ACCEPTED: EVENT_ANSWER,
+    Kind.COMMAND_REJECTED: EVENT_ANSWER,
     Kind.ACCOUNT_UPDATED: EVENT_ACCOUNT,
     Kind.POSITION_UPDATED: EVENT_POSITION,
 }
@@ -382,7 +398,7 @@ def describe(record: np.void | np.ndarray[Any, Any]) -> dict[str, Any]:
         if name == "reserved" or name.startswith("pad"):
             continue
         out[name] = (
-            value.rstrip(b"\0").decode("ascii", "replace") if isinstance(value, bytes) else value
+            value.rstrip(b"\0").decode("utf-8", "replace") if isinstance(value, bytes) else value
         )
     try:
         out["kind"] = Kind(kind).name
