@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -368,6 +369,32 @@ def iter_journal_views(
             expected = seq + 1
             if seq >= from_seq:
                 yield seq, payload
+
+
+def iter_journal_arrays(
+    directory: Path | str, dtype: np.dtype[Any], from_seq: int = 1, batch: int = 4096
+) -> Iterator[tuple[int, np.ndarray[Any, Any]]]:
+    """Replay fixed-size records as numpy batches: (first sequence, array of up to `batch`).
+
+    The counterpart of `append_array`, for replaying through the same batch code as live
+    traffic. Raises ValueError if a record's size is not the dtype's.
+    """
+    dtype = np.dtype(dtype)
+    parts: list[memoryview] = []
+    first = from_seq
+    for seq, payload in iter_journal_views(directory, from_seq):
+        if len(payload) != dtype.itemsize:
+            raise ValueError(
+                f"record {seq} has {len(payload)} bytes, {dtype} needs {dtype.itemsize}"
+            )
+        if not parts:
+            first = seq
+        parts.append(payload)
+        if len(parts) == batch:
+            yield first, np.frombuffer(b"".join(parts), dtype)
+            parts = []
+    if parts:
+        yield first, np.frombuffer(b"".join(parts), dtype)
 
 
 def _repair_last_segment(segments: list[tuple[int, Path]]) -> int:

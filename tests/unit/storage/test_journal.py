@@ -15,7 +15,13 @@ import pytest
 
 from storage import segment
 from storage.errors import JournalCorruption, JournalError, JournalGap
-from storage.journal import Durability, Journal, JournalConfig, read_journal
+from storage.journal import (
+    Durability,
+    Journal,
+    JournalConfig,
+    iter_journal_arrays,
+    read_journal,
+)
 
 RECORD = np.dtype([("seq", "<i8"), ("account", "<i8"), ("pad", "V112")])  # 128 bytes
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,6 +51,19 @@ def test_round_trip_bytes_and_arrays(tmp_path: Path) -> None:
     array = np.frombuffer(b"".join(p for _, p in got[11:111]), RECORD)
     assert (array == records(0, 100)).all()
     assert got[-1][1] == b""
+
+
+def test_replay_as_numpy_batches(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, JournalConfig(segment_bytes=8192)) as journal:
+        journal.append_array(records(0, 1000))
+        journal.append_array(records(1000, 77))
+    batches = list(iter_journal_arrays(tmp_path, RECORD, from_seq=11, batch=256))
+    assert [first for first, _ in batches] == [11, 267, 523, 779, 1035]
+    assert (np.concatenate([array for _, array in batches]) == records(10, 1067)).all()
+    with Journal.open(tmp_path) as journal:
+        journal.append(b"short")
+    with pytest.raises(ValueError, match="record 1078 has 5 bytes"):
+        list(iter_journal_arrays(tmp_path, RECORD))
 
 
 def test_read_from_a_sequence(tmp_path: Path) -> None:
