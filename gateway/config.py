@@ -26,6 +26,8 @@ class EdgeConfig:
     outbox_max_messages: int = DEFAULT_MAX_MESSAGES
     outbox_max_bytes: int = DEFAULT_MAX_BYTES
     diff_max_pending: int = DEFAULT_MAX_PENDING
+    max_password_queue: int = 32
+    """Logins/registrations waiting for scrypt (hashed one at a time) before 9005."""
     max_subscriptions: int = 256
     """Instruments one connection may subscribe to."""
     max_orderbook_depth: int = 50

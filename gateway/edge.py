@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from engine.codes import ResultCode
 from gateway.auth import (
@@ -28,6 +30,8 @@ from gateway.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 USERS_FILE = "users.jsonl"
 SECRET_FILE = "gateway.secret"
 
@@ -39,6 +43,8 @@ class Edge:
     signer: TokenSigner
     limiter: RateLimiter
     config: EdgeConfig
+    _hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    _hash_waiting: int = 0
 
     @classmethod
     def open(
@@ -78,7 +84,7 @@ class Edge:
 
     async def login(self, username: str, password: str) -> Principal:
         """Check a password off the event loop (scrypt costs ~50 ms); 9001 if it is wrong."""
-        user = await asyncio.to_thread(self.users.authenticate, username, password)
+        user = await self._password_work(self.users.authenticate, username, password)
         if user is None:
             log.info("failed login for %r", username[:32])
             raise Rejected(ResultCode.AUTH_FAILED, "wrong username or password")
@@ -86,10 +92,25 @@ class Edge:
 
     async def register(self, username: str, password: str) -> Principal:
         """A new user (role USER; administrators are created by the operator)."""
-        password_hash = await asyncio.to_thread(hash_password, password, self.users.params)
+        password_hash = await self._password_work(hash_password, password, self.users.params)
         user = self.users.register(username, password_hash, Role.USER)
         log.info("registered user %d %s", user.user_id, user.username)
         return Principal(user.user_id, user.username, user.role)
+
+    async def _password_work(self, work: Callable[..., T], *args: Any) -> T:
+        """Run scrypt in a thread, one at a time, with a bounded queue (9005 beyond it).
+
+        scrypt is deliberately expensive; without this bound a login flood would take both
+        cores from the engine.
+        """
+        if self._hash_waiting >= self.config.max_password_queue:
+            raise Rejected(ResultCode.UNAVAILABLE, "too many logins in progress; retry shortly")
+        self._hash_waiting += 1
+        try:
+            async with self._hashing:
+                return await asyncio.to_thread(work, *args)
+        finally:
+            self._hash_waiting -= 1
 
     async def owns_account(self, principal: Principal, account_id: int) -> None:
         """1006 unless the caller owns the account (or is an administrator)."""

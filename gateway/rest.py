@@ -10,7 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from engine.codes import ResultCode
-from gateway.auth import require_admin
+from gateway.auth import authorize, require_admin
 from gateway.backend import AdminAction, AdminCommand, Answer, CancelOrder, OpenAccount
 from gateway.commands import adjust_balance, place_order
 from gateway.edge import Edge
@@ -239,9 +239,8 @@ async def openapi(edge: Edge, call: Call) -> Answer:
 
 
 def _same_user(call: Call) -> None:
-    """A user's own lists: the path's user id must be the caller (or the caller an admin)."""
-    if call.params["user_id"] != call.user.user_id and not call.user.admin:
-        raise Rejected(ResultCode.NO_SUCH_ACCOUNT, "not found")
+    """A user's own lists: the user named in the path owns them."""
+    authorize(call.user, call.params["user_id"], ResultCode.NO_SUCH_ACCOUNT)
 
 
 async def _admin(

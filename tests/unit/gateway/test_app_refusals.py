@@ -77,6 +77,16 @@ async def test_register_and_login_issue_a_token_the_server_accepts(tmp_path: Pat
 
 
 @run_async
+async def test_password_work_is_bounded(tmp_path: Path) -> None:
+    async with serve(tmp_path, EdgeConfig(max_password_queue=0)) as client:
+        creds = {"username": "alice", "password": "long-enough"}
+        status, body = await _json(await client.post("/api/auth/register", json=creds))
+        assert (status, body["error"]["code"]) == (503, 9005)
+        status, body = await _json(await client.post("/api/auth/login", json=creds))
+        assert (status, body["error"]["code"]) == (503, 9005)
+
+
+@run_async
 async def test_missing_bad_and_expired_tokens(tmp_path: Path) -> None:
     async with serve(tmp_path) as client:
         status, body = await _json(await client.get("/api/account/1"))

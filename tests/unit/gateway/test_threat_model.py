@@ -20,6 +20,7 @@ def test_limits_table_matches_the_defaults() -> None:
     _says(f"| Requests per connection | {rate}")
     _says(f"| Requests per user (all its connections) | {rate}")
     _says(f"| Token lifetime | {config.token_lifetime_s} s")
+    _says(f"| one at a time, at most {config.max_password_queue} waiting |")
     _says(f"| `/ws` heartbeat (server ping) | {config.ws_heartbeat_s:g} s")
     _says(f"| `/ws` silence | {config.ws_idle_timeout_s:g} s without")
     _says(f"| {config.outbox_max_messages} messages or {config.outbox_max_bytes} characters |")
