@@ -9,7 +9,7 @@ SET_INSTRUMENT_STATUS) need the process's registry and are left to the process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,11 +46,13 @@ from engine.matching.events import (
     PhaseChanged,
     TradeExecuted,
 )
-from ipc.records import ALL_INSTRUMENTS, EXEC, ORDER, RECORD_VERSION, Kind, new_batch
+from ipc.records import ALL_INSTRUMENTS, EXEC, ORDER, Kind, new_batch
+from services.record_rows import Rows, number
 
-_O = {name: i for i, name in enumerate(ORDER.names or ())}
-_E = {name: i for i, name in enumerate(EXEC.names or ())}
-_EXEC_PAD = bytes(EXEC.fields["pad0"][0].itemsize)
+_ORDER_ROWS = Rows(ORDER)
+_EXEC_ROWS = Rows(EXEC)
+_O = _ORDER_ROWS.index
+_E = _EXEC_ROWS.index
 
 Row = tuple[Any, ...]
 
@@ -128,84 +130,56 @@ def commands_to_orders(
     commands: Sequence[MatchingCommand], source: int = 0, first_seq: int = 1, ts_init: int = 0
 ) -> np.ndarray[Any, Any]:
     """An `orders` batch for the commands (the accounts side of the ring)."""
-    batch = new_batch(ORDER, len(commands))
-    for index, command in enumerate(commands):
-        record = batch[index]
-        kind, fields = _ENCODE_COMMANDS[type(command)](command)
-        record["kind"] = kind
-        for name, value in fields.items():
-            record[name] = value
-    batch["source"] = source
-    batch["seq"] = np.arange(first_seq, first_seq + len(commands))
-    batch["ts_init"] = ts_init
+    if not commands:
+        return new_batch(ORDER, 0)
+    batch = _ORDER_ROWS.array(_ENCODE_COMMANDS[type(c)](c) for c in commands)
+    number(batch, source, first_seq, ts_init)
     return batch
 
 
-_ENCODE_COMMANDS: dict[type, Callable[[Any], tuple[Kind, dict[str, int]]]] = {
-    PlaceOrder: lambda c: (
+_row_o = _ORDER_ROWS.row
+
+_ENCODE_COMMANDS: dict[type, Callable[[Any], list[Any]]] = {
+    PlaceOrder: lambda c: _row_o(
         Kind.NEW_ORDER,
-        {
-            "order_id": c.order_id,
-            "account": c.account_id,
-            "instrument": c.instrument_index,
-            "side": c.side,
-            "price": c.price,
-            "qty": c.qty,
-            "order_type": c.order_type,
-            "time_condition": c.time_condition,
-            "volume_condition": c.volume_condition,
-            "min_qty": c.min_qty,
-            "ts_event": c.ts,
-            "self_trade": c.stp,
-        },
+        c.ts,
+        order_id=c.order_id,
+        account=c.account_id,
+        instrument=c.instrument_index,
+        side=c.side,
+        price=c.price,
+        qty=c.qty,
+        order_type=c.order_type,
+        time_condition=c.time_condition,
+        volume_condition=c.volume_condition,
+        min_qty=c.min_qty,
+        self_trade=c.stp,
     ),
-    CancelOrder: lambda c: (
-        Kind.CANCEL,
-        {
-            "order_id": c.order_id,
-            "instrument": c.instrument_index,
-            "ts_event": c.ts,
-            "reason": c.reason,
-        },
+    CancelOrder: lambda c: _row_o(
+        Kind.CANCEL, c.ts, order_id=c.order_id, instrument=c.instrument_index, reason=c.reason
     ),
-    AmendOrder: lambda c: (
+    AmendOrder: lambda c: _row_o(
         Kind.AMEND,
-        {
-            "order_id": c.order_id,
-            "instrument": c.instrument_index,
-            "price": c.price,
-            "qty": c.qty,
-            "ts_event": c.ts,
-        },
+        c.ts,
+        order_id=c.order_id,
+        instrument=c.instrument_index,
+        price=c.price,
+        qty=c.qty,
     ),
-    ExpireOrders: lambda c: (
+    ExpireOrders: lambda c: _row_o(
         Kind.EXPIRE_ORDERS,
-        {
-            "instrument": ALL_INSTRUMENTS if c.instrument_index is None else c.instrument_index,
-            "ts_event": c.ts,
-        },
+        c.ts,
+        instrument=ALL_INSTRUMENTS if c.instrument_index is None else c.instrument_index,
     ),
-    SetPhase: lambda c: (
-        Kind.SET_PHASE,
-        {"instrument": c.instrument_index, "phase": c.phase, "ts_event": c.ts},
-    ),
-    RunAuction: lambda c: (Kind.RUN_AUCTION, {"instrument": c.instrument_index, "ts_event": c.ts}),
+    SetPhase: lambda c: _row_o(Kind.SET_PHASE, c.ts, instrument=c.instrument_index, phase=c.phase),
+    RunAuction: lambda c: _row_o(Kind.RUN_AUCTION, c.ts, instrument=c.instrument_index),
 }
 
 
 # -- execs: events → records -----------------------------------------------------------------
 
 
-def _row(kind: Kind, ts: int, **fields: Any) -> list[Any]:
-    row: list[Any] = [0] * len(_E)
-    row[_E["kind"]] = kind
-    row[_E["version"]] = RECORD_VERSION
-    row[_E["ts_event"]] = ts
-    row[_E["pad0"]] = _EXEC_PAD
-    for name, value in fields.items():
-        row[_E[name]] = value
-    return row
-
+_row = _EXEC_ROWS.row
 
 _ENCODE_EVENTS: dict[type, Callable[[Any], list[Any]]] = {
     OrderAccepted: lambda e: _row(
@@ -287,26 +261,20 @@ _ENCODE_EVENTS: dict[type, Callable[[Any], list[Any]]] = {
 
 
 def events_to_execs(
-    events: Iterable[MatchingEvent], source: int = 0, first_seq: int = 1, ts_init: int = 0
+    events: Sequence[MatchingEvent], source: int = 0, first_seq: int = 1, ts_init: int = 0
 ) -> np.ndarray[Any, Any]:
     """An `execs` batch for the engine's events, numbered from `first_seq`."""
-    rows = []
-    seq = first_seq
-    for event in events:
-        row = _ENCODE_EVENTS[type(event)](event)
-        row[_E["source"]] = source
-        row[_E["seq"]] = seq
-        row[_E["ts_init"]] = ts_init
-        rows.append(tuple(row))
-        seq += 1
-    return np.array(rows, dtype=EXEC) if rows else new_batch(EXEC, 0)
+    if not events:
+        return new_batch(EXEC, 0)
+    batch = _EXEC_ROWS.array(_ENCODE_EVENTS[type(e)](e) for e in events)
+    number(batch, source, first_seq, ts_init)
+    return batch
 
 
 # -- execs: records → events -----------------------------------------------------------------
 
 
-def _g(r: Row, name: str) -> Any:
-    return r[_E[name]]
+_g = _EXEC_ROWS.get
 
 
 _DECODE_EXECS: dict[int, Callable[[Row], MatchingEvent]] = {
