@@ -129,7 +129,11 @@ class Mix:
 
 
 class Generator:
-    """Seeded stream: `setup()` opens and funds the accounts, `ops(view)` yields the rest."""
+    """Seeded stream: `setup()` opens and funds the accounts, `ops(view)` yields the rest.
+
+    The last `thin_accounts` accounts get a hundredth of the funding, so that they meet the risk
+    limits and, after an adverse settlement price, forced liquidation.
+    """
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class Generator:
         target_resting: int = 2_000,
         mix: Mix | None = None,
         first_trading_day: int = 20250102,
+        thin_accounts: int = 3,
     ) -> None:
         self.rng = random.Random(seed)
         self.markets = markets
@@ -146,6 +151,7 @@ class Generator:
         self.target_resting = target_resting
         self.mix = mix or Mix()
         self.trading_day = first_trading_day
+        self.thin_accounts = thin_accounts
         self.centers = {m.index: m.pre_settlement for m in markets}
         self._refs = 0
         self._txns = 0
@@ -155,8 +161,9 @@ class Generator:
         ops: list[Op] = []
         for account in self.accounts:
             ops.append(OpenAccountOp(account))
+            share = 100 if account > len(self.accounts) - self.thin_accounts else 1
             for currency, amount in FUNDING.items():
-                ops.append(self._deposit(account, currency, amount))
+                ops.append(self._deposit(account, currency, amount // share))
         return ops
 
     def ops(self, count: int, view: ModelView) -> Iterator[Op]:
@@ -375,13 +382,21 @@ class Generator:
                 return PlaceOp(ref, account, market.index, side, offset, lower - 1, 1)
 
     def _settlement(self, view: ModelView) -> Iterator[Op]:
-        """Settlement prices for every instrument (sometimes settle first: 6001), then settle."""
+        """Settlement prices for every instrument (sometimes settle first: 6001), then settle.
+
+        A fifth of the prices jump near a band edge, which can push the thinly funded accounts
+        over the liquidation threshold.
+        """
         markets = list(self.markets)
         if self.rng.random() < 0.3:
             yield SettleOp(self.trading_day)
         for market in markets:
             lower, upper = view.band(market.index)
             price = min(max(self.centers[market.index], lower), upper)
+            if self.rng.random() < 0.2:
+                edge = (upper - lower) // 10
+                price = self.rng.choice((lower + edge, upper - edge))
+                self.centers[market.index] = price
             yield SetPriceOp(market.index, price)
         yield SettleOp(self.trading_day)
         self.trading_day += 1

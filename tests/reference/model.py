@@ -652,19 +652,22 @@ class RefExchange:
                 self._enter(order.instrument, incoming)
 
     def _liquidation_plan(self, account_id: int) -> list[tuple[int, Side, Offset, int]]:
-        """(instrument, closing side, offset, lots) for every free position of the account."""
+        """(instrument, closing side, offset, lots) for every free lot of the account.
+
+        Instruments by index; on each the short side first (BUY closers), then the long side.
+        """
         plan = []
         holder = self.accounts[account_id]
         for index in sorted(holder.positions):
             if not self.instruments[index].trading:
                 continue
-            for side in (Side.BUY, Side.SELL):
-                history, today = self.closable(account_id, index, side.opposite)
+            for closer in (Side.BUY, Side.SELL):
+                history, today = self.closable(account_id, index, closer)
                 if self.instruments[index].shfe:
                     parts = [(Offset.CLOSE, history), (Offset.CLOSETODAY, today)]
                 else:
                     parts = [(Offset.CLOSE, history + today)]
-                plan += [(index, side.opposite, offset, qty) for offset, qty in parts if qty]
+                plan += [(index, closer, offset, qty) for offset, qty in parts if qty]
         return plan
 
     @staticmethod
