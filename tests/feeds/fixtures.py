@@ -575,6 +575,125 @@ EXAMPLES: dict[str, list[str]] = {
     ],
 }
 
+EXAMPLES["BINANCE_FUTURES"] = [
+    dumps(
+        {
+            "stream": "btcusdt@depth20@100ms",
+            "data": {
+                "e": "depthUpdate",
+                "E": T0_MS,
+                "T": T0_MS - 2,
+                "s": "BTCUSDT",
+                "U": 390497796,
+                "u": 390497878,
+                "pu": 390497794,
+                "b": [["16500.10", "7.600"]],
+                "a": [["16500.20", "0.410"]],
+            },
+        }
+    ),
+    dumps(
+        {
+            "stream": "btcusdt@bookTicker",
+            "data": {
+                "e": "bookTicker",
+                "u": 400900217,
+                "E": T0_MS,
+                "T": T0_MS - 1,
+                "s": "BTCUSDT",
+                "b": "16500.10",
+                "B": "31.210",
+                "a": "16500.20",
+                "A": "40.660",
+            },
+        }
+    ),
+]
+EXAMPLES["KORBIT"] = [
+    dumps(
+        {
+            "type": "ticker",
+            "timestamp": T0_MS,
+            "symbol": "btc_krw",
+            "snapshot": True,
+            "data": {
+                "open": "49000000",
+                "high": "49500000",
+                "low": "48800000",
+                "close": "49100000",
+                "prevClose": "49000000",
+                "priceChange": "100000",
+                "priceChangePercent": "0.2",
+                "volume": "123.45678901",
+                "quoteVolume": "6000000000",
+                "bestBidPrice": "49099000",
+                "bestAskPrice": "49100000",
+                "lastTradedAt": T0_MS,
+            },
+        }
+    ),
+    dumps(
+        {
+            "type": "orderbook",
+            "timestamp": T0_MS,
+            "symbol": "btc_krw",
+            "snapshot": True,
+            "data": {
+                "timestamp": T0_MS,
+                "asks": [{"price": "49100000", "qty": "0.5"}],
+                "bids": [{"price": "49099000", "qty": "0.25"}],
+            },
+        }
+    ),
+]
+EXAMPLES["COINONE"] = [
+    dumps({"response_type": "SUBSCRIBED", "channel": "TICKER"}),
+    dumps(
+        {
+            "response_type": "DATA",
+            "channel": "TICKER",
+            "data": {
+                "quote_currency": "KRW",
+                "target_currency": "BTC",
+                "timestamp": T0_MS,
+                "quote_volume": "6000000000",
+                "target_volume": "123.456",
+                "high": "49500000",
+                "low": "48800000",
+                "first": "49000000",
+                "last": "49100000",
+                "volume_power": "100",
+                "ask_best_price": "49100000",
+                "ask_best_qty": "0.5",
+                "bid_best_price": "49099000",
+                "bid_best_qty": "0.25",
+                "id": "1700000000000001",
+                "yesterday_high": "49600000",
+                "yesterday_low": "48000000",
+                "yesterday_first": "48500000",
+                "yesterday_last": "49000000",
+                "yesterday_quote_volume": "1",
+                "yesterday_target_volume": "1",
+            },
+        }
+    ),
+    dumps(
+        {
+            "response_type": "DATA",
+            "channel": "ORDERBOOK",
+            "data": {
+                "quote_currency": "KRW",
+                "target_currency": "BTC",
+                "timestamp": T0_MS,
+                "id": "1700000000000002",
+                "asks": [{"price": "49100000", "qty": "0.5"}],
+                "bids": [{"price": "49099000", "qty": "0.25"}],
+            },
+        }
+    ),
+    dumps({"response_type": "PONG"}),
+]
+
 SNAPSHOTS: dict[str, dict[str, Any]] = {
     "BINANCE": binance_snapshot(158),
     "COINBASE": {

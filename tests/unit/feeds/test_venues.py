@@ -320,3 +320,43 @@ def test_bybit_update_id_one_means_a_fresh_snapshot() -> None:
     feed.feed(restart, T_RECV)
     keeper = feed.books["BYBIT.BTCUSDT"]
     assert keeper.synced and keeper.last_id == 1 and keeper.book.bids == {}
+
+
+def test_binance_futures_partial_depth_is_a_snapshot_and_book_ticker_has_an_event_type() -> None:
+    assert kinds("BINANCE_FUTURES") == ["BookUpdate", "Ticker"]
+    feed = connector("BINANCE_FUTURES")
+    for frame in fixtures.EXAMPLES["BINANCE_FUTURES"]:
+        feed.feed(frame, T_RECV)
+    book, ticker = feed.take()
+    assert book.snapshot and book.last_id == 390497878 and book.bids == [(165_001, 7_600)]
+    assert (ticker.bid, ticker.ask_qty, ticker.ts_event) == (
+        165_001,
+        40_660,
+        fixtures.T0_MS * 10**6,
+    )
+
+
+def test_korbit_examples() -> None:
+    assert kinds("KORBIT") == ["Ticker", "BookUpdate"]
+    feed = connector("KORBIT")
+    for frame in fixtures.EXAMPLES["KORBIT"]:
+        feed.feed(frame, T_RECV)
+    ticker, book = feed.take()
+    assert (ticker.last, ticker.bid, ticker.ask, ticker.volume) == (
+        49_100_000,
+        49_099_000,
+        49_100_000,
+        12_345_678_901,
+    )
+    assert ticker.fields["prevClose"] == "49000000"
+    assert book.asks == [(49_100_000, 50_000_000)] and book.bids == [(49_099_000, 25_000_000)]
+
+
+def test_coinone_examples() -> None:
+    assert kinds("COINONE") == ["Ticker", "BookUpdate"]
+    feed = connector("COINONE")
+    for frame in fixtures.EXAMPLES["COINONE"]:
+        feed.feed(frame, T_RECV)
+    ticker, _ = feed.take()
+    assert (ticker.last, ticker.bid_qty, ticker.ask_qty) == (49_100_000, 25_000_000, 50_000_000)
+    assert ticker.fields["yesterday_last"] == "49000000"
