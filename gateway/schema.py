@@ -28,7 +28,6 @@ class Kind(Enum):
     STRING = "string"
     INTEGER = "integer"
     DECIMAL = "decimal"
-    BOOLEAN = "boolean"
     CHOICE = "choice"
     STRINGS = "strings"
     OBJECTS = "objects"
@@ -135,10 +134,6 @@ def decimal(name: str, **kw: Any) -> Field:
     return Field(name, Kind.DECIMAL, **kw)
 
 
-def boolean(name: str, **kw: Any) -> Field:
-    return Field(name, Kind.BOOLEAN, **kw)
-
-
 def choice(
     name: str, enum: type[IntEnum], aliases: Mapping[str, IntEnum] | None = None, **kw: Any
 ) -> Field:
@@ -204,12 +199,6 @@ def _parse_integer(spec: Field, value: Any) -> int:
     return int(number)
 
 
-def _parse_boolean(spec: Field, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise spec.refuse(f"expected true or false, got {json_type_name(value)}")
-    return value
-
-
 def _parse_choice(spec: Field, value: Any) -> Any:
     if not isinstance(value, str):
         raise spec.refuse(f"expected one of {sorted(spec.choices)}, got {json_type_name(value)}")
@@ -260,7 +249,6 @@ _PARSERS = {
     Kind.STRING: _parse_string,
     Kind.INTEGER: _parse_integer,
     Kind.DECIMAL: _parse_decimal,
-    Kind.BOOLEAN: _parse_boolean,
     Kind.CHOICE: _parse_choice,
     Kind.STRINGS: _parse_strings,
     Kind.OBJECTS: _parse_objects,
@@ -277,7 +265,6 @@ _JSON_SCHEMAS = {
     ),
     Kind.INTEGER: lambda f: _described(f, _number_schema(f, {"type": "integer"})),
     Kind.DECIMAL: lambda f: _described(f, _number_schema(f, {"type": "number"})),
-    Kind.BOOLEAN: lambda f: _described(f, {"type": "boolean"}),
     Kind.CHOICE: lambda f: _described(f, {"type": "string", "enum": sorted(f.choices)}),
     Kind.STRINGS: lambda f: _described(
         f, {"type": "array", "items": {"type": "string"}, "maxItems": f.max_length}

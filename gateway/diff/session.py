@@ -13,7 +13,6 @@ costs one snapshot of memory, not an ever-growing list.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 from gateway.diff.merge_patch import make_patch, merge_into
@@ -43,10 +42,6 @@ class DiffSession:
         if len(self.pending) > self.max_pending:
             self._collapse()
         self._changed.set()
-
-    def push_all(self, transactions: Iterable[list[Patch]]) -> None:
-        for transaction in transactions:
-            self.push(*transaction)
 
     def drain(self) -> list[Patch]:
         """Everything queued (whole transactions only), now; empty if nothing is."""
