@@ -180,6 +180,12 @@ class BookKeeper:
     def pending(self) -> int:
         return len(self._pending)
 
+    def invalidate(self) -> None:
+        """The venue says our book is wrong (a checksum mismatch): out of sync until a snapshot."""
+        self.gaps += 1
+        self.synced = False
+        self._pending.clear()
+
     def _on_snapshot(self, snapshot: BookUpdate) -> tuple[list[BookUpdate], bool]:
         self.book.clear()
         self.book.apply(snapshot.bids, snapshot.asks)

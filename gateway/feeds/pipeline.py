@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import orjson
 
 from engine.enums import Side
-from gateway.feeds.book import BookKeeper, SequenceRule
+from gateway.feeds.book import BookKeeper, OrderBook, SequenceRule
 from gateway.feeds.buffer import BoundedBuffer
 from gateway.feeds.config import DEFAULT_TICKER_FIELDS, FeedConfig
 from gateway.feeds.decode import FrameDecoder
@@ -68,6 +68,7 @@ class Normalizer:
                 "records",
                 "written",
                 "book_gaps",
+                "checksum_errors",
                 "book_stale",
                 "resyncs",
                 "reconnects",
@@ -89,6 +90,10 @@ class Normalizer:
 
     def parse_snapshot(self, symbol: str, body: Any, ts_recv: int) -> BookUpdate | None:
         """A REST book snapshot body → a snapshot BookUpdate (venues with a REST book)."""
+        raise NotImplementedError
+
+    def book_checksum(self, book: OrderBook) -> int:
+        """The venue's digest of a book, for venues whose updates carry `checksum`."""
         raise NotImplementedError
 
     # -- the pipeline ------------------------------------------------------------------------
@@ -156,6 +161,11 @@ class Normalizer:
             keeper = self.books[update.instrument] = BookKeeper(self.book_rule())
         gaps, stale = keeper.gaps, keeper.stale
         applied, resync = keeper.on_update(update)
+        checksum = applied[-1].checksum if applied else None
+        if checksum is not None and keeper.synced and self.book_checksum(keeper.book) != checksum:
+            self.counters["checksum_errors"] += 1
+            keeper.invalidate()
+            applied, resync = applied[:-1], True
         self.counters["book_gaps"] += keeper.gaps - gaps
         self.counters["book_stale"] += keeper.stale - stale
         if resync:
@@ -228,6 +238,7 @@ class Normalizer:
         first_id: int = 0,
         last_id: int = 0,
         prev_id: int = 0,
+        checksum: int | None = None,
     ) -> BookUpdate | None:
         try:
             bid_levels = self.levels(spec, bids)
@@ -245,6 +256,7 @@ class Normalizer:
             first_id,
             last_id,
             prev_id,
+            checksum,
         )
 
     def ticker(

@@ -144,12 +144,14 @@ class BookUpdate:
     """A book change as applied to our local book: a full snapshot or a diff.
 
     `first_id`/`last_id`/`prev_id` carry the venue's sequence fields (Binance U/u/pu, OKX
-    seqId/prevSeqId, Coinbase sequence) so that the book keeper can check continuity.
+    seqId/prevSeqId, Coinbase sequence) so that the book keeper can check continuity;
+    `checksum` is the venue's digest of its book after this update (Kraken), if it sends one.
     """
 
     __slots__ = (
         "asks",
         "bids",
+        "checksum",
         "first_id",
         "instrument",
         "last_id",
@@ -170,6 +172,7 @@ class BookUpdate:
         first_id: int = 0,
         last_id: int = 0,
         prev_id: int = 0,
+        checksum: int | None = None,
     ) -> None:
         self.instrument = instrument
         self.ts_event = ts_event
@@ -180,6 +183,7 @@ class BookUpdate:
         self.first_id = first_id
         self.last_id = last_id
         self.prev_id = prev_id
+        self.checksum = checksum
 
     def to_record(self) -> dict[str, int | str]:
         """Header only: the ring writer emits one MD_BOOK_LEVEL per entry of bids/asks

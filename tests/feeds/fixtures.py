@@ -9,7 +9,9 @@ message type and `SNAPSHOTS` the REST book bodies.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -26,6 +28,38 @@ def _vary(i: int, base: int, span: int, digits: int) -> str:
 def _iso(ms: int) -> str:
     stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
     return stamp.isoformat(timespec="microseconds") + "Z"
+
+
+def kraken_checksum(
+    asks: list[tuple[str, str]], bids: list[tuple[str, str]], price_dp: int, qty_dp: int
+) -> int:
+    """Kraken's book checksum computed from decimal strings, as its docs describe it."""
+
+    def text(value: str, places: int) -> str:
+        return f"{Decimal(value):.{places}f}".replace(".", "").lstrip("0")
+
+    def levels(rows: list[tuple[str, str]]) -> str:
+        return "".join(text(p, price_dp) + text(q, qty_dp) for p, q in rows[:10])
+
+    top_asks = sorted(asks, key=lambda row: Decimal(row[0]))
+    top_bids = sorted(bids, key=lambda row: Decimal(row[0]), reverse=True)
+    return zlib.crc32((levels(top_asks) + levels(top_bids)).encode())
+
+
+def kraken_book(
+    kind: str, asks: list[tuple[str, str]], bids: list[tuple[str, str]], checksum: int
+) -> str:
+    def rows(levels: list[tuple[str, str]]) -> str:
+        return ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in levels)
+
+    return (
+        f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"BTC/USD","bids":[{rows(bids)}],'
+        f'"asks":[{rows(asks)}],"checksum":{checksum},"timestamp":"2023-10-06T17:35:55.440295Z"}}]}}'
+    )
+
+
+KRAKEN_ASKS = [("26000.2", "1.25"), ("26000.5", "0.00310000")]
+KRAKEN_BIDS = [("26000.1", "0.5"), ("25999.9", "3")]
 
 
 def dumps(message: Any) -> str:
@@ -525,9 +559,9 @@ EXAMPLES: dict[str, list[str]] = {
         '{"channel":"ticker","type":"snapshot","data":[{"symbol":"BTC/USD","bid":26000.1,"bid_qty":0.5,'
         '"ask":26000.2,"ask_qty":1.25,"last":26000.1,"volume":1250.5,"vwap":25900.3,"low":25800.0,'
         '"high":26100.0,"change":120.5,"change_pct":0.46}]}',
-        '{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":26000.1,'
-        '"qty":0.5}],"asks":[{"price":26000.2,"qty":1.25}],"checksum":2439117997,'
-        '"timestamp":"2023-10-06T17:35:55.440295Z"}]}',
+        kraken_book(
+            "snapshot", KRAKEN_ASKS, KRAKEN_BIDS, kraken_checksum(KRAKEN_ASKS, KRAKEN_BIDS, 1, 8)
+        ),
     ],
     "GATEIO": [
         dumps(

@@ -2,17 +2,21 @@
 
 v2 sends prices and quantities as JSON numbers, so this venue parses JSON with
 `parse_float=Decimal` (orjson would round them through float). Book levels are objects
-({"price", "qty"}); the CRC32 checksum is not verified yet (docs/feeds.md, gaps).
+({"price", "qty"}). Every book message carries a CRC32 of the top ten levels after the update;
+a mismatch means our book drifted, and the book is resubscribed for a fresh snapshot. Kraken
+books are kept to the subscribed depth (`book_depth`), as its docs require.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from engine.enums import Side
+from gateway.feeds.book import OrderBook
 from gateway.feeds.connector import Connector
 from gateway.feeds.records import BookUpdate, Record
 from gateway.feeds.timeparse import iso_to_ns
@@ -30,20 +34,42 @@ class Kraken(Connector):
         "ETH/USD": {"tick": "0.01", "lot": "0.00000001"},
     }
 
+    book_depth: ClassVar[int] = 10
+
     def loads(self, text: str) -> Any:
         return _DECODER.decode(text)
 
     def subscribe_messages(self) -> list[Any]:
-        return [
-            {"method": "subscribe", "params": {"channel": channel, "symbol": self.config.symbols}}
-            for channel in self.config.streams
-        ]
+        out = []
+        for channel in self.config.streams:
+            params: dict[str, Any] = {"channel": channel, "symbol": self.config.symbols}
+            if channel == "book":
+                params["depth"] = self.book_depth
+            out.append({"method": "subscribe", "params": params})
+        return out
+
+    def book_checksum(self, book: OrderBook) -> int:
+        """CRC32 over the top ten asks (ascending) then bids (descending), each level written as
+        price then qty in the pair's precision without the point and leading zeros — which is
+        exactly the decimal text of our integer ticks and lots when tick and lot are the pair's
+        precision (the instrument table's job). Trims the book to `book_depth` first, as Kraken
+        expects of a client after every update."""
+        self._truncate(book)
+        bids, asks = book.depth(10)
+        text = "".join(f"{price}{qty}" for price, qty in asks)
+        text += "".join(f"{price}{qty}" for price, qty in bids)
+        return zlib.crc32(text.encode())
+
+    def _truncate(self, book: OrderBook) -> None:
+        for side, worst in ((book.bids, min), (book.asks, max)):
+            while len(side) > self.book_depth:
+                del side[worst(side)]
 
     def ping_message(self) -> str | None:
         return '{"method":"ping"}'
 
     def resync_messages(self, symbol: str) -> list[Any]:
-        params = {"channel": "book", "symbol": [symbol]}
+        params = {"channel": "book", "symbol": [symbol], "depth": self.book_depth}
         return [
             {"method": "unsubscribe", "params": params},
             {"method": "subscribe", "params": params},
@@ -106,6 +132,7 @@ class Kraken(Connector):
                         [(level["price"], level["qty"]) for level in row["bids"]],
                         [(level["price"], level["qty"]) for level in row["asks"]],
                         message["type"] == "snapshot",
+                        checksum=row.get("checksum"),
                     )
                 )
         return [record for record in out if record is not None]

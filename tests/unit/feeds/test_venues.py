@@ -360,3 +360,38 @@ def test_coinone_examples() -> None:
     ticker, _ = feed.take()
     assert (ticker.last, ticker.bid_qty, ticker.ask_qty) == (49_100_000, 25_000_000, 50_000_000)
     assert ticker.fields["yesterday_last"] == "49000000"
+
+
+def test_kraken_book_checksum_verified_and_mismatch_resyncs() -> None:
+    feed = connector("KRAKEN")
+    asks, bids = fixtures.KRAKEN_ASKS, fixtures.KRAKEN_BIDS
+    feed.feed(
+        fixtures.kraken_book("snapshot", asks, bids, fixtures.kraken_checksum(asks, bids, 1, 8)),
+        T_RECV,
+    )
+    new_bids = [("26000.1", "0"), *bids[1:], ("25999.5", "0.12345678")]
+    changed = [("26000.1", "0"), ("25999.5", "0.12345678")]
+    good = fixtures.kraken_checksum(asks, new_bids[1:], 1, 8)
+    feed.feed(fixtures.kraken_book("update", [], changed, good), T_RECV)
+    assert [u.snapshot for u in feed.take()] == [True, False]
+    assert feed.books["KRAKEN.BTC/USD"].book.bids == {259_999: 300_000_000, 259_995: 12_345_678}
+    feed.feed(
+        fixtures.kraken_book("update", [], [("25999.9", "2")], good), T_RECV
+    )  # stale checksum
+    assert feed.take() == []
+    assert feed.stats()["checksum_errors"] == 1 and feed.resync_pending == {"BTC/USD"}
+    assert feed.resync_messages("BTC/USD")[0]["method"] == "unsubscribe"
+
+
+def test_kraken_book_is_kept_to_the_subscribed_depth() -> None:
+    feed = connector("KRAKEN")
+    bids = [(f"{25000 + n}.0", "1") for n in range(12)]
+    asks = [(f"{26000 + n}.0", "1") for n in range(12)]
+    feed.feed(
+        fixtures.kraken_book("snapshot", asks, bids, fixtures.kraken_checksum(asks, bids, 1, 8)),
+        T_RECV,
+    )
+    book = feed.books["KRAKEN.BTC/USD"].book
+    assert len(book.bids) == len(book.asks) == 10
+    assert min(book.bids) == 250_020 and max(book.asks) == 260_090
+    assert feed.stats()["checksum_errors"] == 0
