@@ -79,7 +79,8 @@ class AccountsCore:
         self.marks: dict[int, int] = {i.index: i.pre_settlement or i.pre_close for i in instruments}
         self.settlement = Settlement()
         self.next_order_id = 1
-        self.transactions: dict[int, int] = {}
+        self.transactions: dict[int, tuple[int, int, str, int]] = {}
+        """Booked transfers by txn_id: (account, +1 deposit / −1 withdraw, currency, amount)."""
         self.deposits: dict[str, int] = {}
         self.withdrawals: dict[str, int] = {}
         self.fees: dict[str, int] = {}
@@ -170,9 +171,16 @@ class AccountsCore:
         return self._transfer(c, ResultCode.WITHDRAW_FAILED, -1)
 
     def _transfer(self, c: cmd.Deposit | cmd.Withdraw, failure: ResultCode, sign: int) -> Out:
-        """Deposit (sign 1) or withdraw (sign −1); a repeated txn_id is answered, not booked."""
-        if c.txn_id in self.transactions:
+        """Deposit (sign 1) or withdraw (sign −1); a repeated txn_id is answered, not booked.
+
+        A txn_id booked with other details (account, direction, currency, amount) is refused.
+        """
+        details = (c.account_id, sign, c.currency, c.amount)
+        booked = self.transactions.get(c.txn_id)
+        if booked == details:
             return [], [CommandAccepted(c.request_id, 0, c.ts)]
+        if booked is not None:
+            return _reject(c, failure, f"transaction {c.txn_id} was booked as {booked}")
         account = self.accounts.get(c.account_id)
         if account is None:
             return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
@@ -190,7 +198,7 @@ class AccountsCore:
                 return _reject(c, failure, f"withdraw {c.amount} above available {available}")
             ledger.withdraw += c.amount
             self.withdrawals[c.currency] = self.withdrawals.get(c.currency, 0) + c.amount
-        self.transactions[c.txn_id] = c.account_id
+        self.transactions[c.txn_id] = details
         return [], [CommandAccepted(c.request_id, 0, c.ts), *self._account_events(account, c.ts)]
 
     def _set_frozen(self, c: cmd.SetAccountFrozen) -> Out:

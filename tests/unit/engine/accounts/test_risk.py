@@ -110,6 +110,10 @@ def test_deposits_and_withdrawals_are_idempotent_by_transaction_id(desk: Desk) -
         assert desk.code() is ResultCode.OK
     ledger = desk.ledger(1)
     assert (ledger.deposit, ledger.withdraw) == (5_000 * CNY, 1_000 * CNY)
+    desk.run(c.Withdraw, 1, 1_000 * CNY, 11)
+    assert desk.code() is ResultCode.WITHDRAW_FAILED  # txn 11 was a deposit
+    desk.run(c.Deposit, 1, 6_000 * CNY, 11)
+    assert desk.code() is ResultCode.DEPOSIT_FAILED  # txn 11 was 5,000
     desk.run(c.Withdraw, 1, 4_001 * CNY, 13)
     assert desk.code() is ResultCode.WITHDRAW_FAILED
     desk.run(c.Deposit, 1, -5, 14)
