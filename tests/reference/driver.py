@@ -77,8 +77,7 @@ class Driver:
     """One engine and one model fed the same operations; `run` generates and applies a stream."""
 
     def __init__(self, with_engine: bool = True) -> None:
-        instruments, _ = load_instruments()
-        self.model = RefExchange(instruments)
+        self.model = RefExchange(*load_instruments())
         registry = InstrumentRegistry.from_toml(DEFAULT_TOML.read_text())
         self.exchange = Exchange(registry, snapshots=False) if with_engine else None
         self.ops: list[Op] = []

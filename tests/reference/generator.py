@@ -326,7 +326,7 @@ class Generator:
         ref = self.rng.choice(refs)
         info = view.order_info(ref)
         assert info is not None
-        account, _instrument, price, remaining = info
+        account, instrument, price, remaining = info
         roll = self.rng.random()
         if roll < 0.45 and remaining > 1:
             return AmendOp(account, ref, price, self.rng.randint(1, remaining - 1))
@@ -334,12 +334,19 @@ class Generator:
             return AmendOp(account, ref, price + self.rng.choice((-2, -1, 1, 2)), remaining)
         if roll < 0.95:
             return AmendOp(account, ref, price, remaining + self.rng.randint(1, 3))
-        return AmendOp(account, ref, price, 0)
+        if roll < 0.98:
+            return AmendOp(account, ref, price, 0)
+        lower, upper = view.band(instrument)
+        return AmendOp(account, ref, self.rng.choice((lower - 1, upper + 1)), remaining)
+
+    def _next_txn(self) -> int:
+        self._txns += 1
+        return self._txns
 
     def _deposit(self, account: int, currency: str, amount: int) -> DepositOp:
-        self._txns += 1
-        self._used_txns.append((account, currency, amount, self._txns, True))
-        return DepositOp(account, currency, amount, self._txns)
+        txn = self._next_txn()
+        self._used_txns.append((account, currency, amount, txn, True))
+        return DepositOp(account, currency, amount, txn)
 
     def _money(self, view: ModelView) -> Op:
         account = self.rng.choice(self.accounts)
@@ -350,13 +357,17 @@ class Generator:
             kind = DepositOp if deposit else WithdrawOp
             return kind(old_account, old_currency, amount, txn)
         amount = self.rng.randint(1, FUNDING[currency] // 10)
+        if roll < 0.18:
+            return DepositOp(10_000 + account, currency, amount, self._next_txn())
+        if roll < 0.21:
+            return DepositOp(account, "XYZ", amount, self._next_txn())
         if roll < 0.6:
             return self._deposit(account, currency, amount)
         if roll < 0.65:
             amount = 10**19
-        self._txns += 1
-        self._used_txns.append((account, currency, amount, self._txns, False))
-        return WithdrawOp(account, currency, amount, self._txns)
+        txn = self._next_txn()
+        self._used_txns.append((account, currency, amount, txn, False))
+        return WithdrawOp(account, currency, amount, txn)
 
     def _invalid(self, view: ModelView) -> Op:
         """An order that must be refused: unknown account or instrument, bad qty, out of band."""
@@ -390,6 +401,9 @@ class Generator:
         markets = list(self.markets)
         if self.rng.random() < 0.3:
             yield SettleOp(self.trading_day)
+        if self.rng.random() < 0.2:
+            yield SetPriceOp(len(markets) + 1, 1)
+            yield SetPriceOp(self.rng.choice(markets).index, 0)
         for market in markets:
             lower, upper = view.band(market.index)
             price = min(max(self.centers[market.index], lower), upper)

@@ -137,8 +137,14 @@ class RefAccount:
 class RefExchange:
     """Accounts + books, applied synchronously; every method returns the result code."""
 
-    def __init__(self, instruments: list[RefInstrument], risk: RiskLimits | None = None) -> None:
+    def __init__(
+        self,
+        instruments: list[RefInstrument],
+        decimals: dict[str, int],
+        risk: RiskLimits | None = None,
+    ) -> None:
         self.instruments = instruments
+        self.decimals = decimals
         self.risk = risk or RiskLimits()
         self.books = {i.index: RefBook() for i in instruments}
         self.accounts: dict[int, RefAccount] = {}
@@ -176,7 +182,7 @@ class RefExchange:
         if holder is None:
             return ResultCode.NO_SUCH_ACCOUNT
         failure = ResultCode.DEPOSIT_FAILED if sign > 0 else ResultCode.WITHDRAW_FAILED
-        if amount <= 0 or currency not in ("CNY", "USDT", "BTC"):
+        if amount <= 0 or currency not in self.decimals:
             return failure
         if sign < 0 and amount > self.available(account, currency):
             return failure
@@ -394,7 +400,7 @@ class RefExchange:
         return ResultCode.OK
 
     def _scale(self, spec: RefInstrument) -> int:
-        return {"CNY": 100, "USDT": 10**8, "BTC": 10**8}[spec.currency]
+        return 10 ** self.decimals[spec.currency]
 
     def cancel(
         self, account: int, ref: int, reason: CancelReason = CancelReason.USER

@@ -71,6 +71,10 @@ def test_stream_covers_every_operation_kind() -> None:
         ResultCode.ORDER_VALUE_CAP,
         ResultCode.ORDER_NOT_FOUND,
         ResultCode.NO_SETTLEMENT_PRICE,
+        ResultCode.DEPOSIT_FAILED,
+        ResultCode.WITHDRAW_FAILED,
+        ResultCode.INSUFFICIENT_FUNDS,
+        ResultCode.RISK_RATIO_CAP,
     ):
         assert stats.rejected.get(code), code
     crossing = stats.trades / len(places)

@@ -62,7 +62,7 @@ YUAN = 100
 def model(tmp_path: Path) -> RefExchange:
     path = tmp_path / "instruments.toml"
     path.write_text(TOML)
-    exchange = RefExchange(load_instruments(path)[0])
+    exchange = RefExchange(*load_instruments(path))
     for account in (1, 2, 3):
         assert exchange.open_account(account) is ResultCode.OK
         assert exchange.transfer(account, "CNY", 1_000_000 * YUAN, account, 1) is ResultCode.OK
