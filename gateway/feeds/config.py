@@ -7,7 +7,9 @@ per-venue field selection: the raw ticker fields kept on each `Ticker.fields`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 UPBIT_TICKER_FIELDS = (
     "timestamp",
@@ -82,3 +84,39 @@ class FeedConfig:
     buffer_rate: int = 1_000  # records per second, 0 = unlimited
     health_interval: float = 30.0
     min_decode_confidence: float = 0.5
+
+    @classmethod
+    def from_mapping(
+        cls, table: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> FeedConfig:
+        """Build from a TOML table (`[feeds.<name>]`), then apply `SHMEX_FEED_<VENUE>_<FIELD>`
+        environment overrides (DESIGN.md: defaults < file < environment). Unknown keys are an
+        error, so a typo never silently falls back to a default."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(table) - set(known)
+        if unknown:
+            raise ValueError(f"unknown feed settings: {sorted(unknown)}")
+        values = dict(table)
+        prefix = f"SHMEX_FEED_{str(values.get('venue', '')).upper()}_"
+        for key, text in (environ or {}).items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :].lower()
+            if name not in known or name in ("venue", "instruments"):
+                raise ValueError(f"{key}: not a feed setting")
+            values[name] = _from_text(text, known[name].type)
+        if "ticker_fields" in values and values["ticker_fields"] is not None:
+            values["ticker_fields"] = tuple(values["ticker_fields"])
+        return cls(**values)
+
+
+def _from_text(text: str, kind: Any) -> Any:
+    """An environment string as the field's type (lists are comma-separated)."""
+    kind = str(kind)
+    if kind.startswith("list") or kind.startswith("tuple"):
+        return [part for part in text.split(",") if part]
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    return text

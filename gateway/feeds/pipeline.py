@@ -74,6 +74,7 @@ class Normalizer:
                 "reconnects",
                 "rest_snapshots",
                 "rest_errors",
+                "venue_errors",
             ),
             0,
         )
@@ -181,6 +182,12 @@ class Normalizer:
         return records
 
     # -- helpers for venue parsers -----------------------------------------------------------
+
+    def venue_error(self, message: Any) -> tuple[()]:
+        """A venue's error answer (a refused subscription, a bad request): counted and logged."""
+        self.counters["venue_errors"] += 1
+        log.warning("%s: venue error: %.300s", self.venue, message)
+        return ()
 
     def spec(self, symbol: str) -> InstrumentSpec | None:
         spec = self.instruments.get(symbol)

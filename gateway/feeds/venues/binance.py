@@ -70,6 +70,8 @@ class BinanceSpot(Connector):
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         stream = message.get("stream")
         if stream is None:
+            if "error" in message or "code" in message:
+                return self.venue_error(message)
             return ()  # {"result": null, "id": 1}: the SUBSCRIBE answer
         data = message["data"]
         event = data.get("e")

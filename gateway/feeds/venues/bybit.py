@@ -73,7 +73,9 @@ class Bybit(Connector):
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         topic = message.get("topic")
         if topic is None:
-            return ()  # {"op": "subscribe" | "ping" | "pong", "success": ...}
+            if message.get("success") is False:
+                return self.venue_error(message)
+            return ()  # {"op": "subscribe" | "ping" | "pong", "success": true}
         channel = topic.partition(".")[0]
         data = message["data"]
         if channel == "publicTrade":

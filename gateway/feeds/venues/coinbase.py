@@ -111,7 +111,9 @@ class Coinbase(Connector):
             return (ticker,) if ticker is not None else ()
         if kind == "snapshot" or kind == "l2update":
             return self._level2(kind, message, ts_recv)
-        return ()  # subscriptions, heartbeat, error (logged by nobody: not data)
+        if kind == "error":
+            return self.venue_error(message)
+        return ()  # subscriptions, heartbeat
 
     def _level2(self, kind: str, message: Any, ts_recv: int) -> Iterable[Record]:
         spec = self.spec(message["product_id"])

@@ -68,7 +68,9 @@ class Coinone(Connector):
 
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         if message.get("response_type") != "DATA":
-            return ()  # CONNECTED, SUBSCRIBED, PONG, ERROR
+            if message.get("response_type") == "ERROR":
+                return self.venue_error(message)
+            return ()  # CONNECTED, SUBSCRIBED, PONG
         channel = message["channel"]
         data = message["data"]
         if channel == "ORDERBOOK":

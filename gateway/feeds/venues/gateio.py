@@ -79,6 +79,8 @@ class GateIo(Connector):
 
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         if message.get("event") != "update":
+            if message.get("error"):
+                return self.venue_error(message)
             return ()  # subscribe acks, spot.pong
         channel = message["channel"]
         result = message["result"]

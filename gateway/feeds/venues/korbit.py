@@ -53,6 +53,8 @@ class Korbit(Connector):
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         kind = message.get("type")
         if kind not in ("trade", "ticker", "orderbook"):
+            if "error" in message or message.get("success") is False:
+                return self.venue_error(message)
             return ()
         spec = self.spec(message["symbol"])
         if spec is None:

@@ -89,6 +89,8 @@ class Kraken(Connector):
         channel = message.get("channel")
         data = message.get("data")
         if data is None or channel not in ("trade", "ticker", "book"):
+            if message.get("success") is False:
+                return self.venue_error(message)
             return ()  # heartbeat, status, pong, subscribe acks
         out: list[Record | None] = []
         for row in data:

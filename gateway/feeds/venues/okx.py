@@ -58,7 +58,9 @@ class Okx(Connector):
         arg = message.get("arg")
         data = message.get("data")
         if arg is None or data is None:
-            return ()  # {"event": "subscribe" | "error", ...}
+            if message.get("event") == "error":
+                return self.venue_error(message)
+            return ()  # {"event": "subscribe", ...}
         channel = arg["channel"]
         spec = self.spec(arg["instId"])
         if spec is None:

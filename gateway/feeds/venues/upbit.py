@@ -83,7 +83,9 @@ class Upbit(Connector):
         if kind == "orderbook":
             book = self._orderbook(message, ts_recv)
             return (book,) if book is not None else ()
-        return ()  # {"status": "UP"}, errors
+        if "error" in message:
+            return self.venue_error(message)
+        return ()  # {"status": "UP"}
 
     def _orderbook(self, message: Any, ts_recv: int) -> BookUpdate | None:
         spec = self.spec(message.get("code") or message["market"])

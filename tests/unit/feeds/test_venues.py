@@ -395,3 +395,40 @@ def test_kraken_book_is_kept_to_the_subscribed_depth() -> None:
     assert len(book.bids) == len(book.asks) == 10
     assert min(book.bids) == 250_020 and max(book.asks) == 260_090
     assert feed.stats()["checksum_errors"] == 0
+
+
+VENUE_ERRORS = {
+    "BINANCE": {"code": 2, "msg": "Invalid request: property name must be a string", "id": 1},
+    "COINBASE": {
+        "type": "error",
+        "message": "Failed to subscribe",
+        "reason": "BTC-XYZ is not a valid product",
+    },
+    "OKX": {"event": "error", "code": "60012", "msg": "Invalid request", "connId": "a4d3ae55"},
+    "BYBIT": {
+        "success": False,
+        "ret_msg": "error:handler not found",
+        "conn_id": "x",
+        "op": "subscribe",
+    },
+    "KRAKEN": {"error": "Currency pair not supported", "method": "subscribe", "success": False},
+    "GATEIO": {
+        "time": 1606292218,
+        "channel": "spot.trades",
+        "event": "subscribe",
+        "error": {"code": 2, "message": "unknown currency pair GIBBERISH_USD"},
+        "result": None,
+    },
+    "UPBIT": {"error": {"name": "WRONG_FORMAT", "message": "요청 형식이 올바르지 않습니다."}},
+    "COINONE": {"response_type": "ERROR", "error_code": 160012, "message": "Invalid topic"},
+}
+
+
+@pytest.mark.parametrize("venue", sorted(VENUE_ERRORS))
+def test_venue_error_answers_are_counted(venue: str, caplog: pytest.LogCaptureFixture) -> None:
+    feed = connector(venue)
+    with caplog.at_level("WARNING"):
+        assert feed.feed(orjson.dumps(VENUE_ERRORS[venue]), T_RECV) == 0
+    stats = feed.stats()
+    assert stats["venue_errors"] == 1 and stats["malformed"] == 0
+    assert "venue error" in caplog.text
