@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.accounts import commands as cmd
-from engine.accounts.events import CommandAccepted, CommandRejected, TradeBooked
+from engine.accounts.events import (
+    CommandAccepted,
+    CommandRejected,
+    SettlementCompleted,
+    TradeBooked,
+)
 from engine.codes import ResultCode
 from engine.enums import InstrumentKind, Side
 from engine.exchange import Exchange
@@ -132,6 +137,17 @@ class Driver:
             self._diverged(op, f"code: engine {engine_code!r} ({answer}), model {code!r}")
         if isinstance(op, PlaceOp) and not code and answer.order_id != order_id:
             self._diverged(op, f"order id: engine {answer.order_id}, model {order_id}")
+        if isinstance(op, SettleOp) and not code:
+            result = next(e.result for e in events if isinstance(e, SettlementCompleted))
+            got = (
+                result.total,
+                result.failed,
+                result.force_closed,
+                result.commission,
+                result.profit,
+            )
+            if got != self.model.settled_days[op.trading_day]:
+                self._diverged(op, f"settlement {got} != {self.model.settled_days[op.trading_day]}")
         self._compare_events(op, events)
 
     def _apply_model(self, op: Op) -> tuple[ResultCode, int]:

@@ -150,7 +150,7 @@ class Generator:
         self.accounts = list(range(1, accounts + 1))
         self.target_resting = target_resting
         self.mix = mix or Mix()
-        self.trading_day = first_trading_day
+        self.first_trading_day = self.trading_day = first_trading_day
         self.thin_accounts = thin_accounts
         self.centers = {m.index: m.pre_settlement for m in markets}
         self._refs = 0
@@ -355,6 +355,8 @@ class Generator:
         if roll < 0.15 and self._used_txns:
             old_account, old_currency, amount, txn, deposit = self.rng.choice(self._used_txns)
             kind = DepositOp if deposit else WithdrawOp
+            if self.rng.random() < 0.3:
+                amount += 1
             return kind(old_account, old_currency, amount, txn)
         amount = self.rng.randint(1, FUNDING[currency] // 10)
         if roll < 0.18:
@@ -393,13 +395,14 @@ class Generator:
                 return PlaceOp(ref, account, market.index, side, offset, lower - 1, 1)
 
     def _settlement(self, view: ModelView) -> Iterator[Op]:
-        """Settlement prices for every instrument (sometimes settle first: 6001), then settle.
+        """Settlement prices for every instrument, then settle; the first day (and sometimes
+        another) tries to settle before the prices are set, which must be refused (6001).
 
         A fifth of the prices jump near a band edge, which can push the thinly funded accounts
         over the liquidation threshold.
         """
         markets = list(self.markets)
-        if self.rng.random() < 0.3:
+        if self.rng.random() < 0.3 or self.trading_day == self.first_trading_day:
             yield SettleOp(self.trading_day)
         if self.rng.random() < 0.2:
             yield SetPriceOp(len(markets) + 1, 1)

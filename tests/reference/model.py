@@ -154,7 +154,7 @@ class RefExchange:
         self.ref_of: dict[int, int] = {}
         self.next_order_id = 1
         self.next_trade_id = [1]
-        self.txns: set[int] = set()
+        self.txns: dict[int, tuple[int, int, str, int]] = {}
         self.deposits: dict[str, int] = {}
         self.withdrawals: dict[str, int] = {}
         self.fees: dict[str, int] = {}
@@ -176,12 +176,13 @@ class RefExchange:
 
     def transfer(self, account: int, currency: str, amount: int, txn: int, sign: int) -> ResultCode:
         """Deposit (sign 1) or withdraw (sign −1), idempotent by transaction id."""
+        failure = ResultCode.DEPOSIT_FAILED if sign > 0 else ResultCode.WITHDRAW_FAILED
         if txn in self.txns:
-            return ResultCode.OK
+            same = self.txns[txn] == (account, sign, currency, amount)
+            return ResultCode.OK if same else failure
         holder = self.accounts.get(account)
         if holder is None:
             return ResultCode.NO_SUCH_ACCOUNT
-        failure = ResultCode.DEPOSIT_FAILED if sign > 0 else ResultCode.WITHDRAW_FAILED
         if amount <= 0 or currency not in self.decimals:
             return failure
         if sign < 0 and amount > self.available(account, currency):
@@ -193,7 +194,7 @@ class RefExchange:
         else:
             money.withdraw += amount
         totals[currency] = totals.get(currency, 0) + amount
-        self.txns.add(txn)
+        self.txns[txn] = (account, sign, currency, amount)
         return ResultCode.OK
 
     # --- derived values --------------------------------------------------------------------------
@@ -600,14 +601,13 @@ class RefExchange:
             for order in holder.orders.values():
                 order.history += order.today
                 order.today = 0
-            for currency in holder.flows:
-                balance = self.balance(account_id, currency, prices)
-                failed += balance < 0
-                margin = self.margin(account_id, currency)
-                ratio = margin * E8 // balance if balance > 0 else (NO_RATIO if margin else 0)
-                if ratio >= self.risk.liquidation_e8 and holder.positions:
-                    over.append(account_id)
-                    break
+            balances = {c: self.balance(account_id, c, prices) for c in holder.flows}
+            failed += any(balance < 0 for balance in balances.values())
+            ratios = [
+                self._ratio(self.margin(account_id, c), balance) for c, balance in balances.items()
+            ]
+            if holder.positions and max(ratios, default=0) >= self.risk.liquidation_e8:
+                over.append(account_id)
         for index in sorted(self.settle_prices):
             spec = self.instruments[index]
             spec.pre_settlement = self.settle_prices[index]
@@ -622,6 +622,13 @@ class RefExchange:
         )
         self.settle_prices.clear()
         return ResultCode.OK
+
+    @staticmethod
+    def _ratio(margin: int, balance: int) -> int:
+        """margin / balance per 1e8 (floor); 2**62 for margin against no positive balance."""
+        if balance <= 0:
+            return NO_RATIO if margin else 0
+        return margin * E8 // balance
 
     def _liquidate(self, over: list[int]) -> None:
         """Plan every liquidation first (ids, reserved volume), then run them account by account:

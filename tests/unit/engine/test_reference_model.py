@@ -224,6 +224,8 @@ def test_risk_codes(model: RefExchange) -> None:
     assert model.transfer(1, "CNY", 500_000 * YUAN, 10, -1) is ResultCode.OK
     assert model.transfer(1, "CNY", 500_000 * YUAN, 10, -1) is ResultCode.OK, "idempotent"
     assert model.withdrawals["CNY"] == 500_000 * YUAN
+    assert model.transfer(1, "CNY", 1 * YUAN, 10, -1) is ResultCode.WITHDRAW_FAILED, "reused"
+    assert model.transfer(1, "CNY", 1 * YUAN, 10, 1) is ResultCode.DEPOSIT_FAILED, "reused"
     assert place(model, 4, 1, Side.BUY, 100, 20) is ResultCode.INSUFFICIENT_FUNDS
 
 
