@@ -225,10 +225,19 @@ class Connector(Normalizer):
         self.feed_snapshot(symbol, body, ts_recv)
         return True
 
+    def has_book(self) -> bool:
+        """Whether any configured stream is an order book (depth, book, orderbook, level2)."""
+        return any(
+            word in stream.lower()
+            for stream in self.config.streams
+            for word in ("depth", "book", "level2")
+        )
+
     async def _rest_fallback(self, session: aiohttp.ClientSession, delay: float) -> None:
         """While the socket is down, keep books fresh from REST, then finish the backoff wait."""
         remaining = delay
-        symbols = [s for s in self.config.symbols if self.snapshot_url(s) is not None]
+        books = self.config.symbols if self.has_book() else []
+        symbols = [s for s in books if self.snapshot_url(s) is not None]
         while remaining > 0 and not self._stopping:
             for symbol in symbols:
                 await self.fetch_snapshot(session, symbol)

@@ -154,7 +154,15 @@ class Normalizer:
     def _event_key(record: Record) -> Hashable:
         if record.__class__ is Ticker:
             return ("T", record.instrument, record.ts_event, record.sequence, record.last)  # type: ignore[union-attr]
-        return ("K", record.instrument, record.ts_open, record.close, record.volume, record.closed)  # type: ignore[union-attr]
+        return (
+            "K",
+            record.instrument,
+            record.interval_s,
+            record.ts_open,
+            record.close,
+            record.volume,
+            record.closed,
+        )  # type: ignore[union-attr]
 
     def _on_book(self, update: BookUpdate, ts_recv: int) -> int:
         keeper = self.books.get(update.instrument)

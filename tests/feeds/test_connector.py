@@ -159,6 +159,7 @@ def test_bounded_attempts_give_up_with_growing_delays() -> None:
             ws_url=f"http://127.0.0.1:{port}/ws",
             rest_url=f"http://127.0.0.1:{port}",
             max_attempts=4,
+            streams=["trade", "depth20"],
         )
         with pytest.raises(GaveUp):
             await feed.run()
@@ -177,7 +178,9 @@ def test_rest_fallback_keeps_the_book_while_the_socket_is_down() -> None:
             close_after_script=True,
             rest={"/api/v3/depth": fixtures.binance_snapshot(500)},
         ) as server:
-            feed = make_connector("BINANCE", server, streams=["trade"], rest_poll_interval=0.2)
+            feed = make_connector(
+                "BINANCE", server, streams=["trade", "depth20"], rest_poll_interval=0.2
+            )
             records = await run_until(feed, lambda r: any(isinstance(x, BookUpdate) for x in r))
             snapshot = next(r for r in records if isinstance(r, BookUpdate))
             assert snapshot.snapshot and snapshot.last_id == 500
@@ -311,5 +314,23 @@ def test_health_line_is_logged_periodically(caplog: pytest.LogCaptureFixture) ->
                 await run_until(feed, lambda r: "WebSocket ✓" in caplog.text)
             line = next(m for m in caplog.messages if "WebSocket" in m)
             assert "Buffer 0.0%" in line and "Dedup 0.00%" in line and "Written" in line
+
+    run(main())
+
+
+def test_a_trades_only_feed_does_not_poll_books_while_down() -> None:
+    async def main() -> None:
+        port = _closed_port()
+        feed = make_connector(
+            "BINANCE",
+            None,
+            ws_url=f"http://127.0.0.1:{port}/ws",
+            rest_url=f"http://127.0.0.1:{port}",
+            max_attempts=2,
+            streams=["trade"],
+        )
+        with pytest.raises(GaveUp):
+            await feed.run()
+        assert len(feed.delays) == 2 and feed.counters["rest_errors"] == 0
 
     run(main())
