@@ -2,8 +2,8 @@
 
 `cmd` records become `engine.accounts.commands` (the gateway writes them, accounts reads them)
 and the core's events become `events` records (accounts writes them, gateways decode them
-back). Events of several layouts share one batch: each layout's rows are built in one
-`np.array` and placed through that layout's view of the batch.
+back); events of several layouts share one batch. Conversion is column-wise per kind
+(services/columns.py).
 
 What a record cannot carry is refused with `UnsupportedRecord` rather than guessed:
 instrument create/update (a TOML-shaped table, too wide for a record), CANCEL_ALL (no core
@@ -14,7 +14,7 @@ SubmitOrder has no client order id or self-trade mode, so encoding one leaves bo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,22 +54,20 @@ from ipc.records import (
     EVENT_POSITION,
     Flag,
     Kind,
-    dtype_of,
-    new_batch,
 )
-from services.record_rows import Rows, number
+from services.columns import Decoder, Encoder, enum_table, number
 
 MESSAGE_BYTES = EVENT_ANSWER.fields["message"][0].itemsize
+
+InstrumentName = Callable[[int], str]
+"""Instrument index → id (`CFFEX.IF2501`); the process passes its registry's lookup."""
+
+InstrumentIndex = Callable[[str], int]
+"""Instrument id → index; the gateway passes its registry's lookup."""
 
 
 class UnsupportedRecord(ValueError):
     """A record or event this codec does not convert."""
-
-
-_C = Rows(CMD)
-_ROWS = {dtype: Rows(dtype) for dtype in (EVENT, EVENT_ANSWER, EVENT_ACCOUNT, EVENT_POSITION)}
-
-Row = Sequence[Any]
 
 
 def _text(raw: bytes) -> str:
@@ -81,71 +79,224 @@ def _message(text: str) -> bytes:
     return text.encode()[:MESSAGE_BYTES].decode("utf-8", "ignore").encode()
 
 
-# -- cmd: records → commands -------------------------------------------------------------------
-
-InstrumentName = Callable[[int], str]
-"""Instrument index → id (`CFFEX.IF2501`); the process passes its registry's lookup."""
+def _ascii(text: str) -> bytes:
+    return text.encode("ascii")
 
 
-def _g(row: Row, name: str) -> Any:
-    return row[_C.index[name]]
+_SIDE = enum_table(Side)
+_OFFSET = enum_table(Offset)
+_CODE = {code.value: code for code in ResultCode}.__getitem__
 
 
-_DECODE_CMD: dict[int, Callable[[Row], AccountsCommand]] = {
-    Kind.OPEN_ACCOUNT: lambda r: OpenAccount(
-        _g(r, "request_id"), _g(r, "account"), _g(r, "ts_event")
-    ),
-    Kind.DEPOSIT: lambda r: Deposit(
-        _g(r, "request_id"),
-        _g(r, "account"),
-        _g(r, "amount"),
-        _g(r, "txn_id"),
-        _text(_g(r, "currency")),
-        _g(r, "ts_event"),
-    ),
-    Kind.WITHDRAW: lambda r: Withdraw(
-        _g(r, "request_id"),
-        _g(r, "account"),
-        _g(r, "amount"),
-        _g(r, "txn_id"),
-        _text(_g(r, "currency")),
-        _g(r, "ts_event"),
-    ),
-    Kind.SET_ACCOUNT_FROZEN: lambda r: SetAccountFrozen(
-        _g(r, "request_id"), _g(r, "account"), bool(_g(r, "frozen")), _g(r, "ts_event")
-    ),
-    Kind.PLACE_ORDER: lambda r: SubmitOrder(
-        _g(r, "request_id"),
-        _g(r, "account"),
-        _g(r, "instrument"),
-        Side(_g(r, "side")),
-        Offset(_g(r, "offset")),
-        _g(r, "price"),
-        _g(r, "qty"),
-        OrderType(_g(r, "order_type")),
-        TimeCondition(_g(r, "time_condition")),
-        VolumeCondition(_g(r, "volume_condition")),
-        _g(r, "min_qty"),
-        _g(r, "ts_event"),
-    ),
-    Kind.CANCEL_ORDER: lambda r: CancelOrder(
-        _g(r, "request_id"), _g(r, "account"), _g(r, "order_id"), _g(r, "ts_event")
-    ),
-    Kind.AMEND_ORDER: lambda r: AmendOrder(
-        _g(r, "request_id"),
-        _g(r, "account"),
-        _g(r, "order_id"),
-        _g(r, "price"),
-        _g(r, "qty"),
-        _g(r, "ts_event"),
-    ),
-    Kind.SET_SETTLEMENT_PRICE: lambda r: SetSettlementPrice(
-        _g(r, "request_id"), _g(r, "instrument"), _g(r, "price"), _g(r, "ts_event")
-    ),
-    Kind.EXECUTE_SETTLEMENT: lambda r: ExecuteSettlement(
-        _g(r, "request_id"), _g(r, "trading_day"), _g(r, "ts_event")
-    ),
+class _PricePair(NamedTuple):
+    """One (instrument, price) of a SetSettlementPrices, as one cmd record."""
+
+    request_id: int
+    instrument_index: int
+    price: int
+    flags: int
+    ts: int
+
+
+class _ByIndex(NamedTuple):
+    """An instrument admin command with its id already turned into an index."""
+
+    kind: Kind
+    request_id: int
+    instrument_index: int
+    ts: int
+
+
+# -- cmd ---------------------------------------------------------------------------------------
+
+_CMD_OUT = Encoder(CMD)
+_MONEY = {
+    "request_id": "request_id",
+    "account": "account_id",
+    "amount": "amount",
+    "txn_id": "txn_id",
+    "currency": ("currency", _ascii),
+    "ts_event": "ts",
 }
+_CMD_OUT.register(
+    OpenAccount,
+    Kind.OPEN_ACCOUNT,
+    {"request_id": "request_id", "account": "account_id", "ts_event": "ts"},
+)
+_CMD_OUT.register(Deposit, Kind.DEPOSIT, _MONEY)
+_CMD_OUT.register(Withdraw, Kind.WITHDRAW, _MONEY)
+_CMD_OUT.register(
+    SetAccountFrozen,
+    Kind.SET_ACCOUNT_FROZEN,
+    {"request_id": "request_id", "account": "account_id", "frozen": "frozen", "ts_event": "ts"},
+)
+_CMD_OUT.register(
+    SubmitOrder,
+    Kind.PLACE_ORDER,
+    {
+        "request_id": "request_id",
+        "account": "account_id",
+        "instrument": "instrument_index",
+        "side": "side",
+        "offset": "offset",
+        "price": "price",
+        "qty": "qty",
+        "order_type": "order_type",
+        "time_condition": "time_condition",
+        "volume_condition": "volume_condition",
+        "min_qty": "min_qty",
+        "ts_event": "ts",
+    },
+)
+_CMD_OUT.register(
+    CancelOrder,
+    Kind.CANCEL_ORDER,
+    {"request_id": "request_id", "account": "account_id", "order_id": "order_id", "ts_event": "ts"},
+)
+_CMD_OUT.register(
+    AmendOrder,
+    Kind.AMEND_ORDER,
+    {
+        "request_id": "request_id",
+        "account": "account_id",
+        "order_id": "order_id",
+        "price": "price",
+        "qty": "qty",
+        "ts_event": "ts",
+    },
+)
+_CMD_OUT.register(
+    SetSettlementPrice,
+    Kind.SET_SETTLEMENT_PRICE,
+    {
+        "request_id": "request_id",
+        "instrument": "instrument_index",
+        "price": "price",
+        "ts_event": "ts",
+    },
+)
+_CMD_OUT.register(
+    _PricePair,
+    Kind.SET_SETTLEMENT_PRICES,
+    {
+        "request_id": "request_id",
+        "instrument": "instrument_index",
+        "price": "price",
+        "flags": "flags",
+        "ts_event": "ts",
+    },
+)
+_CMD_OUT.register(
+    ExecuteSettlement,
+    Kind.EXECUTE_SETTLEMENT,
+    {"request_id": "request_id", "trading_day": "trading_day", "ts_event": "ts"},
+)
+
+_ADMIN_KINDS: dict[type, Kind] = {
+    SuspendInstrument: Kind.INSTRUMENT_SUSPEND,
+    ResumeInstrument: Kind.INSTRUMENT_RESUME,
+    DelistInstrument: Kind.INSTRUMENT_DELIST,
+}
+_CMD_OUT.register(
+    _ByIndex,
+    Kind.INSTRUMENT_SUSPEND,
+    {
+        "kind": "kind",
+        "request_id": "request_id",
+        "instrument": "instrument_index",
+        "ts_event": "ts",
+    },
+)
+
+
+def commands_to_cmd(
+    commands: Sequence[AccountsCommand],
+    instrument_index: InstrumentIndex,
+    source: int = 0,
+    first_seq: int = 1,
+    ts_init: int = 0,
+) -> np.ndarray[Any, Any]:
+    """A `cmd` batch for the commands (the gateway side). SetSettlementPrices becomes one
+    record per pair, the last flagged LAST_IN_BATCH; instrument ids become indexes."""
+    items: list[Any] = []
+    for command in commands:
+        kind = type(command)
+        if kind is SetSettlementPrices:
+            last = len(command.prices) - 1
+            items.extend(
+                _PricePair(
+                    command.request_id,
+                    instrument,
+                    price,
+                    Flag.LAST_IN_BATCH if i == last else Flag.NONE,
+                    command.ts,
+                )
+                for i, (instrument, price) in enumerate(command.prices)
+            )
+        elif kind in _ADMIN_KINDS:
+            index = instrument_index(command.instrument_id)
+            items.append(_ByIndex(_ADMIN_KINDS[kind], command.request_id, index, command.ts))
+        elif _CMD_OUT.handles(kind):
+            items.append(command)
+        else:
+            raise UnsupportedRecord(f"{kind.__name__} does not fit a cmd record")
+    batch = _CMD_OUT.encode(items)
+    number(batch, source, first_seq, ts_init)
+    return batch
+
+
+_CMD_IN = Decoder()
+_CMD_IN.register(Kind.OPEN_ACCOUNT, OpenAccount, CMD, ["request_id", "account", "ts_event"])
+for _kind, _cls in ((Kind.DEPOSIT, Deposit), (Kind.WITHDRAW, Withdraw)):
+    _CMD_IN.register(
+        _kind,
+        _cls,
+        CMD,
+        ["request_id", "account", "amount", "txn_id", ("currency", _text), "ts_event"],
+    )
+_CMD_IN.register(
+    Kind.SET_ACCOUNT_FROZEN,
+    SetAccountFrozen,
+    CMD,
+    ["request_id", "account", ("frozen", bool), "ts_event"],
+)
+_CMD_IN.register(
+    Kind.PLACE_ORDER,
+    SubmitOrder,
+    CMD,
+    [
+        "request_id",
+        "account",
+        "instrument",
+        ("side", _SIDE),
+        ("offset", _OFFSET),
+        "price",
+        "qty",
+        ("order_type", enum_table(OrderType)),
+        ("time_condition", enum_table(TimeCondition)),
+        ("volume_condition", enum_table(VolumeCondition)),
+        "min_qty",
+        "ts_event",
+    ],
+)
+_CMD_IN.register(
+    Kind.CANCEL_ORDER, CancelOrder, CMD, ["request_id", "account", "order_id", "ts_event"]
+)
+_CMD_IN.register(
+    Kind.AMEND_ORDER,
+    AmendOrder,
+    CMD,
+    ["request_id", "account", "order_id", "price", "qty", "ts_event"],
+)
+_CMD_IN.register(
+    Kind.SET_SETTLEMENT_PRICE,
+    SetSettlementPrice,
+    CMD,
+    ["request_id", "instrument", "price", "ts_event"],
+)
+_CMD_IN.register(
+    Kind.EXECUTE_SETTLEMENT, ExecuteSettlement, CMD, ["request_id", "trading_day", "ts_event"]
+)
 
 
 class CommandDecoder:
@@ -155,355 +306,220 @@ class CommandDecoder:
     def __init__(self, instrument_name: InstrumentName) -> None:
         self._instrument_name = instrument_name
         self._prices: list[tuple[int, int]] = []
-        self._names: dict[int, Callable[[Row], AccountsCommand]] = {
-            Kind.INSTRUMENT_SUSPEND: self._by_name(SuspendInstrument),
-            Kind.INSTRUMENT_RESUME: self._by_name(ResumeInstrument),
-            Kind.INSTRUMENT_DELIST: self._by_name(DelistInstrument),
-        }
-
-    def _by_name(self, command: Callable[..., AccountsCommand]) -> Callable[[Row], AccountsCommand]:
-        return lambda r: command(
-            _g(r, "request_id"), self._instrument_name(_g(r, "instrument")), _g(r, "ts_event")
-        )
+        self._admin = {kind: cls for cls, kind in _ADMIN_KINDS.items()}
 
     def decode(self, batch: np.ndarray[Any, Any]) -> list[AccountsCommand]:
-        out: list[AccountsCommand] = []
-        for row in batch.tolist():
-            kind = row[0]
+        def other(kind: int, where: list[int]) -> list[Any]:
             if kind == Kind.SET_SETTLEMENT_PRICES:
-                self._prices.append((_g(row, "instrument"), _g(row, "price")))
-                if _g(row, "flags") & Flag.LAST_IN_BATCH:
-                    pairs, self._prices = tuple(self._prices), []
-                    out.append(
-                        SetSettlementPrices(_g(row, "request_id"), pairs, _g(row, "ts_event"))
-                    )
-                continue
-            decode = _DECODE_CMD.get(kind) or self._names.get(kind)
-            if decode is None:
+                return [self._price_pair(batch[i]) for i in where]
+            admin = self._admin.get(kind)
+            if admin is None:
                 raise UnsupportedRecord(f"cmd record of kind {kind} has no accounts command")
-            out.append(decode(row))
-        return out
-
-
-def commands_to_cmd(
-    commands: Sequence[AccountsCommand],
-    instrument_index: Callable[[str], int],
-    source: int = 0,
-    first_seq: int = 1,
-    ts_init: int = 0,
-) -> np.ndarray[Any, Any]:
-    """A `cmd` batch for the commands (the gateway side); SetSettlementPrices becomes one
-    record per pair, the last flagged LAST_IN_BATCH."""
-    rows: list[list[Any]] = []
-    for command in commands:
-        if isinstance(command, SetSettlementPrices):
-            for instrument, price in command.prices:
-                rows.append(
-                    _C.row(
-                        Kind.SET_SETTLEMENT_PRICES,
-                        command.ts,
-                        request_id=command.request_id,
-                        instrument=instrument,
-                        price=price,
-                    )
+            return [
+                admin(
+                    int(r["request_id"]),
+                    self._instrument_name(int(r["instrument"])),
+                    int(r["ts_event"]),
                 )
-            rows[-1][_C.index["flags"]] = Flag.LAST_IN_BATCH
-            continue
-        encode = _ENCODE_CMD.get(type(command))
-        if encode is None:
-            raise UnsupportedRecord(f"{type(command).__name__} does not fit a cmd record")
-        rows.append(encode(command, instrument_index))
-    if not rows:
-        return new_batch(CMD, 0)
-    batch = _C.array(rows)
-    number(batch, source, first_seq, ts_init)
-    return batch
+                for r in batch[where]
+            ]
+
+        return _CMD_IN.decode(batch, other)
+
+    def _price_pair(self, record: Any) -> SetSettlementPrices | None:
+        self._prices.append((int(record["instrument"]), int(record["price"])))
+        if not int(record["flags"]) & Flag.LAST_IN_BATCH:
+            return None
+        pairs, self._prices = tuple(self._prices), []
+        return SetSettlementPrices(int(record["request_id"]), pairs, int(record["ts_event"]))
 
 
-def _money(kind: Kind) -> Callable[[Any, Any], list[Any]]:
-    return lambda c, _index: _C.row(
-        kind,
-        c.ts,
-        request_id=c.request_id,
-        account=c.account_id,
-        amount=c.amount,
-        txn_id=c.txn_id,
-        currency=c.currency.encode(),
-    )
+# -- events ------------------------------------------------------------------------------------
 
+_EVENTS_OUT = Encoder(EVENT)
+_EVENTS_OUT.register(
+    CommandAccepted,
+    Kind.COMMAND_ACCEPTED,
+    {"request_id": "request_id", "order_id": "order_id", "ts_event": "ts"},
+    EVENT_ANSWER,
+)
+_EVENTS_OUT.register(
+    CommandRejected,
+    Kind.COMMAND_REJECTED,
+    {
+        "request_id": "request_id",
+        "code": "code",
+        "message": ("message", _message),
+        "ts_event": "ts",
+    },
+    EVENT_ANSWER,
+)
+_EVENTS_OUT.register(
+    OrderUpdated,
+    Kind.ORDER_UPDATED,
+    {
+        "account": "account_id",
+        "order_id": "order_id",
+        "instrument": "instrument_index",
+        "side": "side",
+        "offset": "offset",
+        "price": "price",
+        "qty": "qty",
+        "filled_qty": "filled",
+        "status": "status",
+        "code": "code",
+        "ts_event": "ts",
+    },
+)
+_EVENTS_OUT.register(
+    TradeBooked,
+    Kind.TRADE_BOOKED,
+    {
+        "account": "account_id",
+        "order_id": "order_id",
+        "trade_id": "trade_id",
+        "instrument": "instrument_index",
+        "side": "side",
+        "offset": "offset",
+        "price": "price",
+        "qty": "qty",
+        "commission": "commission",
+        "close_profit": "close_profit",
+        "ts_event": "ts",
+    },
+)
+_ACCOUNT_MONEY = (
+    "balance",
+    "available",
+    "margin",
+    "frozen_margin",
+    "frozen_commission",
+    "position_profit",
+    "close_profit",
+    "commission",
+)
+_EVENTS_OUT.register(
+    AccountUpdated,
+    Kind.ACCOUNT_UPDATED,
+    {
+        "account": "account_id",
+        "currency": ("currency", _ascii),
+        **{name: name for name in _ACCOUNT_MONEY},
+        "ts_event": "ts",
+    },
+    EVENT_ACCOUNT,
+)
+_POSITION_LOTS = (
+    "long_today",
+    "long_history",
+    "short_today",
+    "short_history",
+    "long_frozen",
+    "short_frozen",
+    "margin",
+)
+_EVENTS_OUT.register(
+    PositionUpdated,
+    Kind.POSITION_UPDATED,
+    {
+        "account": "account_id",
+        "instrument": "instrument_index",
+        **{name: name for name in _POSITION_LOTS},
+        "ts_event": "ts",
+    },
+    EVENT_POSITION,
+)
+_EVENTS_OUT.register(
+    AccountLiquidated,
+    Kind.ACCOUNT_LIQUIDATED,
+    {"account": "account_id", "risk_ratio": "risk_ratio_e8", "qty": "orders", "ts_event": "ts"},
+)
 
-def _named(kind: Kind) -> Callable[[Any, Callable[[str], int]], list[Any]]:
-    return lambda c, index: _C.row(
-        kind, c.ts, request_id=c.request_id, instrument=index(c.instrument_id)
-    )
-
-
-_ENCODE_CMD: dict[type, Callable[[Any, Callable[[str], int]], list[Any]]] = {
-    OpenAccount: lambda c, _i: _C.row(
-        Kind.OPEN_ACCOUNT, c.ts, request_id=c.request_id, account=c.account_id
-    ),
-    Deposit: _money(Kind.DEPOSIT),
-    Withdraw: _money(Kind.WITHDRAW),
-    SetAccountFrozen: lambda c, _i: _C.row(
-        Kind.SET_ACCOUNT_FROZEN,
-        c.ts,
-        request_id=c.request_id,
-        account=c.account_id,
-        frozen=int(c.frozen),
-    ),
-    SubmitOrder: lambda c, _i: _C.row(
-        Kind.PLACE_ORDER,
-        c.ts,
-        request_id=c.request_id,
-        account=c.account_id,
-        instrument=c.instrument_index,
-        side=c.side,
-        offset=c.offset,
-        price=c.price,
-        qty=c.qty,
-        order_type=c.order_type,
-        time_condition=c.time_condition,
-        volume_condition=c.volume_condition,
-        min_qty=c.min_qty,
-    ),
-    CancelOrder: lambda c, _i: _C.row(
-        Kind.CANCEL_ORDER, c.ts, request_id=c.request_id, account=c.account_id, order_id=c.order_id
-    ),
-    AmendOrder: lambda c, _i: _C.row(
-        Kind.AMEND_ORDER,
-        c.ts,
-        request_id=c.request_id,
-        account=c.account_id,
-        order_id=c.order_id,
-        price=c.price,
-        qty=c.qty,
-    ),
-    SetSettlementPrice: lambda c, _i: _C.row(
-        Kind.SET_SETTLEMENT_PRICE,
-        c.ts,
-        request_id=c.request_id,
-        instrument=c.instrument_index,
-        price=c.price,
-    ),
-    ExecuteSettlement: lambda c, _i: _C.row(
-        Kind.EXECUTE_SETTLEMENT, c.ts, request_id=c.request_id, trading_day=c.trading_day
-    ),
-    SuspendInstrument: _named(Kind.INSTRUMENT_SUSPEND),
-    ResumeInstrument: _named(Kind.INSTRUMENT_RESUME),
-    DelistInstrument: _named(Kind.INSTRUMENT_DELIST),
-}
-
-
-# -- events: events → records ------------------------------------------------------------------
-
-_EV, _ANS, _ACC, _POS = (_ROWS[d] for d in (EVENT, EVENT_ANSWER, EVENT_ACCOUNT, EVENT_POSITION))
-
-_ENCODE_EVENT: dict[type, Callable[[Any], tuple[Rows, list[Any]]]] = {
-    CommandAccepted: lambda e: (
-        _ANS,
-        _ANS.row(Kind.COMMAND_ACCEPTED, e.ts, request_id=e.request_id, order_id=e.order_id),
-    ),
-    CommandRejected: lambda e: (
-        _ANS,
-        _ANS.row(
-            Kind.COMMAND_REJECTED,
-            e.ts,
-            request_id=e.request_id,
-            code=e.code,
-            message=_message(e.message),
-        ),
-    ),
-    OrderUpdated: lambda e: (
-        _EV,
-        _EV.row(
-            Kind.ORDER_UPDATED,
-            e.ts,
-            account=e.account_id,
-            order_id=e.order_id,
-            instrument=e.instrument_index,
-            side=e.side,
-            offset=e.offset,
-            price=e.price,
-            qty=e.qty,
-            filled_qty=e.filled,
-            status=e.status,
-            code=e.code,
-        ),
-    ),
-    TradeBooked: lambda e: (
-        _EV,
-        _EV.row(
-            Kind.TRADE_BOOKED,
-            e.ts,
-            account=e.account_id,
-            order_id=e.order_id,
-            trade_id=e.trade_id,
-            instrument=e.instrument_index,
-            side=e.side,
-            offset=e.offset,
-            price=e.price,
-            qty=e.qty,
-            commission=e.commission,
-            close_profit=e.close_profit,
-        ),
-    ),
-    AccountUpdated: lambda e: (
-        _ACC,
-        _ACC.row(
-            Kind.ACCOUNT_UPDATED,
-            e.ts,
-            account=e.account_id,
-            currency=e.currency.encode(),
-            balance=e.balance,
-            available=e.available,
-            margin=e.margin,
-            frozen_margin=e.frozen_margin,
-            frozen_commission=e.frozen_commission,
-            position_profit=e.position_profit,
-            close_profit=e.close_profit,
-            commission=e.commission,
-        ),
-    ),
-    PositionUpdated: lambda e: (
-        _POS,
-        _POS.row(
-            Kind.POSITION_UPDATED,
-            e.ts,
-            account=e.account_id,
-            instrument=e.instrument_index,
-            long_today=e.long_today,
-            long_history=e.long_history,
-            short_today=e.short_today,
-            short_history=e.short_history,
-            long_frozen=e.long_frozen,
-            short_frozen=e.short_frozen,
-            margin=e.margin,
-        ),
-    ),
-    AccountLiquidated: lambda e: (
-        _EV,
-        _EV.row(
-            Kind.ACCOUNT_LIQUIDATED,
-            e.ts,
-            account=e.account_id,
-            risk_ratio=e.risk_ratio_e8,
-            qty=e.orders,
-        ),
-    ),
-}
+_EVENTS_IN = Decoder()
+_EVENTS_IN.register(
+    Kind.COMMAND_ACCEPTED,
+    CommandAccepted,
+    EVENT_ANSWER,
+    ["request_id", "order_id", "ts_event"],
+)
+_EVENTS_IN.register(
+    Kind.COMMAND_REJECTED,
+    CommandRejected,
+    EVENT_ANSWER,
+    ["request_id", ("code", _CODE), ("message", _text), "ts_event"],
+)
+_EVENTS_IN.register(
+    Kind.ORDER_UPDATED,
+    OrderUpdated,
+    EVENT,
+    [
+        "account",
+        "order_id",
+        "instrument",
+        ("side", _SIDE),
+        ("offset", _OFFSET),
+        "price",
+        "qty",
+        "filled_qty",
+        ("status", enum_table(OrderStatus)),
+        ("code", _CODE),
+        "ts_event",
+    ],
+)
+_EVENTS_IN.register(
+    Kind.TRADE_BOOKED,
+    TradeBooked,
+    EVENT,
+    [
+        "account",
+        "order_id",
+        "trade_id",
+        "instrument",
+        ("side", _SIDE),
+        ("offset", _OFFSET),
+        "price",
+        "qty",
+        "commission",
+        "close_profit",
+        "ts_event",
+    ],
+)
+_EVENTS_IN.register(
+    Kind.ACCOUNT_UPDATED,
+    AccountUpdated,
+    EVENT_ACCOUNT,
+    ["account", ("currency", _text), *_ACCOUNT_MONEY, "ts_event"],
+)
+_EVENTS_IN.register(
+    Kind.POSITION_UPDATED,
+    PositionUpdated,
+    EVENT_POSITION,
+    ["account", "instrument", *_POSITION_LOTS, "ts_event"],
+)
+_EVENTS_IN.register(
+    Kind.ACCOUNT_LIQUIDATED,
+    AccountLiquidated,
+    EVENT,
+    ["account", "risk_ratio", "qty", "ts_event"],
+)
 
 
 def events_to_records(
     events: Sequence[AccountsEvent], source: int = 0, first_seq: int = 1, ts_init: int = 0
 ) -> np.ndarray[Any, Any]:
     """An `events` batch for the core's events, in order, each in its kind's layout."""
-    groups: dict[np.dtype[Any], tuple[Rows, list[int], list[list[Any]]]] = {}
-    for position, event in enumerate(events):
-        encode = _ENCODE_EVENT.get(type(event))
-        if encode is None:
+    for event in events:
+        if not _EVENTS_OUT.handles(type(event)):
             raise UnsupportedRecord(f"{type(event).__name__} does not fit an events record")
-        rows, row = encode(event)
-        group = groups.setdefault(rows.dtype, (rows, [], []))
-        group[1].append(position)
-        group[2].append(row)
-    batch = new_batch(EVENT, len(events))
-    for rows, positions, layout_rows in groups.values():
-        batch.view(rows.dtype)[positions] = rows.array(layout_rows)
+    batch = _EVENTS_OUT.encode(events)
     number(batch, source, first_seq, ts_init)
     return batch
 
 
-# -- events: records → events ------------------------------------------------------------------
-
-_DECODE_EVENT: dict[int, Callable[[Row], AccountsEvent]] = {
-    Kind.COMMAND_ACCEPTED: lambda r: CommandAccepted(
-        _ANS.get(r, "request_id"), _ANS.get(r, "order_id"), _ANS.get(r, "ts_event")
-    ),
-    Kind.COMMAND_REJECTED: lambda r: CommandRejected(
-        _ANS.get(r, "request_id"),
-        ResultCode(_ANS.get(r, "code")),
-        _text(_ANS.get(r, "message")),
-        _ANS.get(r, "ts_event"),
-    ),
-    Kind.ORDER_UPDATED: lambda r: OrderUpdated(
-        _EV.get(r, "account"),
-        _EV.get(r, "order_id"),
-        _EV.get(r, "instrument"),
-        Side(_EV.get(r, "side")),
-        Offset(_EV.get(r, "offset")),
-        _EV.get(r, "price"),
-        _EV.get(r, "qty"),
-        _EV.get(r, "filled_qty"),
-        OrderStatus(_EV.get(r, "status")),
-        ResultCode(_EV.get(r, "code")),
-        _EV.get(r, "ts_event"),
-    ),
-    Kind.TRADE_BOOKED: lambda r: TradeBooked(
-        _EV.get(r, "account"),
-        _EV.get(r, "order_id"),
-        _EV.get(r, "trade_id"),
-        _EV.get(r, "instrument"),
-        Side(_EV.get(r, "side")),
-        Offset(_EV.get(r, "offset")),
-        _EV.get(r, "price"),
-        _EV.get(r, "qty"),
-        _EV.get(r, "commission"),
-        _EV.get(r, "close_profit"),
-        _EV.get(r, "ts_event"),
-    ),
-    Kind.ACCOUNT_UPDATED: lambda r: AccountUpdated(
-        _ACC.get(r, "account"),
-        _text(_ACC.get(r, "currency")),
-        *(
-            _ACC.get(r, name)
-            for name in (
-                "balance",
-                "available",
-                "margin",
-                "frozen_margin",
-                "frozen_commission",
-                "position_profit",
-                "close_profit",
-                "commission",
-                "ts_event",
-            )
-        ),
-    ),
-    Kind.POSITION_UPDATED: lambda r: PositionUpdated(
-        *(
-            _POS.get(r, name)
-            for name in (
-                "account",
-                "instrument",
-                "long_today",
-                "long_history",
-                "short_today",
-                "short_history",
-                "long_frozen",
-                "short_frozen",
-                "margin",
-                "ts_event",
-            )
-        )
-    ),
-    Kind.ACCOUNT_LIQUIDATED: lambda r: AccountLiquidated(
-        _EV.get(r, "account"), _EV.get(r, "risk_ratio"), _EV.get(r, "qty"), _EV.get(r, "ts_event")
-    ),
-}
-
-
 def records_to_events(batch: np.ndarray[Any, Any]) -> list[AccountsEvent]:
     """The core's events from an `events` batch (the gateway side), in ring order."""
-    kinds = batch["kind"].tolist()
-    views: dict[np.dtype[Any], list[Any]] = {}
-    out: list[AccountsEvent] = []
-    for position, kind in enumerate(kinds):
-        decode = _DECODE_EVENT.get(kind)
-        if decode is None:
-            raise UnsupportedRecord(f"events record of kind {kind} has no accounts event")
-        layout = dtype_of(kind)
-        rows = views.get(layout)
-        if rows is None:
-            rows = views[layout] = batch.view(layout).tolist()
-        out.append(decode(rows[position]))
-    return out
+
+    def refuse(kind: int, _where: list[int]) -> list[Any]:
+        raise UnsupportedRecord(f"events record of kind {kind} has no accounts event")
+
+    return _EVENTS_IN.decode(batch, refuse)
