@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.enums import Side
+from storage import query_cli
 from storage.compaction import INTENT, CompactionConfig, compact
 from storage.history import NS_PER_DAY, HistoryConfig, HistoryWriter
 from storage.query import HistoryQuery, period_seconds
@@ -181,15 +182,15 @@ def test_last_seq(tmp_path: Path) -> None:
 
 
 def test_compaction_keeps_every_row(tmp_path: Path) -> None:
-    trades = make_trades(4000)
-    write_in_batches(tmp_path, trades, 50, HistoryConfig(max_rows=50))
+    trades = make_trades(2000)
+    write_in_batches(tmp_path, trades, 100, HistoryConfig(max_rows=100))
     before = len(list(tmp_path.rglob("*.parquet")))
     result = compact(tmp_path, "trades", CompactionConfig(min_files=4))
     after = sorted(tmp_path.rglob("*.parquet"))
     assert result.files_in > result.files_out
     assert len(after) == before - result.files_in + result.files_out
     assert len(after) == 6  # one file per (date, instrument)
-    assert result.rows == 4000
+    assert result.rows == 2000
     frame = HistoryQuery(tmp_path).scan("trades").sort("trade_id").collect()
     assert frame["trade_id"].to_list() == trades["trade_id"].tolist()
     assert frame["qty"].to_list() == trades["qty"].tolist()
@@ -327,31 +328,43 @@ def test_empty_history(tmp_path: Path) -> None:
     assert query.account_trades(1).is_empty()
 
 
-def test_bin_query_prints_a_table_json_and_csv(tmp_path: Path) -> None:
+SQL_COUNTS = "SELECT instrument_id, COUNT(*) AS n FROM trades GROUP BY instrument_id ORDER BY 1"
+
+
+def test_bin_query_prints_a_table(tmp_path: Path) -> None:
+    """The real wrapper script, in a subprocess, finding the history under --home."""
     home = tmp_path / "home"
     write_in_batches(home / "history", make_trades(300), 300, HistoryConfig())
-    sql = "SELECT instrument_id, COUNT(*) AS n FROM trades GROUP BY instrument_id ORDER BY 1"
-    common = [str(ROOT / "bin" / "query"), "--home", str(home)]
-    table = subprocess.run([*common, sql], capture_output=True, text=True, timeout=60, check=True)
+    table = subprocess.run(
+        [str(ROOT / "bin" / "query"), "--home", str(home), SQL_COUNTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "instrument_id" in table.stdout
     expected = stats(make_trades(300))
     numbers = [re.findall(r"\d+", line) for line in table.stdout.splitlines()]
     for inst in sorted(expected):
         assert [str(inst), str(expected[inst][0])] in numbers
-    as_json = subprocess.run(
-        [*common, "--json", sql], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert json.loads(as_json.stdout) == [
+
+
+def test_query_cli_json_csv_errors_and_home_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "var" / "shmex_q"
+    write_in_batches(home / "history", make_trades(300), 300, HistoryConfig())
+    expected = stats(make_trades(300))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHMEX_HOME", raising=False)
+    assert query_cli.main(["--prefix", "shmex_q", "--json", SQL_COUNTS]) == 0
+    assert json.loads(capsys.readouterr().out) == [
         {"instrument_id": i, "n": expected[i][0]} for i in sorted(expected)
     ]
-    as_csv = subprocess.run(
-        [*common, "--csv", sql], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert as_csv.stdout.splitlines() == ["instrument_id,n"] + [
+    monkeypatch.setenv("SHMEX_HOME", str(home))
+    assert query_cli.main(["--csv", SQL_COUNTS]) == 0
+    assert capsys.readouterr().out.splitlines() == ["instrument_id,n"] + [
         f"{i},{expected[i][0]}" for i in sorted(expected)
     ]
-    bad = subprocess.run(
-        [*common, "SELECT nope FROM trades"], capture_output=True, text=True, timeout=60
-    )
-    assert bad.returncode != 0
-    assert "nope" in bad.stderr
+    assert query_cli.main(["SELECT nope FROM trades"]) == 1
+    assert "nope" in capsys.readouterr().err
