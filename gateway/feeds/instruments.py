@@ -10,7 +10,7 @@ and rejects; floats are never involved.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from gateway.feeds.quality import symbol_ok
@@ -142,6 +142,10 @@ class InstrumentTable:
 
     def get(self, symbol: str) -> InstrumentSpec | None:
         return self._by_symbol.get(symbol)
+
+    def get_function(self) -> Callable[[str], InstrumentSpec | None]:
+        """`get` without the method call, for the per-message hot path (sees later `add`s)."""
+        return self._by_symbol.get
 
     def symbol_of(self, instrument_id: str) -> str:
         return self._by_id[instrument_id].symbol

@@ -49,6 +49,7 @@ class Normalizer:
         self.clock_ns = clock_ns
         rows = {**self.default_instruments, **config.instruments}
         self.instruments = InstrumentTable.from_mapping(self.venue, rows)
+        self._specs = self.instruments.get_function()
         self.decoder = FrameDecoder(config.min_decode_confidence)
         self.dedup = Deduplicator(config.dedup_size, int(config.dedup_ttl * _NS))
         self.buffer = BoundedBuffer(config.buffer_capacity, config.buffer_rate)
@@ -81,9 +82,8 @@ class Normalizer:
 
     # -- venue contract --------------------------------------------------------------------
 
-    def loads(self, text: str) -> Any:
-        """JSON → Python; venues that send prices as JSON numbers override this to keep Decimals."""
-        return orjson.loads(text)
+    loads: ClassVar[Callable[[str], Any]] = staticmethod(orjson.loads)
+    """JSON → Python; venues that send prices as JSON numbers use a Decimal-keeping decoder."""
 
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         """One decoded venue message → normalized records (none for acks, pongs, heartbeats)."""
@@ -198,7 +198,7 @@ class Normalizer:
         return ()
 
     def spec(self, symbol: str) -> InstrumentSpec | None:
-        spec = self.instruments.get(symbol)
+        spec = self._specs(symbol)
         if spec is None:
             self.counters["unknown_symbol"] += 1
         return spec

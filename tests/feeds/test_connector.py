@@ -135,10 +135,11 @@ def test_disconnect_reconnects_with_backoff_and_drops_replayed_duplicates() -> N
             assert [t.trade_id for t in trades(records)] == list(range(1000, 1010))
             assert feed.dedup.duplicates == 2
             assert server.connections >= 2 and feed.counters["reconnects"] >= 1
-            # each connection delivered data, so every wait is a first attempt's: 1 s ± 20 %
+            # both scripted connections delivered data, so the waits after them are first
+            # attempts' (1 s ± 20 %); a third, empty connection may already have failed after
             expected = Backoff(1.0, 60.0, 2.0, 0.2, 5, random.Random(11))
             assert feed.delays[0] == expected.delay(1)
-            assert all(0.8 <= d <= 1.2 for d in feed.delays)
+            assert all(0.8 <= d <= 1.2 for d in feed.delays[:2])
 
     run(main())
 

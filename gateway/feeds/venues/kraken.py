@@ -36,8 +36,7 @@ class Kraken(Connector):
 
     book_depth: ClassVar[int] = 10
 
-    def loads(self, text: str) -> Any:
-        return _DECODER.decode(text)
+    loads = staticmethod(_DECODER.decode)
 
     def subscribe_messages(self) -> list[Any]:
         out = []

@@ -31,8 +31,7 @@ class Upbit(Connector):
         "KRW-ETH": {"tick": "1", "lot": "0.00000001", "max_price": "10000000000"},
     }
 
-    def loads(self, text: str) -> Any:
-        return _DECODER.decode(text)
+    loads = staticmethod(_DECODER.decode)
 
     def subscribe_messages(self) -> list[Any]:
         request: list[dict[str, Any]] = [{"ticket": "shmex-feed"}]
