@@ -27,7 +27,7 @@ import zmq
 
 from ipc import records
 from ipc.control import ControlServer
-from ipc.ring import Ring
+from ipc.ring import Ring, RingWriter
 from ipc.wait import WaitConfig
 from services import config as configuration
 from services import logs
@@ -48,9 +48,15 @@ class Service:
         self.config = config
         self.instance_name = instance_name
         self.shard = shard
+        self.writers: dict[str, RingWriter] = {}
+        """The writers of `outputs()`, by ring name, set up by the Runner before `start()`."""
 
     def inputs(self) -> Sequence[str]:
         """Rings this process reads, without the instance prefix (`execs.0`, `cmd.1`)."""
+        return ()
+
+    def outputs(self) -> Sequence[str]:
+        """Rings this process writes (it becomes their single writer), without the prefix."""
         return ()
 
     def start(self) -> None:
@@ -99,6 +105,7 @@ class Runner:
         self.started_ns = time.time_ns()
         self._stop_reason: str | None = None
         self._rings: list[tuple[str, Ring, Any]] = []
+        self._outputs: list[tuple[Ring, RingWriter]] = []
         self._context: zmq.Context[Any] | None = None
         self._control: ControlServer | None = None
         self._batch = int(self.config["wait"]["batch"])
@@ -158,6 +165,11 @@ class Runner:
             attached = Ring.attach(name, records.ring_dtype(ring))
             reader = attached.reader(self.service.instance_name, wait=waits)
             self._rings.append((ring, attached, reader))
+        for ring in self.service.outputs():
+            attached = Ring.attach(self.config.ring_name(ring), records.ring_dtype(ring))
+            writer = attached.writer(wait=waits)
+            self._outputs.append((attached, writer))
+            self.service.writers[ring] = writer
 
     def _on_shutdown(self, _args: dict[str, Any]) -> str:
         self.request_stop("control")
@@ -213,6 +225,8 @@ class Runner:
         rings = {}
         for ring, attached, _reader in self._rings:
             rings[ring] = attached.stats()
+        for attached, _writer in self._outputs:
+            rings[attached.name.removeprefix(self.config.prefix + ".")] = attached.stats()
         return {
             "name": self.service.instance_name,
             "pid": os.getpid(),
@@ -239,6 +253,11 @@ class Runner:
         }
 
     def _close(self) -> None:
+        for attached, writer in self._outputs:
+            writer.close()
+            attached.close()
+        self._outputs.clear()
+        self.service.writers.clear()
         for _ring, attached, _reader in self._rings:
             attached.close()
         self._rings.clear()

@@ -107,3 +107,35 @@ def test_shutdown_request_drains_and_returns_zero(setup: tuple[cfg.Config, Ring]
     assert service.seen == list(range(1, 41))
     (info,) = ring.readers()
     assert info.cursor == 40
+
+
+class Forwarder(Collector):
+    """Copies what it reads on execs.0 to execs.1 through the writer the Runner gives it."""
+
+    def outputs(self) -> list[str]:
+        return ["execs.1"]
+
+    def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
+        super().handle(ring, batch)
+        self.writers["execs.1"].write(batch.copy(), timeout=5)
+        if len(self.seen) == 30:
+            raise KeyboardInterrupt  # leave run() by a BaseException: cleanup must still happen
+
+
+def test_outputs_get_a_writer_and_are_released_on_close(setup: tuple[cfg.Config, Ring]) -> None:
+    config, ring = setup
+    out = Ring.create(config.ring_name("execs.1"), records.EXEC, 64)
+    try:
+        reader = out.reader("check")
+        service = Forwarder(config, "forwarder")
+        ring.reader("forwarder").close()
+        _write(ring, range(1, 31))
+        with pytest.raises(KeyboardInterrupt):
+            Runner(service).run()
+        view = reader.read(max_n=64, timeout=5)
+        assert view["seq"].tolist() == list(range(1, 31))
+        reader.release(len(view))
+        assert out.stats()["writer_pid"] == 0
+    finally:
+        out.close()
+        out.unlink()
