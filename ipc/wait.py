@@ -26,7 +26,7 @@ class WaitConfig:
     """Tuning of one endpoint's waits.
 
     spin_us: how long to poll before yielding the CPU.
-    yield_count: how many sched_yield() rounds before sleeping.
+    yield_count: how many sched_yield() rounds before sleeping (busy-poll mode: between spins).
     sleep_timeout: longest single sleep (s); the endpoint wakes this often to beat its heartbeat.
     timeout: the bound (s) used when a call passes timeout=None; math.inf waits forever.
     sleep: False = busy-poll mode: never sleep, keep spinning and yielding until the deadline.
@@ -40,8 +40,12 @@ class WaitConfig:
 
     @classmethod
     def busy_poll(cls, timeout: float = 1.0) -> WaitConfig:
-        """Lowest latency: never sleep (costs a core while waiting)."""
-        return cls(spin_us=50.0, yield_count=0, timeout=timeout, sleep=False)
+        """Lowest latency: spin, never yield or sleep (costs a whole core while waiting).
+
+        Yielding would hand the core to any other runnable process and, on a loaded 2-core
+        machine, come back a scheduler slice later (hundreds of µs).
+        """
+        return cls(spin_us=1000.0, yield_count=0, timeout=timeout, sleep=False)
 
     @classmethod
     def sleeping(cls, timeout: float = 1.0) -> WaitConfig:
@@ -82,7 +86,7 @@ class Waiter:
         clock = time.perf_counter
         start = clock()
         deadline = start + timeout
-        spin_end = start + self._spin_s
+        spin_end = min(start + self._spin_s, deadline)
         while clock() < spin_end:
             if ready():
                 return True
@@ -97,10 +101,11 @@ class Waiter:
         return self._poll(ready, deadline)
 
     def _poll(self, ready: Callable[[], bool], deadline: float) -> bool:
-        """Busy-poll mode: spin in rounds of spin_us, yielding between rounds."""
+        """Busy-poll mode: spin in rounds of spin_us, with yield_count yields between rounds."""
         clock = time.perf_counter
         next_beat = clock() + self.config.sleep_timeout
         spin_s = self._spin_s
+        yields = range(self.config.yield_count)
         while True:
             now = clock()
             round_end = now + spin_s
@@ -115,7 +120,8 @@ class Waiter:
             if now >= next_beat:
                 self._beat()
                 next_beat = now + self.config.sleep_timeout
-            os.sched_yield()
+            for _ in yields:
+                os.sched_yield()
 
     def _sleep(self, ready: Callable[[], bool], deadline: float) -> bool:
         """Sleep on the semaphore in slices of sleep_timeout, re-checking after each."""

@@ -76,11 +76,7 @@ class RingWriter:
     def reserve(self, n: int, timeout: float | None = None) -> np.ndarray:
         """A writable view of 1..n free contiguous slots (shorter at the ring's end or when the
         readers hold the rest); waits for at least one. Fill it, then publish(k)."""
-        seq = self._seq
-        if seq >= self._limit:
-            self._wait_space(timeout)
-        start = seq & self._mask
-        count = min(n, self._limit - seq, self._capacity - start)
+        start, count = self._claim(n, timeout)
         self._reserved = count
         return self._slots[start : start + count]
 
@@ -93,18 +89,19 @@ class RingWriter:
             self._commit(self._seq + k)
 
     def write(self, records: np.ndarray, timeout: float | None = None) -> None:
-        """Copy a batch in, wrapping and waiting for space as needed (each wait bounded)."""
+        """Copy a batch in, wrapping and waiting for space as needed (each wait bounded).
+
+        Copies raw bytes: numpy's field-by-field structured copy is ~20x slower.
+        """
         if records.dtype != self._dtype:
-            raise RingMismatch(
-                f"ring {self._ring.name} holds {self._dtype}, not {records.dtype}"
-            )
+            raise RingMismatch(f"ring {self._ring.name} holds {self._dtype}, not {records.dtype}")
+        raw = np.ascontiguousarray(records).view(self._raw.dtype)
         done = 0
-        total = len(records)
+        total = len(raw)
         while done < total:
-            view = self.reserve(total - done, timeout)
-            count = len(view)
-            view[:] = records[done : done + count]
-            self.publish(count)
+            start, count = self._claim(total - done, timeout)
+            self._raw[start : start + count] = raw[done : done + count]
+            self._commit(self._seq + count)
             done += count
 
     def close(self) -> None:
@@ -113,6 +110,14 @@ class RingWriter:
             self._words[L.WRITER_PID] = 0
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _claim(self, n: int, timeout: float | None) -> tuple[int, int]:
+        """Wait for space; return the first free slot's index and how many follow it (<= n)."""
+        seq = self._seq
+        if seq >= self._limit:
+            self._wait_space(timeout)
+        start = seq & self._mask
+        return start, min(n, self._limit - seq, self._capacity - start)
 
     def _commit(self, seq: int) -> None:
         """Store the new published sequence (after the payload), then wake sleeping readers."""
