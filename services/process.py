@@ -27,7 +27,7 @@ import zmq
 
 from ipc import records
 from ipc.control import ControlServer
-from ipc.ring import Ring, RingWriter
+from ipc.ring import Ring, RingReader, RingWriter
 from ipc.wait import WaitConfig
 from services import config as configuration
 from services import logs
@@ -104,7 +104,7 @@ class Runner:
         self.config = service.config
         self.started_ns = time.time_ns()
         self._stop_reason: str | None = None
-        self._rings: list[tuple[str, Ring, Any]] = []
+        self._rings: list[tuple[str, Ring, RingReader]] = []
         self._outputs: list[tuple[Ring, RingWriter]] = []
         self._context: zmq.Context[Any] | None = None
         self._control: ControlServer | None = None
@@ -193,7 +193,7 @@ class Runner:
         self._housekeeping(moved == 0)
         return moved
 
-    def _consume(self, ring: str, reader: Any, timeout: float) -> int:
+    def _consume(self, ring: str, reader: RingReader, timeout: float) -> int:
         view = reader.read(max_n=self._batch, timeout=timeout)
         count = 0 if view is None else len(view)
         if count:
