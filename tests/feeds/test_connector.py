@@ -256,7 +256,7 @@ def test_rate_limit_drops_and_counts() -> None:
 
     async def main() -> None:
         async with VenueServer([script]) as server:
-            feed = make_connector("BINANCE", server, buffer_rate=10)
+            feed = make_connector("BINANCE", server, buffer_rate=2)
             await run_until(feed, lambda r: feed.counters["frames"] >= 50)
             stats = feed.stats()
             assert stats["dropped_rate"] > 0
