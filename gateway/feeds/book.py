@@ -183,6 +183,10 @@ class BookKeeper:
     def invalidate(self) -> None:
         """The venue says our book is wrong (a checksum mismatch): out of sync until a snapshot."""
         self.gaps += 1
+        self.reset()
+
+    def reset(self) -> None:
+        """Out of sync until the next snapshot, without blame (a new connection starts over)."""
         self.synced = False
         self._pending.clear()
 

@@ -146,6 +146,8 @@ class Connector(Normalizer):
         ) as ws:
             self._ws = ws
             self.connected = True
+            for keeper in self.books.values():
+                keeper.reset()  # updates were missed while down: wait for a fresh snapshot
             tasks: list[asyncio.Task[None]] = []
             try:
                 for message in self.subscribe_messages():

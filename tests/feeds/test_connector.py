@@ -335,3 +335,23 @@ def test_a_trades_only_feed_does_not_poll_books_while_down() -> None:
         assert len(feed.delays) == 2 and feed.counters["rest_errors"] == 0
 
     run(main())
+
+
+def test_books_resync_after_a_reconnect_without_counting_a_gap() -> None:
+    first = [fixtures.binance_depth(157, 160), fixtures.binance_depth(161, 163)]
+    second = [fixtures.binance_depth(300, 305), fixtures.binance_depth(306, 310)]
+    rest = {"/api/v3/depth": [fixtures.binance_snapshot(158), fixtures.binance_snapshot(302)]}
+
+    async def main() -> None:
+        async with VenueServer([first, second], rest=rest, close_after_script=True) as server:
+            feed = make_connector("BINANCE", server, streams=["depth"], rest_poll_interval=10.0)
+
+            def resynced(records: list) -> bool:
+                keeper = feed.books.get("BINANCE.BTCUSDT")
+                return keeper is not None and keeper.synced and keeper.last_id == 310
+
+            await run_until(feed, resynced)
+            assert feed.counters["book_gaps"] == 0
+            assert server.connections >= 2
+
+    run(main())
