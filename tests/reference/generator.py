@@ -125,7 +125,7 @@ class Mix:
     amend: int = 14
     money: int = 3
     invalid: int = 3
-    settle_every: int = 25_000
+    settle_every: int = 12_500
 
 
 class Generator:
@@ -176,7 +176,9 @@ class Generator:
                 continue
             resting = view.resting_count()
             weights = [getattr(mix, kind) for kind in kinds]
-            if resting < self.target_resting * 9 // 10:
+            if resting < self.target_resting // 2:
+                weights[0] *= 8
+            elif resting < self.target_resting * 9 // 10:
                 weights[0] *= 3
             elif resting > self.target_resting * 11 // 10:
                 weights[3] *= 3
@@ -209,7 +211,7 @@ class Generator:
         side = self.rng.choice((Side.BUY, Side.SELL))
         distance = 1 + int(self.rng.expovariate(1 / 8))
         price = center - distance if side is Side.BUY else center + distance
-        time_condition = TimeCondition.GTC if self.rng.random() < 0.3 else TimeCondition.GFD
+        time_condition = TimeCondition.GTC if self.rng.random() < 0.4 else TimeCondition.GFD
         return PlaceOp(
             self._next_ref(),
             self.rng.choice(self.accounts),

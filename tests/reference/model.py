@@ -151,7 +151,6 @@ class RefExchange:
         self.marks = {i.index: i.pre_settlement for i in instruments}
         self.orders: dict[int, RefOrder] = {}
         self.by_ref: dict[int, RefOrder] = {}
-        self.ref_of: dict[int, int] = {}
         self.next_order_id = 1
         self.next_trade_id = [1]
         self.txns: dict[int, tuple[int, int, str, int]] = {}
@@ -361,7 +360,6 @@ class RefExchange:
         holder.orders[order.order_id] = order
         self.orders[order.order_id] = order
         self.by_ref[ref] = order
-        self.ref_of[order.order_id] = ref
         incoming = Incoming(
             order.order_id,
             account,
@@ -704,7 +702,6 @@ class RefExchange:
         self.accounts[account_id].version += 1
         self.orders[order_id] = order
         self.by_ref[order.ref] = order
-        self.ref_of[order_id] = order.ref
         return order
 
     # --- checks ----------------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from collections import Counter
 import pytest
 
 from engine.codes import ResultCode
-from engine.enums import Offset, OrderType, TimeCondition, VolumeCondition
+from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
 from tests.reference.driver import Driver, replay_hash
 from tests.reference.generator import (
     AmendOp,
     CancelOp,
     DepositOp,
     Mix,
+    OpenAccountOp,
     PlaceOp,
     SetPriceOp,
     SettleOp,
@@ -80,6 +81,45 @@ def test_stream_covers_every_operation_kind() -> None:
     crossing = stats.trades / len(places)
     assert 0.15 < crossing < 0.8, f"trades per order {crossing:.2f}"
     assert stats.max_resting > 500
+
+
+def test_engine_agrees_on_a_forced_liquidation() -> None:
+    """A thin account long IF, IC and cu; IF settles 10% lower and the account is force-closed
+    into another account's GTC bids, through the same per-step and full-state comparisons."""
+    IF, IC, CU = 0, 1, 3
+    gtc = {"time_condition": TimeCondition.GTC}
+    driver = Driver()
+    driver.apply_all(
+        [
+            *(OpenAccountOp(account) for account in (1, 2, 3)),
+            DepositOp(1, "CNY", 40_000_000, 1),
+            DepositOp(2, "CNY", 10**10, 2),
+            DepositOp(3, "CNY", 10**10, 3),
+            PlaceOp(1, 2, IF, Side.SELL, Offset.OPEN, 19_000, 1),
+            PlaceOp(2, 1, IF, Side.BUY, Offset.OPEN, 19_000, 1),
+            PlaceOp(3, 2, IC, Side.SELL, Offset.OPEN, 28_000, 1),
+            PlaceOp(4, 1, IC, Side.BUY, Offset.OPEN, 28_000, 1),
+            PlaceOp(5, 2, CU, Side.SELL, Offset.OPEN, 7_500, 1),
+            PlaceOp(6, 1, CU, Side.BUY, Offset.OPEN, 7_500, 1),
+            PlaceOp(7, 3, IF, Side.BUY, Offset.OPEN, 17_100, 1, **gtc),
+            PlaceOp(8, 3, IC, Side.BUY, Offset.OPEN, 27_900, 1, **gtc),
+            PlaceOp(9, 3, CU, Side.BUY, Offset.OPEN, 7_450, 1, **gtc),
+            SettleOp(20250102),
+            SetPriceOp(IF, 17_100),
+            SetPriceOp(IC, 28_000),
+            SetPriceOp(CU, 7_500),
+            SettleOp(20250102),
+        ]
+    )
+    driver.check_state()
+    assert driver.model.settled_days[20250102][2] == (1,)
+    assert [(t.price, t.taker_account_id) for t in driver.model.trades[-3:]] == [
+        (17_100, 1),
+        (27_900, 1),
+        (7_450, 1),
+    ]
+    assert not driver.model.accounts[1].positions
+    assert driver.stats.rejected == {ResultCode.NO_SETTLEMENT_PRICE: 1}
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
