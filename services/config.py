@@ -237,15 +237,19 @@ def _validate(tree: Mapping[str, Any]) -> None:
         raise ConfigError("matching.shards must be >= 1 and gateways.count >= 0")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every shmex command shares (the supervisor passes them on to its children)."""
-    parser.add_argument("--config", type=Path, help="TOML file over the built-in defaults")
-    parser.add_argument("--prefix", help="instance name: ring prefix and default run dir")
-    parser.add_argument("--home", help="run directory (default ./var/<prefix>/)")
+def add_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """The flags every shmex command shares (the supervisor passes them on to its children).
+
+    With `defaults=False` (for subcommands) an absent flag leaves the value parsed before it.
+    """
+    none: Any = None if defaults else argparse.SUPPRESS
+    parser.add_argument("--config", type=Path, default=none, help="TOML file over the defaults")
+    parser.add_argument("--prefix", default=none, help="instance name: ring prefix, run dir")
+    parser.add_argument("--home", default=none, help="run directory (default ./var/<prefix>/)")
     parser.add_argument(
         "--set",
         action="append",
-        default=[],
+        default=[] if defaults else argparse.SUPPRESS,
         metavar="SECTION.KEY=VALUE",
         help="override one setting (repeatable)",
     )

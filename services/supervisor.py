@@ -330,10 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the exchange and wait until it is ready")
     up.add_argument("--foreground", action="store_true", help="stay in this terminal")
-    commands.add_parser("down", help="stop every process and remove the rings")
+    down = commands.add_parser("down", help="stop every process and remove the rings")
     status = commands.add_parser("status", help="processes, CPU, memory, ring positions and lag")
     status.add_argument("--json", action="store_true", help="the raw status as JSON")
-    commands.add_parser("run", help="(internal) the supervisor daemon itself")
+    run = commands.add_parser("run", help="(internal) the supervisor daemon itself")
+    for command in (up, down, status, run):
+        configuration.add_arguments(command, defaults=False)
     return parser
 
 
@@ -347,7 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = configuration.from_arguments(args)
     except configuration.ConfigError as exc:
         parser.error(str(exc))
-    return COMMANDS[args.command](config, args)
+    try:
+        return COMMANDS[args.command](config, args)
+    except BrokenPipeError:  # `bin/exchange status | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
