@@ -16,7 +16,7 @@ from ipc.control import call
 from ipc.liveness import pid_alive
 from ipc.records import Kind
 from ipc.ring import Ring
-from tests.integration.conftest import Exchange
+from tests.integration.conftest import EXCHANGE, Exchange
 
 SHM = Path("/dev/shm")
 
@@ -57,6 +57,21 @@ def test_up_starts_the_recorder_which_answers_status(exchange: Exchange) -> None
     assert "recorder" in table.stdout and "running" in table.stdout and "execs.0" in table.stdout
     raw = orjson.loads(exchange.run("status", "--json").stdout)
     assert raw["processes"][0]["process"] == "recorder"
+    flags_after = subprocess.run(
+        [
+            str(EXCHANGE),
+            "status",
+            "--json",
+            "--prefix",
+            exchange.prefix,
+            "--home",
+            str(exchange.home),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert orjson.loads(flags_after.stdout)["prefix"] == exchange.prefix
 
 
 def test_recorder_counts_what_arrives_on_execs(exchange: Exchange) -> None:
