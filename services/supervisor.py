@@ -199,7 +199,12 @@ def cmd_up(config: configuration.Config, args: argparse.Namespace) -> int:
         )
     status = _wait_ready(config, daemon)
     if status is None:
-        print(f"shmex {config.prefix}: did not become ready; see {log_path}", file=sys.stderr)
+        print(f"shmex {config.prefix}: did not become ready; stopping it", file=sys.stderr)
+        for path in sorted((config.home / "logs").glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-5:]
+            print(f"--- {path}\n" + "\n".join(tail), file=sys.stderr)
+        cmd_down(config, args)
+        daemon.wait(timeout=10)
         return 1
     print(render_status(status))
     _print_endpoints(status["endpoints"])

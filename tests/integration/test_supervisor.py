@@ -187,3 +187,16 @@ def test_killed_supervisor_takes_its_children_along_and_down_cleans_up(
     assert result.returncode == 0, result.stderr
     assert _objects(exchange.prefix) == []
     assert exchange.processes() == []
+
+
+def test_up_that_cannot_start_reports_the_log_and_leaves_nothing(
+    exchange_factory: Callable[..., Exchange],
+) -> None:
+    instance = exchange_factory()
+    wrong = Ring.create(f"{instance.prefix}.execs.0", records.MD, 8)  # a stale ring, wrong layout
+    wrong.close()
+    result = instance.run("up")
+    assert result.returncode == 1
+    assert "did not become ready" in result.stderr and "RingMismatch" in result.stderr
+    assert _objects(instance.prefix) == []
+    assert instance.processes() == []
