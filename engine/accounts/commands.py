@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
+from engine.enums import (
+    Offset,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeCondition,
+    VolumeCondition,
+)
 
 
 class OpenAccount(NamedTuple):
@@ -50,7 +57,10 @@ class SetAccountFrozen(NamedTuple):
 
 
 class SubmitOrder(NamedTuple):
-    """A client order; offset NONE or OPEN for spot instruments. `price` ignored for MARKET."""
+    """A client order; offset NONE or OPEN for spot instruments. `price` ignored for MARKET.
+
+    `stp` NONE means matching's default self-trade prevention.
+    """
 
     request_id: int
     account_id: int
@@ -64,12 +74,22 @@ class SubmitOrder(NamedTuple):
     volume_condition: VolumeCondition = VolumeCondition.ANY
     min_qty: int = 0
     ts: int = 0
+    stp: SelfTradePrevention = SelfTradePrevention.NONE
 
 
 class CancelOrder(NamedTuple):
     request_id: int
     account_id: int
     order_id: int
+    ts: int = 0
+
+
+class CancelAll(NamedTuple):
+    """Cancel every live order of the account (on one instrument, or all when -1)."""
+
+    request_id: int
+    account_id: int
+    instrument_index: int = -1
     ts: int = 0
 
 
@@ -149,6 +169,7 @@ AccountsCommand = (
     | SetAccountFrozen
     | SubmitOrder
     | CancelOrder
+    | CancelAll
     | AmendOrder
     | SetSettlementPrice
     | SetSettlementPrices

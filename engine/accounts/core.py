@@ -92,6 +92,7 @@ class AccountsCore:
             cmd.SetAccountFrozen: self._set_frozen,
             cmd.SubmitOrder: self._submit,
             cmd.CancelOrder: self._cancel,
+            cmd.CancelAll: self._cancel_all,
             cmd.AmendOrder: self._amend,
             cmd.SetSettlementPrice: self._set_price,
             cmd.SetSettlementPrices: self._set_prices,
@@ -310,6 +311,7 @@ class AccountsCore:
             price,
             request_id=submit.request_id,
             liquidation=liquidation,
+            stp=submit.stp,
             closes=submit.offset in CLOSES and not spot,
         )
         account.orders[order_id] = order
@@ -329,9 +331,9 @@ class AccountsCore:
             submit.volume_condition,
             submit.min_qty,
             submit.ts,
+            submit.stp,
         )
-        ts = submit.ts
-        return place, _order_update(order, ResultCode.OK, ts)
+        return place, _order_update(order, ResultCode.OK, submit.ts)
 
     def _cancel(self, c: cmd.CancelOrder) -> Out:
         account = self.accounts.get(c.account_id)
@@ -342,6 +344,17 @@ class AccountsCore:
             return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
         cancel = mc.CancelOrder(order.order_id, order.instrument_index, c.ts, CancelReason.USER)
         return [cancel], [CommandAccepted(c.request_id, order.order_id, c.ts)]
+
+    def _cancel_all(self, c: cmd.CancelAll) -> Out:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+        cancels = [
+            mc.CancelOrder(o.order_id, o.instrument_index, c.ts, CancelReason.USER)
+            for o in sorted(account.orders.values(), key=lambda o: o.order_id)
+            if c.instrument_index in (-1, o.instrument_index)
+        ]
+        return cancels, [CommandAccepted(c.request_id, 0, c.ts)]
 
     def _amend(self, c: cmd.AmendOrder) -> Out:
         account = self.accounts.get(c.account_id)

@@ -13,6 +13,7 @@ from engine.enums import (
     Offset,
     OrderStatus,
     OrderType,
+    SelfTradePrevention,
     Side,
     TimeCondition,
     VolumeCondition,
@@ -47,6 +48,7 @@ class Order:
     reserved_history: int = 0
     reserved_today: int = 0
     liquidation: bool = False
+    stp: SelfTradePrevention = SelfTradePrevention.NONE
     closes: bool = False
     """True for CLOSE, CLOSETODAY and CLOSEYESTERDAY (set once; read on every fill)."""
     pending_price: int = 0
@@ -80,4 +82,5 @@ class Order:
             int(self.liquidation),
             self.pending_price,
             self.pending_qty,
+            self.stp,
         )

@@ -5,7 +5,14 @@ from __future__ import annotations
 from engine.accounts import commands as c
 from engine.accounts.events import OrderUpdated, TradeBooked
 from engine.codes import ResultCode
-from engine.enums import CancelReason, Offset, OrderStatus, Side, TimeCondition
+from engine.enums import (
+    CancelReason,
+    Offset,
+    OrderStatus,
+    SelfTradePrevention,
+    Side,
+    TimeCondition,
+)
 from engine.matching.events import OrderCanceled
 from tests.unit.engine.accounts.conftest import BTC, CNY, CU, IX, Desk
 
@@ -142,3 +149,35 @@ def test_gfd_orders_expire_at_settlement_and_gtc_orders_stay(desk: Desk) -> None
     assert desk.ledger(1).frozen_margin == 980 * 2000 // 10
     updates = [e for e in desk.events if isinstance(e, OrderUpdated)]
     assert updates[-1].status is OrderStatus.CANCELLED
+
+
+def test_cancel_all_cancels_the_accounts_orders_on_one_or_every_instrument(desk: Desk) -> None:
+    desk.open_account(1, 1_000_000 * CNY)
+    desk.open_account(2, 1_000_000 * CNY)
+    first = desk.order(1, IX, Side.BUY, Offset.OPEN, 990, 1)
+    second = desk.order(1, IX, Side.BUY, Offset.OPEN, 991, 1)
+    other = desk.order(2, IX, Side.BUY, Offset.OPEN, 991, 1)
+    desk.order(1, CU, Side.BUY, Offset.OPEN, 5000, 1)
+    desk.run(c.CancelAll, 1, IX)
+    cancelled = [e for e in desk.events if isinstance(e, OrderCanceled)]
+    assert [(e.order_id, e.reason) for e in cancelled] == [
+        (first, CancelReason.USER),
+        (second, CancelReason.USER),
+    ]
+    assert sorted(o.instrument_index for o in desk.core.orders.values()) == [IX, CU]
+    desk.run(c.CancelAll, 1)
+    assert list(desk.core.orders) == [other]
+    assert desk.ledger(1).frozen_margin == 0
+    desk.run(c.CancelAll, 9)
+    assert desk.code() is ResultCode.NO_SUCH_ACCOUNT
+
+
+def test_self_trade_mode_travels_to_matching(desk: Desk) -> None:
+    desk.open_account(1, 1_000_000 * CNY)
+    resting = desk.order(1, IX, Side.SELL, Offset.OPEN, 1000, 1)
+    desk.run(
+        c.SubmitOrder, 1, IX, Side.BUY, Offset.OPEN, 1000, 1, stp=SelfTradePrevention.CANCEL_MAKER
+    )
+    cancelled = [e for e in desk.events if isinstance(e, OrderCanceled)]
+    assert [(e.order_id, e.reason) for e in cancelled] == [(resting, CancelReason.SELF_TRADE)]
+    assert [o.side for o in desk.core.orders.values()] == [Side.BUY]
