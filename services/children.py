@@ -102,6 +102,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
+                start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
             )
         self.started_at = time.monotonic()
         if self._client is None:
