@@ -20,10 +20,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import ipc_peers
 from bench.common import Results, percentile
@@ -31,6 +31,7 @@ from bench.ipc_peers import RING_CAPACITY, Job
 from ipc.ring import Ring, unlink_prefix
 
 log = logging.getLogger("bench.ipc")
+T = TypeVar("T")
 
 SYSTEMS = {
     "ring-busy": "shmex ring busy-poll",
@@ -58,6 +59,7 @@ BLOCKS = (1, 64)
 ROUND_TRIPS = 20_000
 WARMUP = 1_000
 JOIN_TIMEOUT = 90.0
+ATTEMPTS = 3
 
 
 class Bench:
@@ -70,6 +72,7 @@ class Bench:
         self.prefix = f"shmex_bench{os.getpid()}"
         self.sockets = tempfile.mkdtemp(prefix="shmex_bench_")
         self.runs = 0
+        self.failures: list[str] = []
         self.foreign_before = _iceoryx2_files()
 
     def close(self) -> None:
@@ -83,8 +86,11 @@ class Bench:
     def throughput(self, system: str, size: int, block: int) -> float:
         """Median records/s over `repeat` runs."""
         count = COUNTS[system, block] // self.scale // block * block
+        label = f"{system} {size}B x{block}"
         rates = [
-            self._one_way(Job(system, size, block, count, self._name(system)))
+            self._attempt(
+                label, lambda: self._one_way(Job(system, size, block, count, self._name(system)))
+            )
             for _ in range(self.repeat)
         ]
         return statistics.median(rates)
@@ -92,17 +98,25 @@ class Bench:
     def round_trip(self, system: str) -> list[int]:
         """Sorted round-trip latencies (ns) of one 64-byte record, all repeats pooled."""
         latencies: list[int] = []
+        trips, warmup = ROUND_TRIPS // self.scale, WARMUP // self.scale
         for _ in range(self.repeat):
-            job = Job(
-                system,
-                64,
-                1,
-                ROUND_TRIPS // self.scale,
-                self._name(system),
-                warmup=WARMUP // self.scale,
+            latencies.extend(
+                self._attempt(
+                    f"{system} round trip",
+                    lambda: self._round_trip(Job(system, 64, 1, trips, self._name(system), warmup)),
+                )
             )
-            latencies.extend(self._round_trip(job))
         return sorted(latencies)
+
+    def _attempt(self, label: str, measure: Callable[[], T]) -> T:
+        """Run one measurement, retrying one that hangs or dies (each failure is noted)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return measure()
+            except RuntimeError as error:
+                self.failures.append(f"{label}, attempt {attempt} failed: {error}")
+                log.warning("%s", self.failures[-1])
+        raise RuntimeError(f"{label}: all {ATTEMPTS} attempts failed")
 
     def _name(self, system: str) -> str:
         self.runs += 1
@@ -260,7 +274,7 @@ def main(argv: list[str]) -> int:
         results = run(bench, systems)
     finally:
         bench.close()
-    results.finish(notes(results, args.quick, repeat))
+    results.finish(notes(results, args.quick, repeat) + bench.failures)
     return 0
 
 

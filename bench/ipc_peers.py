@@ -19,6 +19,7 @@ import numpy as np
 
 RING_CAPACITY = 1024  # records; iceoryx2 gets the same buffering
 TIMEOUT = 30.0  # seconds any single wait may take before the run is declared failed
+STALL = 10.0  # seconds a receiver may go without a record before the run is declared hung
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,18 @@ def receive(job: Job, ready: Any, done: Any, results: Any, queue: Any = None) ->
         got = take()
         if clock() > deadline:
             raise TimeoutError(f"{job.system}: no record within {TIMEOUT}s")
-    first = got
+    first = last = got
     start = clock()
-    deadline = start + TIMEOUT
+    deadline = start + STALL
     while got < job.count:
         taken = take()
         if taken:
             got += taken
         elif clock() > deadline:
-            raise TimeoutError(f"{job.system}: {got} of {job.count} records in {TIMEOUT}s")
+            if got == last:
+                raise TimeoutError(f"{job.system}: stuck at {got} of {job.count} records")
+            last = got
+            deadline = clock() + STALL
     elapsed = clock() - start
     done.set()
     cleanup()
