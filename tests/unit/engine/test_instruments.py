@@ -162,3 +162,22 @@ def test_roll_day_moves_the_band(registry: InstrumentRegistry) -> None:
     assert (cu.pre_settlement, cu.lower_limit, cu.upper_limit) == (8000, 7360, 8640)
     assert registry.roll_day(99, 1, 1) is ResultCode.NO_SUCH_INSTRUMENT
     assert registry.roll_day(3, 0, 1) is ResultCode.BAD_ORDER_PARAMETER
+
+
+def test_margin_and_commission_round_up_like_mul_rate_ceil(registry: InstrumentRegistry) -> None:
+    from engine.money import mul_rate_ceil
+
+    for instrument in registry:
+        for price, qty in ((1, 1), (19_001, 3), (9_500_001, 7)):
+            notional = instrument.notional(price, qty)
+            assert instrument.margin(price, qty) == mul_rate_ceil(
+                notional, instrument.margin_rate_e8
+            )
+            for offset, rate in (
+                (Offset.OPEN, instrument.commission.open),
+                (Offset.CLOSE, instrument.commission.close),
+                (Offset.CLOSEYESTERDAY, instrument.commission.close),
+                (Offset.CLOSETODAY, instrument.commission.close_today),
+            ):
+                expected = mul_rate_ceil(notional, rate)
+                assert instrument.commission_for(offset, price, qty) == expected
