@@ -35,6 +35,8 @@ from services import logs
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+HANDLE_SAMPLES = 4096
+"""How many recent batch handling times `status` computes its percentiles from."""
 EXIT_CRASHED = 70
 """Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
 
@@ -117,6 +119,7 @@ class Runner:
         self.records_in = 0
         self.batches_in = 0
         self.heartbeat_ns = 0
+        self._handle_ns = np.zeros(HANDLE_SAMPLES, dtype=np.int64)
 
     @property
     def pid_file(self) -> Path:
@@ -198,7 +201,9 @@ class Runner:
         count = 0 if view is None else len(view)
         if count:
             self._current = (ring, view)
+            started = time.perf_counter_ns()
             self.service.handle(ring, view)
+            self._handle_ns[self.batches_in % HANDLE_SAMPLES] = time.perf_counter_ns() - started
             self._current = None
             reader.release(count)
             self.records_in += count
@@ -236,8 +241,22 @@ class Runner:
             "heartbeat_ns": self.heartbeat_ns,
             "records_in": self.records_in,
             "batches_in": self.batches_in,
+            "handle_us": self._handle_percentiles(),
             "rings": rings,
             "service": self.service.status(),
+        }
+
+    def _handle_percentiles(self) -> dict[str, float]:
+        """p50/p99/p99.9/max of the recent batches' handling time, in microseconds."""
+        samples = self._handle_ns[: min(self.batches_in, HANDLE_SAMPLES)]
+        if not len(samples):
+            return {}
+        p50, p99, p999 = np.percentile(samples, [50, 99, 99.9]) / 1000
+        return {
+            "p50": round(float(p50), 1),
+            "p99": round(float(p99), 1),
+            "p99.9": round(float(p999), 1),
+            "max": round(float(samples.max()) / 1000, 1),
         }
 
     def _crash_fields(self) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def test_shutdown_request_drains_and_returns_zero(setup: tuple[cfg.Config, Ring]
     thread.join(timeout=10)
     assert result[-1] == "stopping"
     assert result[0]["rings"]["execs.0"]["published"] == 40
+    assert 0 < result[0]["handle_us"]["p50"] <= result[0]["handle_us"]["max"]
     assert service.seen == list(range(1, 41))
     (info,) = ring.readers()
     assert info.cursor == 40
