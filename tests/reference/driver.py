@@ -36,6 +36,7 @@ from tests.reference.generator import (
     PlaceOp,
     SetPriceOp,
     SettleOp,
+    StatusOp,
     WithdrawOp,
 )
 from tests.reference.instruments import DEFAULT_TOML, RefInstrument, load_instruments
@@ -173,6 +174,8 @@ class Driver:
             case SettleOp(day):
                 self.stats.settlements += 1
                 return model.settle(day), 0
+            case StatusOp(instrument, trading):
+                return model.set_trading(instrument, trading), 0
         raise TypeError(f"unknown operation {op!r}")
 
     def _command(self, op: Op) -> Any:
@@ -219,6 +222,11 @@ class Driver:
                 return cmd.SetSettlementPrice(request, instrument, price, ts)
             case SettleOp(day):
                 return cmd.ExecuteSettlement(request, day, ts)
+            case StatusOp(instrument, trading):
+                name = self.model.instruments[instrument].id
+                if trading:
+                    return cmd.ResumeInstrument(request, name, ts)
+                return cmd.SuspendInstrument(request, name, ts)
         raise TypeError(f"unknown operation {op!r}")
 
     def _order_id(self, ref: int) -> int:

@@ -77,6 +77,13 @@ class SettleOp(NamedTuple):
     trading_day: int
 
 
+class StatusOp(NamedTuple):
+    """Admin: suspend (`trading` False) or resume an instrument."""
+
+    instrument: int
+    trading: bool
+
+
 Op = OpenAccountOp | DepositOp | WithdrawOp | PlaceOp | CancelOp | AmendOp | SetPriceOp | SettleOp
 
 
@@ -126,6 +133,8 @@ class Mix:
     money: int = 3
     invalid: int = 3
     settle_every: int = 12_500
+    suspend_rate: float = 0.0005
+    """Chance per step of suspending an instrument (resumed 50–1,000 steps later)."""
 
 
 class Generator:
@@ -156,6 +165,7 @@ class Generator:
         self._refs = 0
         self._txns = 0
         self._used_txns: list[tuple[int, str, int, int, bool]] = []
+        self._resume_at: dict[int, int] = {}
 
     def setup(self) -> list[Op]:
         ops: list[Op] = []
@@ -174,6 +184,15 @@ class Generator:
             if step % mix.settle_every == 0:
                 yield from self._settlement(view)
                 continue
+            if step in self._resume_at:
+                yield StatusOp(self._resume_at.pop(step), trading=True)
+            elif self.rng.random() < mix.suspend_rate:
+                market = self._market()
+                resume = step + self.rng.randint(50, 1_000)
+                while resume in self._resume_at:
+                    resume += 1
+                self._resume_at[resume] = market.index
+                yield StatusOp(market.index, trading=False)
             resting = view.resting_count()
             weights = [getattr(mix, kind) for kind in kinds]
             if resting < self.target_resting // 2:

@@ -433,13 +433,19 @@ class RefExchange:
                     return ResultCode.INSUFFICIENT_POSITION
                 order.history += split[0]
                 order.today += split[1]
-            else:
-                self._unreserve(order, -extra)
         else:
             currency, *held = self.live_holds(order)
             wanted = self.order_holds(order, max(order.price, price), max(qty, order.remaining))
             if sum(wanted[1:]) - sum(held) > self.available(account, currency):
                 return ResultCode.INSUFFICIENT_FUNDS
+        if not spec.trading:
+            # Accepted, then refused by matching: a close order gives back what the pending
+            # amend reserved, today's lots first, which may move its split (accounting §3).
+            if order.closes and extra > 0:
+                self._unreserve(order, extra)
+            return ResultCode.OK
+        if order.closes and extra < 0:
+            self._unreserve(order, -extra)
         book = self.books[order.instrument]
         self.accounts[account].version += 1
         old_price, old_remaining = order.price, order.remaining
@@ -554,6 +560,15 @@ class RefExchange:
         del self.accounts[order.account].orders[order.order_id]
         del self.orders[order.order_id]
         del self.by_ref[order.ref]
+
+    # --- instrument admin ------------------------------------------------------------------------
+
+    def set_trading(self, instrument: int, trading: bool) -> ResultCode:
+        """Suspend or resume: a suspended instrument refuses new orders (4004) and amends."""
+        if not 0 <= instrument < len(self.instruments):
+            return ResultCode.NO_SUCH_INSTRUMENT
+        self.instruments[instrument].trading = trading
+        return ResultCode.OK
 
     # --- settlement ------------------------------------------------------------------------------
 

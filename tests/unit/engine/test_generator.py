@@ -29,6 +29,7 @@ from tests.reference.generator import (
     PlaceOp,
     SetPriceOp,
     SettleOp,
+    StatusOp,
     WithdrawOp,
 )
 
@@ -49,12 +50,13 @@ def test_same_seed_same_stream() -> None:
 
 
 def test_stream_covers_every_operation_kind() -> None:
-    """Limit, market, IOC, FOK, MIN, closes of each offset, cancel, amend, money, settlement."""
+    """Limit, market, IOC, FOK, MIN, closes of each offset, cancel, amend, money, settlement,
+    suspension, and every rejection code the stream is meant to provoke."""
     driver = Driver(with_engine=False)
     stats = driver.run(3, 12_000, mix=Mix(settle_every=3_000))
     ops = driver.ops
     kinds = Counter(type(op).__name__ for op in ops)
-    for kind in (PlaceOp, CancelOp, AmendOp, DepositOp, WithdrawOp, SetPriceOp, SettleOp):
+    for kind in (PlaceOp, CancelOp, AmendOp, DepositOp, WithdrawOp, SetPriceOp, SettleOp, StatusOp):
         assert kinds[kind.__name__] > 0, kind
     places = [op for op in ops if isinstance(op, PlaceOp)]
     assert any(op.order_type is OrderType.MARKET for op in places)
@@ -76,6 +78,7 @@ def test_stream_covers_every_operation_kind() -> None:
         ResultCode.WITHDRAW_FAILED,
         ResultCode.INSUFFICIENT_FUNDS,
         ResultCode.RISK_RATIO_CAP,
+        ResultCode.INSTRUMENT_NOT_TRADING,
     ):
         assert stats.rejected.get(code), code
     crossing = stats.trades / len(places)
