@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.accounts.risk import RiskConfig
 from engine.instruments import InstrumentRegistry
+from engine.money import rate_from_decimal
 from ipc.control import control_endpoint
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
@@ -278,6 +280,26 @@ def argument_list(config: Config, args: argparse.Namespace) -> list[str]:
     for item in args.set:
         out += ["--set", item]
     return out
+
+
+def risk_config(config: Config) -> RiskConfig:
+    """The accounts core's limits from the `[risk]` section (ratios as exact decimal strings)."""
+    section = config["risk"]
+
+    def ratio(key: str) -> int:
+        value = rate_from_decimal(section[key])
+        if value is None or value < 0:
+            raise ConfigError(f'risk.{key} = {section[key]!r}: want a fraction like "0.95"')
+        return value
+
+    return RiskConfig(
+        max_order_value=section["max_order_value"] or None,
+        max_concentration_e8=ratio("max_concentration") or None,
+        max_risk_ratio_e8=ratio("max_risk_ratio") or None,
+        self_trade_check=section["self_trade_check"],
+        liquidation_ratio_e8=ratio("liquidation_ratio"),
+        intraday_liquidation=section["intraday_liquidation"],
+    )
 
 
 def load_instruments(config: Config) -> InstrumentRegistry:

@@ -101,3 +101,12 @@ def test_lists_and_bools_from_text() -> None:
 def test_instruments_load_through_the_engine_registry() -> None:
     registry = cfg.load_instruments(cfg.load(env={}))
     assert "CFFEX.IF2501" in registry
+
+
+def test_risk_section_becomes_the_engine_risk_config() -> None:
+    risk = cfg.risk_config(cfg.load(env={}, overrides={"risk.max_concentration": "0"}))
+    assert risk.max_risk_ratio_e8 == 95_000_000
+    assert risk.max_concentration_e8 is None
+    assert risk.liquidation_ratio_e8 == 100_000_000
+    with pytest.raises(ConfigError, match="max_risk_ratio"):
+        cfg.risk_config(cfg.load(env={"SHMEX_RISK_MAX_RISK_RATIO": "0.123456789"}))
