@@ -20,6 +20,7 @@ from engine.accounts.risk import RiskConfig
 from engine.instruments import InstrumentRegistry
 from engine.money import rate_from_decimal
 from ipc.control import control_endpoint
+from storage.journal import Durability, JournalConfig
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 INSTRUMENTS_FILE = Path(__file__).with_name("instruments.toml")
@@ -299,6 +300,16 @@ def risk_config(config: Config) -> RiskConfig:
         self_trade_check=section["self_trade_check"],
         liquidation_ratio_e8=ratio("liquidation_ratio"),
         intraday_liquidation=section["intraday_liquidation"],
+    )
+
+
+def journal_config(config: Config) -> JournalConfig:
+    """The journal's settings from the `[durability]` section."""
+    section = config["durability"]
+    return JournalConfig(
+        segment_bytes=section["segment_bytes"],
+        durability=Durability(section["mode"]),
+        flush_interval_ms=section["flush_interval_ms"],
     )
 
 

@@ -110,3 +110,10 @@ def test_risk_section_becomes_the_engine_risk_config() -> None:
     assert risk.liquidation_ratio_e8 == 100_000_000
     with pytest.raises(ConfigError, match="max_risk_ratio"):
         cfg.risk_config(cfg.load(env={"SHMEX_RISK_MAX_RISK_RATIO": "0.123456789"}))
+
+
+def test_durability_section_becomes_the_journal_config() -> None:
+    journal = cfg.journal_config(cfg.load(env={"SHMEX_DURABILITY_MODE": "async"}))
+    assert (journal.durability.value, journal.flush_interval_ms) == ("async", 5)
+    with pytest.raises(ConfigError, match=r"durability\.mode"):
+        cfg.load(env={"SHMEX_DURABILITY_MODE": "maybe"})
