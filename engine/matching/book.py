@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sortedcontainers import SortedDict
 
@@ -118,6 +118,20 @@ class BookSide:
         return tuple((level.price, level.qty, level.count) for level in values[:levels])
 
 
+def _export_order(o: Order) -> list[int]:
+    """One resting order as plain ints (no enum members, so any serializer takes it)."""
+    return [
+        o.order_id,
+        o.account_id,
+        int(o.side),
+        o.price,
+        o.qty,
+        int(o.time_condition),
+        int(o.stp),
+        o.ts,
+    ]
+
+
 class BookSnapshot(NamedTuple):
     """A depth snapshot for market data: levels as (price, qty, order count), best first."""
 
@@ -163,6 +177,47 @@ class OrderBook:
         book_side = self.sides[side]
         level = book_side.levels.get(book_side.sign * price)
         return [] if level is None else [order.order_id for order in level.live_orders()]
+
+    def export(self) -> dict[str, Any]:
+        """The phase and every live order (bids then asks, best level first, queue order)."""
+        return {
+            "index": self.instrument_index,
+            "phase": int(self.phase),
+            "orders": [
+                _export_order(o)
+                for book_side in (self.bids, self.asks)
+                for level in book_side.levels.values()
+                for o in level.live_orders()
+            ],
+        }
+
+    @classmethod
+    def load(cls, exported: dict[str, Any]) -> OrderBook:
+        """Rebuild a book from `export()`; appending in export order restores time priority."""
+        book = cls(exported["index"])
+        book.phase = TradingPhase(exported["phase"])
+        for order_id, account_id, side, price, qty, time_condition, stp, ts in exported["orders"]:
+            order = Order(
+                order_id,
+                account_id,
+                Side(side),
+                price,
+                qty,
+                TimeCondition(time_condition),
+                SelfTradePrevention(stp),
+                ts,
+            )
+            book_side = book.sides[order.side]
+            key = book_side.sign * price
+            level = book_side.levels.get(key)
+            if level is None:
+                level = book_side.levels[key] = Level(price)
+                book_side.best = min(book_side.best, key)
+            level.queue.append(order)
+            level.qty += qty
+            level.count += 1
+            book.orders[order_id] = order
+        return book
 
     def canonical(self) -> list[int]:
         """Every fact of the book as ints in a fixed order (for state_hash)."""

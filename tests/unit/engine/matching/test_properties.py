@@ -205,3 +205,21 @@ def test_no_crossed_book_after_any_limit_sequence(orders: list) -> None:
         if book.best_bid is not None and book.best_ask is not None:
             assert book.best_bid < book.best_ask
     ledger.check_against(engine)
+
+
+def test_export_and_restore_continue_identically(registry: InstrumentRegistry) -> None:
+    import json
+
+    engine, _ = run_stream(registry, 5, OPS // 4)
+    state = json.loads(json.dumps(engine.export_state()))
+    restored = MatchingEngine.from_state(registry, state)
+    restored.check_invariants()
+    assert restored.state_hash() == engine.state_hash()
+    rng = random.Random(9)
+    next_id = engine.last_order_id + 1
+    for ts in range(OPS // 4):
+        live = [(o, b.instrument_index) for b in engine.books.values() for o in b.orders]
+        command = _random_command(rng, next_id, live, ts)
+        next_id += isinstance(command, PlaceOrder)
+        assert engine.apply(command) == restored.apply(command)
+    assert restored.state_hash() == engine.state_hash()
