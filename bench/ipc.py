@@ -72,7 +72,7 @@ class Bench:
         self.prefix = f"shmex_bench{os.getpid()}"
         self.sockets = tempfile.mkdtemp(prefix="shmex_bench_")
         self.runs = 0
-        self.failures: list[str] = []
+        self.remarks: list[str] = []
         self.foreign_before = _iceoryx2_files()
 
     def close(self) -> None:
@@ -114,8 +114,8 @@ class Bench:
             try:
                 return measure()
             except RuntimeError as error:
-                self.failures.append(f"{label}, attempt {attempt} failed: {error}")
-                log.warning("%s", self.failures[-1])
+                self.remarks.append(f"{label}, attempt {attempt} failed: {error}")
+                log.warning("%s", self.remarks[-1])
         raise RuntimeError(f"{label}: all {ATTEMPTS} attempts failed")
 
     def _name(self, system: str) -> str:
@@ -127,17 +127,23 @@ class Bench:
         return f"ipc://{self.sockets}/run{self.runs}.sock"
 
     def _one_way(self, job: Job) -> float:
-        ready, done, results = self.context.Event(), self.context.Event(), self.context.Queue()
+        ready, sent, done = self.context.Event(), self.context.Event(), self.context.Event()
+        results = self.context.Queue()
         queue = self.context.Queue(RING_CAPACITY // job.block) if job.system == "mpqueue" else None
         with self._rings(job, [job.name]):
             receiver = self.context.Process(
-                target=ipc_peers.receive, args=(job, ready, done, results, queue)
+                target=ipc_peers.receive, args=(job, ready, sent, done, results, queue)
             )
-            sender = self.context.Process(target=ipc_peers.send, args=(job, done, queue))
+            sender = self.context.Process(target=ipc_peers.send, args=(job, sent, done, queue))
             with _running(receiver):
                 _wait_ready(ready, receiver)
                 with _running(sender):
                     outcome = _result(results, receiver)
+        if outcome["lost"]:
+            self.remarks.append(
+                f"{job.system} {job.size}B x{job.block}: {outcome['lost']} of {job.count} records "
+                "never arrived (rate counts the delivered ones)"
+            )
         return outcome["records"] / outcome["seconds"]
 
     def _round_trip(self, job: Job) -> list[int]:
@@ -274,7 +280,7 @@ def main(argv: list[str]) -> int:
         results = run(bench, systems)
     finally:
         bench.close()
-    results.finish(notes(results, args.quick, repeat) + bench.failures)
+    results.finish(notes(results, args.quick, repeat) + bench.remarks)
     return 0
 
 
