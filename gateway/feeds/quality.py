@@ -32,4 +32,4 @@ def quality_score(
         score -= 10
     if price > max_price_ticks:
         score -= 20
-    return max(score, 0)
+    return score if score > 0 else 0

@@ -13,6 +13,8 @@ from engine.enums import Side
 from gateway.feeds.connector import Connector
 from gateway.feeds.records import BookUpdate, Record
 
+_TAKER_BY_SELLER_MAKER = (Side.SELL, Side.BUY)
+
 
 def _symbol(data: Any) -> str:
     return f"{data['quote_currency']}-{data['target_currency']}"
@@ -86,7 +88,7 @@ class Coinone(Connector):
                 ts_recv,
                 data["price"],
                 data["qty"],
-                Side.BUY if data["is_seller_maker"] else Side.SELL,
+                _TAKER_BY_SELLER_MAKER[data["is_seller_maker"]],
                 data["id"],
             )
             return (trade,) if trade is not None else ()

@@ -13,6 +13,8 @@ from engine.enums import Side
 from gateway.feeds.connector import Connector
 from gateway.feeds.records import BookUpdate, Record
 
+_TAKER_BY_BUYER_TAKER = (Side.SELL, Side.BUY)
+
 
 class Korbit(Connector):
     venue = "KORBIT"
@@ -69,7 +71,7 @@ class Korbit(Connector):
                     ts_recv,
                     row["price"],
                     row["qty"],
-                    Side.BUY if row["isBuyerTaker"] else Side.SELL,
+                    _TAKER_BY_BUYER_TAKER[row["isBuyerTaker"]],
                     row["tradeId"],
                 )
                 if trade is not None:
