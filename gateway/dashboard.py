@@ -1,0 +1,189 @@
+"""Monitoring routes of the gateway: `/dashboard` (page, assets, WebSocket) and `/metrics`.
+
+`add_monitor_routes(app, collector)` adds them to any aiohttp application. One background task
+samples the instance every `interval_s` (in a worker thread: psutil and the control sockets
+block) and pushes each sample to every open dashboard; `/metrics` renders the latest sample, so
+a Prometheus scrape never waits for the processes. A dashboard may choose an instrument: the
+feed then asks the marketdata control socket for `snapshot` (book and open K-line bars) and
+sends the depth and the bars it has accumulated; without a marketdata process it says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ipc.control import ControlError, call, control_endpoint
+from monitor.collector import Collector
+from monitor.market import MarketView
+from monitor.prometheus import render
+from monitor.sample import Sample
+from monitor.series import History
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "monitor" / "web"
+MARKETDATA = "marketdata"
+SEND_TIMEOUT_S = 2.0
+MARKET_TIMEOUT_S = 0.5
+EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class MonitorFeed:
+    """Samples on a timer and fans the result out to the open dashboards."""
+
+    def __init__(self, collector: Collector, interval_s: float, instruments: Sequence[str]) -> None:
+        self.collector = collector
+        self.interval_s = interval_s
+        self.instruments = list(instruments)
+        self.history = History()
+        self.sample: Sample | None = None
+        self.clients: dict[web.WebSocketResponse, str | None] = {}
+        self.markets: dict[str, MarketView] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor")
+        self._ready = asyncio.Event()
+
+    async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: run the sampling task while the application runs."""
+        task = asyncio.create_task(self._run(), name="monitor-feed")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for ws in list(self.clients):
+            await ws.close()
+        self._executor.shutdown(wait=True)
+        self.collector.close()
+
+    async def latest(self) -> Sample:
+        """The newest sample, waiting for the first one if the feed has just started."""
+        await asyncio.wait_for(self._ready.wait(), timeout=max(10.0, 5 * self.interval_s))
+        assert self.sample is not None
+        return self.sample
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sample = await loop.run_in_executor(self._executor, self.collector.sample)
+            except Exception:
+                log.exception("monitor: sampling failed")
+            else:
+                self.sample = sample
+                point = self.history.add(sample)
+                self._ready.set()
+                await self._broadcast(sample, point)
+            await asyncio.sleep(self.interval_s)
+
+    async def _broadcast(self, sample: Sample, point: Any) -> None:
+        frame = _json({"type": "sample", "sample": sample.as_dict(), "point": point})
+        wanted = {inst for inst in self.clients.values() if inst}
+        markets = {inst: await self._market(inst) for inst in wanted}
+        for ws, instrument in list(self.clients.items()):
+            await self._send(ws, frame)
+            if instrument:
+                await self._send(ws, markets[instrument])
+
+    async def _market(self, instrument: str) -> str:
+        """The market frame of one instrument, from the marketdata control socket."""
+        view = self.markets.setdefault(instrument, MarketView(instrument))
+        endpoint = control_endpoint(self.collector.home, MARKETDATA)
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(
+                self._executor,
+                lambda: call(endpoint, "snapshot", timeout=MARKET_TIMEOUT_S, instrument=instrument),
+            )
+        except ControlError as exc:
+            view.unavailable(str(exc))
+        else:
+            view.update(answer)
+        return _json({"type": "market", **view.as_dict()})
+
+    async def _send(self, ws: web.WebSocketResponse, frame: str) -> None:
+        """Send or drop the client: a slow dashboard must not hold the others back."""
+        try:
+            await asyncio.wait_for(ws.send_str(frame), SEND_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self.clients.pop(ws, None)
+            await ws.close()
+
+    async def serve(self, request: web.Request) -> web.WebSocketResponse:
+        """One dashboard's WebSocket: a hello with the history, then samples as they come."""
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
+        await ws.prepare(request)
+        hello = {
+            "type": "hello",
+            "prefix": self.collector.prefix,
+            "interval_s": self.interval_s,
+            "instruments": self.instruments,
+            "history": self.history.as_list(),
+        }
+        await ws.send_str(_json(hello))
+        if self.sample is not None:
+            await ws.send_str(_json({"type": "sample", "sample": self.sample.as_dict()}))
+        self.clients[ws] = None
+        try:
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    await self._on_message(ws, message.data)
+        finally:
+            self.clients.pop(ws, None)
+        return ws
+
+    async def _on_message(self, ws: web.WebSocketResponse, data: str) -> None:
+        try:
+            request = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(request, dict) or request.get("type") != "select":
+            return
+        instrument = request.get("instrument")
+        if instrument is None or (isinstance(instrument, str) and 0 < len(instrument) <= 64):
+            self.clients[ws] = instrument or None
+            if instrument:
+                await self._send(ws, await self._market(instrument))
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_DATACLASS).decode()
+
+
+FEED_KEY = web.AppKey("monitor_feed", MonitorFeed)
+
+
+def add_monitor_routes(
+    app: web.Application,
+    collector: Collector,
+    *,
+    interval_s: float = 1.0,
+    instruments: Sequence[str] = (),
+) -> MonitorFeed:
+    """Serve `/dashboard`, its assets and WebSocket, and `/metrics` for `collector`'s instance.
+
+    The feed takes ownership of the collector (it closes it on application cleanup).
+    """
+    feed = MonitorFeed(collector, interval_s, instruments)
+    app[FEED_KEY] = feed
+
+    async def page(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_DIR / "index.html")
+
+    async def metrics(_request: web.Request) -> web.Response:
+        sample = await feed.latest()
+        return web.Response(body=render(sample).encode(), headers={"Content-Type": EXPOSITION})
+
+    app.router.add_get("/dashboard", page, name="dashboard")
+    app.router.add_get("/dashboard/ws", feed.serve, name="dashboard_ws")
+    app.router.add_static("/dashboard/static/", WEB_DIR, name="dashboard_static")
+    app.router.add_get("/metrics", metrics, name="metrics")
+    app.cleanup_ctx.append(feed.lifecycle)
+    return feed
