@@ -1,4 +1,4 @@
-"""monitor/prometheus and `/metrics`: the official parser reads it, and values follow a real ring."""
+"""monitor/prometheus and `/metrics`: the official parser reads it; values follow a real ring."""
 
 from __future__ import annotations
 
