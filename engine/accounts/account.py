@@ -283,6 +283,8 @@ class Account:
         frozen_asset: dict[str, int] = {}
         for index, position in self.positions.items():
             position.check(f"{where} instrument {index}")
+            if position.is_flat:
+                raise AssertionError(f"{where}: flat position {index} kept")
             code = registry.by_index(index).currency.code
             margin[code] = margin.get(code, 0) + position.margin
         reserved: dict[tuple[int, Side], list[int]] = {}
