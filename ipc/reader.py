@@ -69,12 +69,14 @@ class RingReader:
         """A read-only-by-convention view of 1..max_n contiguous records, or an empty view if
         none arrive within `timeout`. The records stay valid until release()."""
         cursor = self._cursor
+        if (
+            self._published - cursor < max_n
+            and not self._has_data()
+            and not self._waiter.wait(self._has_data, timeout)
+        ):
+            self._held = 0
+            return self._slots[:0]
         available = self._published - cursor
-        if available <= 0:
-            if not self._waiter.wait(self._has_data, timeout):
-                self._held = 0
-                return self._slots[:0]
-            available = self._published - cursor
         start = cursor & self._mask
         count = min(max_n, available, self._capacity - start)
         self._held = count

@@ -176,7 +176,7 @@ class Ring:
 
     def writer(self, wait: WaitConfig | None = None) -> RingWriter:
         """Become the ring's single writer (refused while another live process is)."""
-        with self.registration():
+        with self._registration():
             pid = self.words[L.WRITER_PID]
             if pid and pid != os.getpid() and pid_alive(pid):
                 raise IpcError(f"ring {self.name} already has a live writer, pid {pid}")
@@ -193,7 +193,7 @@ class Ring:
         if not encoded or len(encoded) >= L.NAME_BYTES:
             raise ValueError(f"reader name must be 1..{L.NAME_BYTES - 1} bytes, not {name!r}")
         config = wait or WaitConfig()
-        with self.registration():
+        with self._registration():
             slot = self._find_reader(name)
             if slot is None:
                 slot = self._register_new(encoded, config)
@@ -232,7 +232,7 @@ class Ring:
         Refused for a live reader unless force=True (its later cursor stores would land in a
         slot that may be given to another reader).
         """
-        with self.registration():
+        with self._registration():
             slot = self._find_reader(name)
             if slot is None:
                 raise IpcError(f"ring {self.name} has no reader {name!r}")
@@ -269,7 +269,7 @@ class Ring:
     # -- registration internals -------------------------------------------------------------
 
     @contextmanager
-    def registration(self) -> Iterator[None]:
+    def _registration(self) -> Iterator[None]:
         """Hold the ring's registration lock, taking it over if its holder died."""
         words = self.words
         try:
@@ -341,20 +341,19 @@ class Ring:
 
 
 def _open_initialised(name: str) -> mmap.mmap:
-    """Map a segment once its creator has written the header (bounded wait)."""
+    """Map a segment once its creator has written the header (a bounded wait)."""
     deadline = time.monotonic() + ATTACH_TIMEOUT
     while True:
         try:
             segment = shm.open_segment(name)
         except posix_ipc.ExistentialError:
-            segment = None
+            raise RingMissing(f"ring {name} does not exist") from None
         if segment is not None:
-            magic = int.from_bytes(segment[:8], "little")
-            if magic:
+            if int.from_bytes(segment[:8], "little"):
                 return segment
             segment.close()
         if time.monotonic() >= deadline:
-            raise RingMissing(f"ring {name} does not exist (or was never initialised)")
+            raise IpcError(f"ring {name} exists but its creator never initialised it")
         time.sleep(0.001)
 
 

@@ -54,13 +54,12 @@ def create_segment(name: str, size: int) -> mmap.mmap:
         shm.close_fd()
 
 
-def open_segment(name: str) -> mmap.mmap:
-    """Map an existing segment; posix_ipc.ExistentialError if there is none."""
+def open_segment(name: str) -> mmap.mmap | None:
+    """Map an existing segment; None while its creator has not sized it yet;
+    posix_ipc.ExistentialError if there is none."""
     shm = posix_ipc.SharedMemory(f"/{name}")
     try:
-        if shm.size == 0:
-            raise posix_ipc.ExistentialError(f"segment /{name} is still being created")
-        return mmap.mmap(shm.fd, shm.size)
+        return mmap.mmap(shm.fd, shm.size) if shm.size else None
     finally:
         shm.close_fd()
 

@@ -114,7 +114,7 @@ class RingWriter:
     def _claim(self, n: int, timeout: float | None) -> tuple[int, int]:
         """Wait for space; return the first free slot's index and how many follow it (<= n)."""
         seq = self._seq
-        if seq >= self._limit:
+        if self._limit - seq < n and not self._has_space():  # the cached limit may be stale
             self._wait_space(timeout)
         start = seq & self._mask
         return start, min(n, self._limit - seq, self._capacity - start)
