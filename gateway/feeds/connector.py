@@ -156,6 +156,9 @@ class Connector(Normalizer):
                     tasks.append(asyncio.create_task(self._ping_loop(ws, app_ping)))
                 self.resync_pending.update(self.rest_synced_symbols())
                 resync: asyncio.Task[None] | None = None
+                if self.resync_pending:
+                    resync = asyncio.create_task(self._resync(session, ws))
+                    tasks.append(resync)
                 while not self._stopping:
                     message = await ws.receive(timeout=config.idle_timeout)
                     if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):

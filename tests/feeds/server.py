@@ -2,7 +2,8 @@
 
 Each WebSocket connection waits for the client's first message (its subscribe request, kept in
 `subscriptions`), then sends the next script's frames (str → text frame, bytes → binary frame)
-and then either closes (`close_after_script`) or stays open. GET requests answer from `rest`
+and then either closes (`close_after_script`: True, or the number of first connections to close)
+or stays open. GET requests answer from `rest`
 (path → JSON body, or a list of bodies answered in turn) after `rest_failures` 503 answers.
 Everything is counted for assertions.
 """
@@ -23,7 +24,7 @@ class VenueServer:
         scripts: Sequence[Sequence[str | bytes]],
         *,
         rest: dict[str, Any] | None = None,
-        close_after_script: bool = False,
+        close_after_script: bool | int = False,
         rest_failures: int = 0,
         reply_pong: str | None = None,
     ) -> None:
@@ -82,7 +83,8 @@ class VenueServer:
                 await ws.send_bytes(frame)
             else:
                 await ws.send_str(frame)
-        if self.close_after_script:
+        closing = self.close_after_script
+        if closing is True or (closing is not False and index < closing):
             await ws.close()
             return ws
         async for message in ws:

@@ -129,17 +129,16 @@ def test_disconnect_reconnects_with_backoff_and_drops_replayed_duplicates() -> N
     second = [fixtures.trade("BINANCE", i) for i in range(3, 10)]  # 3 and 4 again
 
     async def main() -> None:
-        async with VenueServer([first, second], close_after_script=True) as server:
+        async with VenueServer([first, second], close_after_script=1) as server:
             feed = make_connector("BINANCE", server, seed=11, streams=["trade"])
             records = await run_until(feed, lambda r: len(trades(r)) >= 10)
             assert [t.trade_id for t in trades(records)] == list(range(1000, 1010))
             assert feed.dedup.duplicates == 2
-            assert server.connections >= 2 and feed.counters["reconnects"] >= 1
-            # both scripted connections delivered data, so the waits after them are first
-            # attempts' (1 s ± 20 %); a third, empty connection may already have failed after
+            assert server.connections == 2 and feed.counters["reconnects"] == 1
+            # the first connection delivered data, so the wait is a first attempt's: 1 s ± 20 %
             expected = Backoff(1.0, 60.0, 2.0, 0.2, 5, random.Random(11))
-            assert feed.delays[0] == expected.delay(1)
-            assert all(0.8 <= d <= 1.2 for d in feed.delays[:2])
+            assert feed.delays == [expected.delay(1)]
+            assert 0.8 <= feed.delays[0] <= 1.2
 
     run(main())
 
@@ -176,7 +175,7 @@ def test_rest_fallback_keeps_the_book_while_the_socket_is_down() -> None:
     async def main() -> None:
         async with VenueServer(
             [[fixtures.trade("BINANCE", 0)]],
-            close_after_script=True,
+            close_after_script=1,
             rest={"/api/v3/depth": fixtures.binance_snapshot(500)},
         ) as server:
             feed = make_connector(
@@ -343,7 +342,7 @@ def test_books_resync_after_a_reconnect_without_counting_a_gap() -> None:
     rest = {"/api/v3/depth": [fixtures.binance_snapshot(158), fixtures.binance_snapshot(302)]}
 
     async def main() -> None:
-        async with VenueServer([first, second], rest=rest, close_after_script=True) as server:
+        async with VenueServer([first, second], rest=rest, close_after_script=1) as server:
             feed = make_connector("BINANCE", server, streams=["depth"], rest_poll_interval=10.0)
 
             def resynced(records: list) -> bool:
