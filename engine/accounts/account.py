@@ -261,10 +261,6 @@ class Account:
         ledger = self.ledger(currency)
         return ledger.available(self.profits(currency, registry, marks)[0])
 
-    def holders_of(self) -> tuple[int, ...]:
-        """Indexes of the instruments this account holds volume in."""
-        return tuple(i for i, p in self.positions.items() if p.long.volume or p.short.volume)
-
     def state(self) -> tuple[object, ...]:
         return (
             self.account_id,

@@ -145,9 +145,10 @@ class AccountsCore:
     def holders(self, instrument_index: int) -> list[int]:
         """Accounts with volume (long or short) in an instrument, by id."""
         return sorted(
-            a.account_id
-            for a in self.accounts.values()
-            if instrument_index in a.positions and instrument_index in a.holders_of()
+            account_id
+            for account_id, account in self.accounts.items()
+            if (position := account.positions.get(instrument_index)) is not None
+            and (position.long.volume or position.short.volume)
         )
 
     def settlement_results(
