@@ -267,7 +267,7 @@ def test_rate_limit_drops_and_counts() -> None:
 def test_idle_socket_is_dropped_and_reconnected() -> None:
     async def main() -> None:
         async with VenueServer([[], [fixtures.trade("BINANCE", 0)]]) as server:
-            feed = make_connector("BINANCE", server, idle_timeout=0.3)
+            feed = make_connector("BINANCE", server, idle_timeout=1.0)
             records = await run_until(feed, lambda r: len(trades(r)) >= 1)
             assert server.connections == 2 and feed.counters["reconnects"] == 1
             assert len(records) == 1
