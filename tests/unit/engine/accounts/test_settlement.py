@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from engine.accounts import commands as c
-from engine.accounts.events import AccountLiquidated, SettlementCompleted
+from engine.accounts.events import AccountLiquidated, OrderUpdated, SettlementCompleted
 from engine.accounts.risk import RiskConfig
 from engine.codes import ResultCode
-from engine.enums import Offset, Side, TimeCondition
-from tests.unit.engine.accounts.conftest import CNY, IX, Desk
+from engine.enums import Offset, OrderStatus, Side, TimeCondition
+from tests.unit.engine.accounts.conftest import CNY, CU, IX, Desk
 
 LOOSE = RiskConfig(max_concentration_e8=None, max_risk_ratio_e8=None)
 
@@ -129,3 +129,25 @@ def test_created_instrument_reaches_matching_and_trades(desk: Desk) -> None:
     assert desk.position(1, index).long.today == 2
     desk.run(c.CreateInstrument, fields)
     assert desk.code() is ResultCode.INSTRUMENT_EXISTS
+
+
+def test_shfe_liquidation_closes_history_with_close_and_today_with_closetoday() -> None:
+    desk = Desk(RiskConfig(max_concentration_e8=None, max_risk_ratio_e8=None,
+                           intraday_liquidation=True, liquidation_ratio_e8=80_000_000))  # fmt: skip
+    desk.open_account(1, 100_000 * CNY)
+    desk.open_account(2, 10_000_000 * CNY)
+    desk.open_account(3, 10_000_000 * CNY)
+    desk.order(1, CU, Side.BUY, Offset.OPEN, 5000, 2)  # margin 25,000 a lot
+    desk.order(2, CU, Side.SELL, Offset.OPEN, 5000, 2)
+    desk.run(c.SetSettlementPrice, CU, 5000)
+    desk.run(c.ExecuteSettlement, 20250102)
+    desk.order(1, CU, Side.BUY, Offset.OPEN, 5000, 1)
+    desk.order(2, CU, Side.SELL, Offset.OPEN, 5000, 1)
+    assert not [e for e in desk.events if isinstance(e, AccountLiquidated)]  # 75% < 80%
+    desk.order(3, CU, Side.BUY, Offset.OPEN, 4700, 10, time_condition=TimeCondition.GTC)
+    desk.order(3, CU, Side.BUY, Offset.OPEN, 4800, 1)
+    desk.order(2, CU, Side.SELL, Offset.OPEN, 4800, 1)  # 4800: 30,000 lost, 75,000 margin on 70,000
+    closers = [e for e in desk.events if isinstance(e, OrderUpdated) and e.account_id == 1]
+    placed = [(e.offset, e.qty) for e in closers if e.status is OrderStatus.PENDING]
+    assert placed == [(Offset.CLOSE, 2), (Offset.CLOSETODAY, 1)]
+    assert desk.position(1, CU) is None
