@@ -76,30 +76,40 @@ class HistoryWriter:
         return written
 
     def flush(self, table: str | None = None, now_ns: int = 0) -> list[Path]:
-        """Write the buffered rows of `table` (or of every table) now."""
+        """Write the buffered rows of `table` (or of every table) now.
+
+        If a write fails (disk full), the partitions not yet written stay buffered and the error
+        propagates: a later flush retries them without duplicating the files already written.
+        """
         written = []
         for name in [table] if table else list(TABLES):
             if not self._buffers[name]:
                 continue
             data = pa.Table.from_batches(self._buffers[name], schema=TABLES[name])
-            self._buffers[name] = []
-            self._rows[name] = 0
-            self._since.pop(name, None)
-            written += self._write_partitions(name, data, now_ns)
+            parts = split_partitions(data)
+            try:
+                while parts:
+                    (day, instrument), part = parts[0]
+                    written.append(self._write_file(name, day, instrument, part, now_ns))
+                    parts.pop(0)
+            finally:
+                self._buffers[name] = [b for _, part in parts for b in part.to_batches()]
+                self._rows[name] = sum(b.num_rows for b in self._buffers[name])
+                if not parts:
+                    self._since.pop(name, None)
+            log.debug("history %s: %d rows flushed", name, data.num_rows)
         return written
 
     def buffered_rows(self, table: str) -> int:
         return self._rows[table]
 
-    def _write_partitions(self, table: str, data: pa.Table, now_ns: int) -> list[Path]:
-        written = []
-        for (day, instrument), part in split_partitions(data):
-            directory = partition_dir(self.root, table, day, instrument)
-            self._files_written += 1
-            stem = f"part-{now_ns:019d}-{self._files_written:06d}"
-            written.append(write_parquet_file(part, directory, stem, self.config))
-        log.debug("history %s: %d rows into %d files", table, data.num_rows, len(written))
-        return written
+    def _write_file(
+        self, table: str, day: dt.date, instrument: int, part: pa.Table, now_ns: int
+    ) -> Path:
+        directory = partition_dir(self.root, table, day, instrument)
+        self._files_written += 1
+        stem = f"part-{now_ns:019d}-{self._files_written:06d}"
+        return write_parquet_file(part, directory, stem, self.config)
 
 
 def to_record_batch(table: str, rows: Rows) -> pa.RecordBatch:
@@ -159,12 +169,18 @@ def write_parquet_file(
     if sort_by:
         data = data.take(pc.sort_indices(data, [(key, "ascending") for key in sort_by]))
     temp = directory / f".{stem}.parquet.tmp-{os.getpid()}"
-    pq.write_table(data, temp, compression=config.compression, row_group_size=config.row_group_rows)
-    fd = os.open(temp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        pq.write_table(
+            data, temp, compression=config.compression, row_group_size=config.row_group_rows
+        )
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     final = directory / f"{stem}.parquet"
     suffix = 0
     while True:

@@ -132,6 +132,26 @@ def test_buffer_flushes_by_rows_and_by_time(tmp_path: Path) -> None:
     assert HistoryQuery(tmp_path).scan("trades").collect().height == 250
 
 
+def test_failed_flush_keeps_unwritten_partitions_and_never_duplicates(tmp_path: Path) -> None:
+    trades = make_trades(900)
+    writer = HistoryWriter(tmp_path, HistoryConfig(max_rows=10**6, max_age_ns=10**18))
+    writer.append("trades", trades, now_ns=DAY0)
+    blocker = tmp_path / "trades" / "date=2024-10-03" / "instrument=2"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the partition directory should be")
+    with pytest.raises(OSError):
+        writer.flush()
+    written = list(tmp_path.rglob("*.parquet"))
+    assert len(written) == 1  # (2024-10-03, instrument 1) went out before the failure
+    assert 0 < writer.buffered_rows("trades") < 900
+    assert not list(tmp_path.rglob(".*.tmp-*"))
+    blocker.unlink()
+    writer.flush()
+    assert writer.buffered_rows("trades") == 0
+    frame = HistoryQuery(tmp_path).scan("trades").sort("trade_id").collect()
+    assert frame["trade_id"].to_list() == trades["trade_id"].tolist()
+
+
 def test_other_tables_accept_numpy_records(tmp_path: Path) -> None:
     dtype = np.dtype(
         [
