@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -81,8 +80,10 @@ async def _record(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
         finally:
             connector.stop()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.wait_for(task, 10.0)
+            except TimeoutError:
+                log.warning("%s: did not stop within 10 s; cancelled", args.venue)
         log.info(connector.health_line())
         return {**connector.stats(), "recorded": recorder.written}
 

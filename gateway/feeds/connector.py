@@ -30,6 +30,8 @@ FrameHook = Callable[[str, str, bytes | str, int], None]
 """(source "ws" | "rest", symbol for REST bodies, raw payload, ts_recv ns): the recorder's tap."""
 
 _DISCONNECTS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ConnectionError)
+STOP_CHECK = 0.5
+"""Longest single sleep of a backoff wait, in seconds: `stop()` takes effect within it."""
 
 
 class Connector(Normalizer):
@@ -239,16 +241,21 @@ class Connector(Normalizer):
         )
 
     async def _rest_fallback(self, session: aiohttp.ClientSession, delay: float) -> None:
-        """While the socket is down, keep books fresh from REST, then finish the backoff wait."""
+        """While the socket is down, keep books fresh from REST, then finish the backoff wait.
+        Waits in slices of at most `STOP_CHECK` seconds so that `stop()` is honoured promptly."""
         remaining = delay
         books = self.config.symbols if self.has_book() else []
         symbols = [s for s in books if self.snapshot_url(s) is not None]
+        next_poll = 0.0
         while remaining > 0 and not self._stopping:
-            for symbol in symbols:
-                await self.fetch_snapshot(session, symbol)
-            step = min(remaining, self.config.rest_poll_interval) if symbols else remaining
+            if symbols and next_poll <= 0:
+                for symbol in symbols:
+                    await self.fetch_snapshot(session, symbol)
+                next_poll = self.config.rest_poll_interval
+            step = min(remaining, STOP_CHECK, next_poll) if symbols else min(remaining, STOP_CHECK)
             await self.sleep(step)
             remaining -= step
+            next_poll -= step
 
     async def _health_loop(self) -> None:
         while True:

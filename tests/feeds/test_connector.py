@@ -354,3 +354,28 @@ def test_books_resync_after_a_reconnect_without_counting_a_gap() -> None:
             assert server.connections >= 2
 
     run(main())
+
+
+def test_stop_is_prompt_during_a_long_backoff_wait() -> None:
+    async def main() -> None:
+        port = _closed_port()
+        feed = make_connector(
+            "BINANCE",
+            None,
+            ws_url=f"http://127.0.0.1:{port}/ws",
+            rest_url=f"http://127.0.0.1:{port}",
+            backoff_initial=3600.0,
+            backoff_cap=3600.0,
+            streams=["trade"],
+        )
+        feed.sleep = asyncio.sleep  # real time: an hour unless stop() cuts it short
+        task = asyncio.create_task(feed.run())
+        for _ in range(500):
+            if feed.delays:
+                break
+            await asyncio.sleep(0.01)
+        assert feed.delays and feed.delays[0] >= 2880  # 3600 s − 20 % jitter
+        feed.stop()
+        await asyncio.wait_for(task, 5.0)
+
+    run(main())
