@@ -40,12 +40,16 @@ class WaitConfig:
 
     @classmethod
     def busy_poll(cls, timeout: float = 1.0) -> WaitConfig:
-        """Lowest latency: spin, never yield or sleep (costs a whole core while waiting).
+        """Lowest latency: spin, never sleep (costs a core while waiting).
 
-        Yielding would hand the core to any other runnable process and, on a loaded 2-core
-        machine, come back a scheduler slice later (hundreds of µs).
+        Spins in rounds of 200 µs with one sched_yield() between rounds. A reply that is
+        coming arrives within a round; one that has not after 200 µs usually means the peer
+        lost its core, and on an oversubscribed machine it may be queued behind us on ours,
+        so we step aside. Measured on the 2-core machine under load: never yielding loses
+        3-10x throughput (the spinner holds the core its peer needs for a whole slice);
+        yielding every 20-50 µs costs 10-30x round-trip latency.
         """
-        return cls(spin_us=1000.0, yield_count=0, timeout=timeout, sleep=False)
+        return cls(spin_us=200.0, yield_count=1, timeout=timeout, sleep=False)
 
     @classmethod
     def sleeping(cls, timeout: float = 1.0) -> WaitConfig:
