@@ -79,8 +79,8 @@ class Collector:
     def sample(self) -> Sample:
         """Look at the instance once; alerts are evaluated on the result."""
         now = time.monotonic()
-        supervisor = self._call(SUPERVISOR, "status")
-        rows = self._process_rows(supervisor)
+        supervisor, rtt_us = self._timed_status(SUPERVISOR)
+        rows = self._process_rows(supervisor, rtt_us)
         processes = [self._process(row, now) for row in rows]
         live = {p.pid for p in processes}
         for pid in set(self._psutil) - live:
@@ -122,10 +122,25 @@ class Collector:
             return None
         return answer if isinstance(answer, dict) else None
 
-    def _process_rows(self, supervisor: dict[str, Any] | None) -> list[dict[str, Any]]:
+    def _timed_status(self, process: str) -> tuple[dict[str, Any] | None, float | None]:
+        """A process's `status` answer and its round trip in µs (None, None: no answer)."""
+        started = time.perf_counter()
+        answer = self._call(process, "status")
+        if answer is None:
+            return None, None
+        return answer, (time.perf_counter() - started) * 1e6
+
+    def _process_rows(
+        self, supervisor: dict[str, Any] | None, rtt_us: float | None
+    ) -> list[dict[str, Any]]:
         """The supervisor's view of its children (and itself), else the pid files."""
         if supervisor is not None:
-            own = {"process": SUPERVISOR, "pid": supervisor["supervisor_pid"], "state": "running"}
+            own = {
+                "process": SUPERVISOR,
+                "pid": supervisor["supervisor_pid"],
+                "state": "running",
+                "control_rtt_us": rtt_us,
+            }
             return [own, *supervisor["processes"]]
         rows = [{"process": SUPERVISOR, "pid": None, "state": "down"}]
         for path in sorted(self.home.glob("*.pid")):
@@ -154,14 +169,13 @@ class Collector:
             restarts=restarts,
             last_exit=row.get("last_exit"),
             restarted_age_s=self._restart_age(name, restarts, now),
+            control_rtt_us=row.get("control_rtt_us"),
         )
         if alive:
             self._fill_os(sample, pid)
             if name != SUPERVISOR:
-                started = time.perf_counter()
-                sample.status = self._call(name, "status")
+                sample.status, sample.control_rtt_us = self._timed_status(name)
                 if sample.status is not None:
-                    sample.control_rtt_us = (time.perf_counter() - started) * 1e6
                     sample.records_in = sample.status.get("records_in")
         return sample
 

@@ -133,12 +133,14 @@ def alerts_panel(sample: Sample) -> Panel:
 def trends_panel(sample: Sample, history: History) -> Panel:
     label, p50, p99 = latency_of(sample)
     text = Text()
-    text.append(f"throughput {_rate(sample.throughput):>10}  ")
-    text.append(sparkline(history.values("throughput"), 60) + "\n", style="cyan")
-    text.append(f"{label} p50 {p50:>8.0f} µs  ")
-    text.append(sparkline(history.values("latency_p50_us"), 60) + "\n", style="magenta")
-    text.append(f"{label} p99 {p99:>8.0f} µs  ")
-    text.append(sparkline(history.values("latency_p99_us"), 60) + "\n", style="magenta")
+    rows = (
+        ("throughput", _rate(sample.throughput), "throughput", "cyan"),
+        (f"{label} p50", f"{p50:.0f} µs", "latency_p50_us", "magenta"),
+        (f"{label} p99", f"{p99:.0f} µs", "latency_p99_us", "magenta"),
+    )
+    for name, now, field, style in rows:
+        text.append(f"{name:<22}{now:>12}  ")
+        text.append(sparkline(history.values(field), 60) + "\n", style=style)
     disk = sample.disk
     text.append(
         f"journal {_size(disk.journal_bytes)}  history {_size(disk.history_bytes)}  "
