@@ -69,6 +69,7 @@ class Ring:
         self.name = name
         self.dtype = dtype
         self._segment = segment
+        self._closed = False
         self._memory = memoryview(segment)
         static = self._memory[: L.WRITER_LINE * 8].cast("q")
         geometry = _geometry_of(static)
@@ -151,6 +152,9 @@ class Ring:
 
     def close(self) -> None:
         """Unmap the segment (it stays in /dev/shm; see unlink). Endpoints stop working."""
+        if self._closed:
+            return
+        self._closed = True
         for sem in (self.lock_semaphore, self.writer_semaphore, *self.reader_semaphores):
             sem.close()
         self._names.release()

@@ -437,3 +437,4 @@ def test_close_leaves_the_ring_for_others(ring: Ring) -> None:
         assert other.stats()["published"] == 3 and other.stats()["writer_pid"] == 0
     finally:
         other.close()
+        other.close()  # closing twice is harmless
