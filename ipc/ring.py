@@ -5,6 +5,15 @@ from the sequence stored in the header. The writer never overwrites a slot that 
 reader has not released (a full ring is back-pressure), so a dead reader holds the writer back
 until it restarts or is unregistered (`Ring.unregister_reader`). See ipc/layout.py for the
 byte layout and ipc/wait.py for how endpoints wait.
+
+    ring = Ring.create("shmex_x.orders", ORDER, 4096)      # or Ring.attach(name, ORDER)
+    writer = ring.writer()
+    view = writer.reserve(64); fill(view); writer.publish(len(view))    # or writer.write(batch)
+    reader = ring.reader("matching")                        # named: a restart resumes here
+    batch = reader.read(1024, timeout=0.1); handle(batch.tolist()); reader.release(len(batch))
+
+Each endpoint belongs to one thread. A timeout of None means the endpoint's
+WaitConfig.timeout; 0 means do not wait; math.inf waits forever.
 """
 
 from __future__ import annotations
