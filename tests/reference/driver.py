@@ -77,6 +77,11 @@ class Stats:
     cancels: int = 0
     settlements: int = 0
     max_resting: int = 0
+    resting_sum: int = 0
+
+    @property
+    def mean_resting(self) -> float:
+        return self.resting_sum / max(self.ops, 1)
 
 
 class Driver:
@@ -121,6 +126,7 @@ class Driver:
         if code:
             self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
         self.stats.max_resting = max(self.stats.max_resting, len(self.model.by_ref))
+        self.stats.resting_sum += len(self.model.by_ref)
         self.stats.trades = len(self.model.trades)
         self.stats.cancels = len(self.model.cancels)
         if self.exchange is None:

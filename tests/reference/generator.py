@@ -193,13 +193,12 @@ class Generator:
                     resume += 1
                 self._resume_at[resume] = market.index
                 yield StatusOp(market.index, trading=False)
-            resting = view.resting_count()
+            fill = max(view.resting_count(), 1) / self.target_resting
             weights = [getattr(mix, kind) for kind in kinds]
-            if resting < self.target_resting // 2:
-                weights[0] *= 8
-            elif resting < self.target_resting * 9 // 10:
-                weights[0] *= 3
-            elif resting > self.target_resting * 11 // 10:
+            if fill < 1:
+                weights[0] *= min(8.0, fill**-2)
+                weights[3] *= fill**3
+            elif fill > 1.1:
                 weights[3] *= 3
             kind = self.rng.choices(kinds, weights)[0]
             op = getattr(self, f"_{kind}")(view)
@@ -225,11 +224,18 @@ class Generator:
         return center
 
     def _passive(self, view: ModelView) -> Op:
+        """A limit order behind the opposite best (it rests; it does not cross)."""
         market = self._market()
         center = self._drift(market, view)
         side = self.rng.choice((Side.BUY, Side.SELL))
         distance = 1 + int(self.rng.expovariate(1 / 8))
-        price = center - distance if side is Side.BUY else center + distance
+        best = view.best(market.index, side.opposite)
+        if side is Side.BUY:
+            price = center - distance if best is None else min(center, best) - distance
+        else:
+            price = center + distance if best is None else max(center, best) + distance
+        lower, upper = view.band(market.index)
+        price = min(max(price, lower), upper)
         time_condition = TimeCondition.GTC if self.rng.random() < 0.4 else TimeCondition.GFD
         return PlaceOp(
             self._next_ref(),
@@ -256,7 +262,7 @@ class Generator:
             price = center + reach if side is Side.BUY else center - reach
         else:
             price = best + reach if side is Side.BUY else best - reach
-        qty = self._qty(market) * self.rng.choice((1, 1, 2, 4))
+        qty = self._qty(market) * self.rng.choice((1, 1, 1, 2, 3))
         roll = self.rng.random()
         if roll < 0.40:
             return price, OrderType.LIMIT, TimeCondition.GFD, VolumeCondition.ANY, 0, qty
@@ -276,12 +282,17 @@ class Generator:
         price, order_type, time_condition, volume_condition, min_qty, qty = self._aggressive_terms(
             market, side, view
         )
+        account = self.rng.choice(self.accounts)
+        offset = self._open_offset(market)
+        if market.kind is InstrumentKind.FUTURE and self.rng.random() < 0.5:
+            offset, qty = self._reduce(account, market, side, qty, view)
+            min_qty = min(min_qty, qty)
         return PlaceOp(
             self._next_ref(),
-            self.rng.choice(self.accounts),
+            account,
             market.index,
             side,
-            self._open_offset(market),
+            offset,
             price,
             qty,
             order_type,
@@ -289,6 +300,18 @@ class Generator:
             volume_condition,
             min_qty,
         )
+
+    def _reduce(
+        self, account: int, market: MarketSpec, side: Side, qty: int, view: ModelView
+    ) -> tuple[Offset, int]:
+        """Turn an opening order into a close of what the account holds, when it holds some,
+        so that open interest stays bounded (CLOSE takes history, CLOSETODAY today)."""
+        history, today = view.closable(account, market.index, side)
+        if history:
+            return Offset.CLOSE, min(qty, history)
+        if today:
+            return Offset.CLOSETODAY, min(qty, today)
+        return Offset.OPEN, qty
 
     def _close(self, view: ModelView) -> Op | None:
         """Close part of a position that exists, sometimes more than exists (2005)."""
