@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 
 from ipc.control import ControlError, call, control_endpoint
 from monitor.collector import Collector
-from monitor.market import MarketView
+from monitor.market import MAX_BARS, MarketView
 from monitor.prometheus import render
 from monitor.sample import Sample
 from monitor.series import History
@@ -97,15 +97,7 @@ class MonitorFeed:
         view = self.markets.setdefault(instrument, MarketView(instrument))
         endpoint = control_endpoint(self.collector.home, MARKETDATA)
         loop = asyncio.get_running_loop()
-        try:
-            answer = await loop.run_in_executor(
-                self._executor,
-                lambda: call(endpoint, "snapshot", timeout=MARKET_TIMEOUT_S, instrument=instrument),
-            )
-        except ControlError as exc:
-            view.unavailable(str(exc))
-        else:
-            view.update(answer)
+        await loop.run_in_executor(self._executor, fetch_market, endpoint, view)
         return _json({"type": "market", **view.as_dict()})
 
     async def _send(self, ws: web.WebSocketResponse, frame: str) -> None:
@@ -151,6 +143,27 @@ class MonitorFeed:
             self.clients[ws] = instrument or None
             if instrument:
                 await self._send(ws, await self._market(instrument))
+
+
+def fetch_market(endpoint: str, view: MarketView) -> None:
+    """Update `view` from marketdata's `snapshot` (and, the first time, its `klines`)."""
+    try:
+        view.update(call(endpoint, "snapshot", MARKET_TIMEOUT_S, instrument=view.instrument))
+        if not view.seeded and view.period is not None:
+            try:
+                bars = call(
+                    endpoint,
+                    "klines",
+                    MARKET_TIMEOUT_S,
+                    instrument=view.instrument,
+                    period=view.period,
+                    count=MAX_BARS,
+                )
+            except ControlError:
+                bars = None  # an older marketdata without `klines`: the open bars accumulate
+            view.seed(bars)
+    except ControlError as exc:
+        view.unavailable(str(exc))
 
 
 def _json(payload: dict[str, Any]) -> str:

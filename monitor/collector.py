@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 
 from ipc import records
-from ipc.control import ControlError, call, control_endpoint
+from ipc.control import ControlClient, ControlError, control_endpoint
 from ipc.errors import IpcError
 from ipc.liveness import pid_alive
 from ipc.metrics import Histogram
@@ -64,6 +64,7 @@ class Collector:
         self.config = config or CollectorConfig()
         self.thresholds = thresholds or alert_rules.Thresholds()
         self._rings: dict[str, Ring] = {}
+        self._clients: dict[str, ControlClient] = {}
         self._psutil: dict[int, psutil.Process] = {}
         self._previous: Sample | None = None
         self._restart_seen: dict[str, tuple[int, float]] = {}
@@ -102,6 +103,9 @@ class Collector:
         return sample
 
     def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
         for ring in self._rings.values():
             ring.close()
         self._rings.clear()
@@ -115,9 +119,16 @@ class Collector:
     # -- processes --------------------------------------------------------------------------
 
     def _call(self, process: str, command: str) -> dict[str, Any] | None:
+        """One request on a kept client (a fresh connection per sample would cost a handshake;
+        a restarted process is reconnected to by ZeroMQ itself)."""
+        client = self._clients.get(process)
         try:
-            endpoint = control_endpoint(self.home, process)
-            answer = call(endpoint, command, timeout=self.config.control_timeout_s)
+            if client is None:
+                endpoint = control_endpoint(self.home, process)
+                client = self._clients[process] = ControlClient(
+                    endpoint, timeout=self.config.control_timeout_s
+                )
+            answer = client.request(command)
         except ControlError:
             return None
         return answer if isinstance(answer, dict) else None

@@ -3,7 +3,8 @@
 The marketdata process answers `snapshot` with `{"book": {"bids", "asks"}, "quote", "klines":
 {period: open bar}}` (engine.marketdata.MarketData.snapshot: prices in ticks, bars with `id`,
 `datetime`, open/high/low/close/volume). Only the open bar of each period comes back, so the
-view keeps the bars it has seen (a bar with a known id replaces the old one) to draw a chart.
+view keeps the bars it has seen (a bar with a known id replaces the old one) to draw a chart,
+seeded once with the finished bars of `klines {instrument, period, count}` if marketdata has it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class MarketView:
         self.quote: dict[str, Any] = {}
         self.period: int | None = None
         self.bars: dict[int, dict[str, int]] = {}
+        self.seeded = False  # finished bars fetched once with `klines` (when marketdata has it)
 
     def unavailable(self, reason: str) -> None:
         self.available = False
@@ -46,6 +48,13 @@ class MarketView:
             self._add_bar(klines.get(period, klines.get(str(period))))
         self.available = bool(self.bids or self.asks or self.bars)
         self.reason = "" if self.available else "the book is empty and nothing has traded"
+
+    def seed(self, bars: Any) -> None:
+        """Earlier bars of `self.period` (the answer of marketdata's `klines`), oldest first."""
+        self.seeded = True
+        if isinstance(bars, list):
+            for bar in bars:
+                self._add_bar(bar)
 
     def _add_bar(self, bar: Any) -> None:
         if not isinstance(bar, dict) or "open" not in bar:

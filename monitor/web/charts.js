@@ -29,12 +29,12 @@ const Charts = (() => {
     return a >= 10 || value === 0 ? value.toFixed(0) : value.toFixed(1);
   }
 
-  function yAxis(ctx, w, h, lo, hi) {
+  function yAxis(ctx, w, h, lo, hi, format = label) {
     ctx.strokeStyle = COLORS.grid; ctx.fillStyle = COLORS.text; ctx.lineWidth = 1;
     for (let i = 0; i <= 4; i++) {
       const y = PAD.top + h - (h * i) / 4;
       ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(PAD.left + w, y); ctx.stroke();
-      ctx.fillText(label(lo + ((hi - lo) * i) / 4), 4, y + 4);
+      ctx.fillText(format(lo + ((hi - lo) * i) / 4), 4, y + 4);
     }
   }
 
@@ -100,7 +100,7 @@ const Charts = (() => {
     const { ctx, w, h } = frame(canvas);
     const lo = Math.min(...bars.map((b) => b.low)), hi = Math.max(...bars.map((b) => b.high));
     const pad = Math.max(1, (hi - lo) * 0.05), bottom = lo - pad, span = hi + pad - bottom;
-    yAxis(ctx, w, h, bottom, bottom + span);
+    yAxis(ctx, w, h, bottom, bottom + span, (v) => String(Math.round(v)));
     const slot = w / Math.max(bars.length, 20), body = Math.max(2, slot * 0.6);
     const y = (p) => PAD.top + h - (h * (p - bottom)) / span;
     bars.forEach((bar, i) => {

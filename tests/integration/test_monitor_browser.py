@@ -15,21 +15,26 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import zmq
 from aiohttp import web
 from rich.console import Console
 
 from gateway.dashboard import add_monitor_routes
+from ipc.control import ControlServer, control_endpoint
 from monitor.collector import Collector
 from monitor.series import History
 from monitor.terminal import dashboard
 from tests.integration.conftest import ROOT, Exchange
 from tests.integration.test_monitor import publish_execs
+from tests.unit.monitor.market_feed import PERIOD, MarketFeed
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 INSTALL_LOCK = Path("/tmp/shmex-chromium-install.lock")
@@ -159,6 +164,43 @@ async def _browser(chromium: str, profile: Path) -> Any:
         await asyncio.wait_for(process.wait(), timeout=30)
 
 
+@contextlib.contextmanager
+def _marketdata_standin(exchange: Exchange) -> Iterator[bool]:
+    """While the instance has no marketdata process (it comes in a later phase), answer its
+    `snapshot`/`klines` control commands from a real engine MarketData in a thread, so the
+    charts have data; with a real marketdata process this does nothing. Yields whether it runs."""
+    if any(row["process"] == "marketdata" for row in exchange.status()["processes"]):
+        yield False
+        return
+    feed = MarketFeed(INSTRUMENT, time.time_ns() - 80 * PERIOD * 1_000_000_000)
+    feed.advance(80)
+    stop = threading.Event()
+
+    def snapshot(args: dict[str, Any]) -> dict[str, Any]:
+        feed.advance()
+        return feed.snapshot(args)
+
+    def serve() -> None:
+        context = zmq.Context()
+        server = ControlServer(context, control_endpoint(exchange.home, "marketdata"))
+        server.register("snapshot", snapshot)
+        server.register("klines", feed.klines)
+        try:
+            while not stop.is_set():
+                server.poll(50)
+        finally:
+            server.close()
+            context.term()
+
+    thread = threading.Thread(target=serve, name="marketdata-standin")
+    thread.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app)
     await runner.setup()
@@ -206,12 +248,19 @@ MARKET_SHOWN = """(() => {
 })()"""
 
 
-async def _scenario(exchange: Exchange, chromium: str, profile: Path, artifacts: Path) -> float:
+CHARTS_DRAWN = """+document.getElementById('depth').dataset.drawn === 20
+  && +document.getElementById('kline').dataset.drawn >= 60"""
+
+
+async def _scenario(
+    exchange: Exchange, chromium: str, profile: Path, artifacts: Path, stack: contextlib.ExitStack
+) -> float:
     app = web.Application()
     collector = Collector(exchange.prefix, exchange.home)
     add_monitor_routes(app, collector, interval_s=0.25, instruments=[INSTRUMENT])
     runner, port = await _serve(app)
     stop = asyncio.Event()
+    standin = stack.enter_context(_marketdata_standin(exchange))
     publisher = asyncio.create_task(_publish_while(exchange, stop))
     try:
         async with _browser(chromium, profile) as page:
@@ -220,6 +269,8 @@ async def _scenario(exchange: Exchange, chromium: str, profile: Path, artifacts:
             await page.send("Page.navigate", url=url)
             await page.wait_for(PAGE_FILLED % INSTRUMENT, timeout=60)
             assert await page.wait_for(MARKET_SHOWN)
+            if standin:
+                await page.wait_for(CHARTS_DRAWN)
             assert await page.evaluate("document.getElementById('alert-count').textContent") == "0"
             await page.screenshot(artifacts / "dashboard.png")
             stop.set()
@@ -240,7 +291,8 @@ async def _scenario(exchange: Exchange, chromium: str, profile: Path, artifacts:
 def test_dashboard_in_headless_chromium(
     exchange: Exchange, chromium: str, tmp_path: Path, artifacts: Path
 ) -> None:
-    elapsed = asyncio.run(_scenario(exchange, chromium, tmp_path / "profile", artifacts))
+    with contextlib.ExitStack() as stack:
+        elapsed = asyncio.run(_scenario(exchange, chromium, tmp_path / "profile", artifacts, stack))
     assert elapsed < 10
     for name in ("dashboard.png", "dashboard_alert.png"):
         assert (artifacts / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
