@@ -65,6 +65,7 @@ class Collector:
         self.thresholds = thresholds or alert_rules.Thresholds()
         self._rings: dict[str, Ring] = {}
         self._clients: dict[str, ControlClient] = {}
+        self._inodes: dict[str, int] = {}
         self._psutil: dict[int, psutil.Process] = {}
         self._previous: Sample | None = None
         self._restart_seen: dict[str, tuple[int, float]] = {}
@@ -231,14 +232,18 @@ class Collector:
     # -- rings ------------------------------------------------------------------------------
 
     def _attached_rings(self) -> Iterator[tuple[str, Ring]]:
-        """Every ring segment of the instance in /dev/shm, attached once and kept."""
+        """Every ring segment of the instance in /dev/shm, attached once and kept (attached
+        again when the segment was replaced, e.g. by `down` then `up`)."""
         lead = self.prefix + "."
-        present = sorted(
-            entry.name[len(lead) :] for entry in os.scandir(SHM_DIR) if entry.name.startswith(lead)
-        )
-        for gone in set(self._rings) - set(present):
-            self._rings.pop(gone).close()
-        for name in present:
+        present = {
+            entry.name[len(lead) :]: entry.inode()
+            for entry in os.scandir(SHM_DIR)
+            if entry.name.startswith(lead)
+        }
+        for name in list(self._rings):
+            if self._inodes.get(name) != present.get(name):
+                self._rings.pop(name).close()
+        for name in sorted(present):
             ring = self._rings.get(name)
             if ring is None:
                 try:
@@ -247,6 +252,7 @@ class Collector:
                     log.debug("not a ring we can read: %s (%s)", name, exc)
                     continue
                 self._rings[name] = ring
+                self._inodes[name] = present[name]
             yield name, ring
 
     def _ring(self, name: str, ring: Ring, now: float) -> RingSample:
@@ -289,7 +295,8 @@ class Collector:
 
     def _disk_sample(self, now: float) -> DiskSample:
         if self._disk is None or now - self._disk_at >= self.config.disk_every_s:
-            usage = shutil.disk_usage(self.home if self.home.exists() else self.home.parent)
+            existing = next(p for p in (self.home, *self.home.parents) if p.exists())
+            usage = shutil.disk_usage(existing)
             self._disk = DiskSample(
                 journal_bytes=directory_bytes(self.home / JOURNAL_DIR),
                 history_bytes=directory_bytes(self.home / HISTORY_DIR),
