@@ -211,9 +211,8 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
     return runner, server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
 
-async def _publish_while(exchange: Exchange, stop: asyncio.Event) -> None:
+async def _publish_while(exchange: Exchange, stop: asyncio.Event, seq: int) -> None:
     """Records keep flowing through execs.0 (read by the real recorder) while the page runs."""
-    seq = 1
     while not stop.is_set():
         if not await asyncio.to_thread(publish_execs, exchange, 200, seq):
             return
@@ -232,9 +231,10 @@ PAGE_FILLED = """(() => {
     && +document.getElementById('throughput').dataset.drawn >= 3
     && +document.getElementById('latency').dataset.drawn >= 3
     && s.market !== null
-    && (s.market.instrument === '%s')
-    && Math.max(...s.points.map(p => p.throughput)) > 0;
+    && (s.market.instrument === '%s');
 })()"""
+
+FLOWING = "Math.max(...window.shmex.points.map(p => p.throughput)) > 0"
 
 KILL_ALERT = """[...document.querySelectorAll('#alerts li')].some(li =>
   ['process_down', 'process_restarting'].includes(li.dataset.rule)
@@ -261,13 +261,16 @@ async def _scenario(
     runner, port = await _serve(app)
     stop = asyncio.Event()
     standin = stack.enter_context(_marketdata_standin(exchange))
-    publisher = asyncio.create_task(_publish_while(exchange, stop))
+    flowing = await asyncio.to_thread(publish_execs, exchange, 200, 1)
+    publisher = asyncio.create_task(_publish_while(exchange, stop, 201))
     try:
         async with _browser(chromium, profile) as page:
             await page.send("Page.enable")
             url = f"http://127.0.0.1:{port}/dashboard?instrument={INSTRUMENT}"
             await page.send("Page.navigate", url=url)
             await page.wait_for(PAGE_FILLED % INSTRUMENT, timeout=60)
+            if flowing:  # else a live matching process owns execs.0 and sets the pace
+                await page.wait_for(FLOWING)
             assert await page.wait_for(MARKET_SHOWN)
             if standin:
                 await page.wait_for(CHARTS_DRAWN)
