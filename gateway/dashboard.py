@@ -86,6 +86,8 @@ class MonitorFeed:
     async def _broadcast(self, sample: Sample, point: Any) -> None:
         frame = _json({"type": "sample", "sample": sample.as_dict(), "point": point})
         wanted = {inst for inst in self.clients.values() if inst}
+        for unwatched in set(self.markets) - wanted:
+            del self.markets[unwatched]
         markets = {inst: await self._market(inst) for inst in wanted}
         for ws, instrument in list(self.clients.items()):
             await self._send(ws, frame)

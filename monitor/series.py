@@ -24,7 +24,6 @@ class Point:
     latency_p50_us: float
     latency_p99_us: float
     rings: dict[str, float]  # publish rate per ring
-    cpu_percent: float  # all processes
 
 
 def latency_of(sample: Sample) -> tuple[str, float, float]:
@@ -50,7 +49,6 @@ def point_of(sample: Sample) -> Point:
         latency_p50_us=p50,
         latency_p99_us=p99,
         rings={ring.name: ring.rate for ring in sample.rings},
-        cpu_percent=sum(p.cpu_percent or 0.0 for p in sample.processes),
     )
 
 
