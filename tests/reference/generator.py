@@ -10,6 +10,7 @@ Everything derives from `random.Random(seed)`, so a seed replays the same stream
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,33 +178,43 @@ class Generator:
         return ops
 
     def ops(self, count: int, view: ModelView) -> Iterator[Op]:
-        """Yield `count` operations; `view` must already reflect every operation yielded."""
+        """Yield `count` operations (a settlement may overshoot by a few); `view` must already
+        reflect every operation yielded."""
+        produced = 0
+        for step in itertools.count(1):
+            if produced >= count:
+                return
+            for op in self._step(step, view):
+                produced += 1
+                yield op
+
+    def _step(self, step: int, view: ModelView) -> Iterator[Op]:
+        """The operations of one step: a settlement, a suspension change, and/or one pick."""
         mix = self.mix
         kinds = ("passive", "aggressive", "close", "cancel", "amend", "money", "invalid")
-        for step in range(1, count + 1):
-            if step % mix.settle_every == 0:
-                yield from self._settlement(view)
-                continue
-            if step in self._resume_at:
-                yield StatusOp(self._resume_at.pop(step), trading=True)
-            elif self.rng.random() < mix.suspend_rate:
-                market = self._market()
-                resume = step + self.rng.randint(50, 1_000)
-                while resume in self._resume_at:
-                    resume += 1
-                self._resume_at[resume] = market.index
-                yield StatusOp(market.index, trading=False)
-            fill = max(view.resting_count(), 1) / self.target_resting
-            weights = [getattr(mix, kind) for kind in kinds]
-            if fill < 1:
-                weights[0] *= min(8.0, fill**-2)
-                weights[3] *= fill**3
-            elif fill > 1.1:
-                weights[3] *= 3
-            kind = self.rng.choices(kinds, weights)[0]
-            op = getattr(self, f"_{kind}")(view)
-            if op is not None:
-                yield op
+        if step in self._resume_at:
+            yield StatusOp(self._resume_at.pop(step), trading=True)
+        if step % mix.settle_every == 0:
+            yield from self._settlement(view)
+            return
+        if self.rng.random() < mix.suspend_rate:
+            market = self._market()
+            resume = step + self.rng.randint(50, 1_000)
+            while resume in self._resume_at:
+                resume += 1
+            self._resume_at[resume] = market.index
+            yield StatusOp(market.index, trading=False)
+        fill = max(view.resting_count(), 1) / self.target_resting
+        weights = [getattr(mix, kind) for kind in kinds]
+        if fill < 1:
+            weights[0] *= min(8.0, fill**-2)
+            weights[3] *= fill**3
+        elif fill > 1.1:
+            weights[3] *= 3
+        kind = self.rng.choices(kinds, weights)[0]
+        op = getattr(self, f"_{kind}")(view)
+        if op is not None:
+            yield op
 
     def _next_ref(self) -> int:
         self._refs += 1
