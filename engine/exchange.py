@@ -45,13 +45,15 @@ class Exchange:
         """
         to_matching, events = self.accounts.apply(command)
         pending = deque(to_matching)
-        on_exec = self.accounts.on_exec
+        handlers = self.accounts.execs
         while pending:
             for event in self.matching.apply(pending.popleft()):
                 events.append(event)
-                more, booked = on_exec(event)
-                events.extend(booked)
-                pending.extend(more)
+                handler = handlers.get(type(event))
+                if handler is not None:
+                    more, booked = handler(event)
+                    events.extend(booked)
+                    pending.extend(more)
         return events
 
     def state_hash(self) -> str:

@@ -103,7 +103,7 @@ class AccountsCore:
             cmd.ResumeInstrument: self._resume_instrument,
             cmd.DelistInstrument: self._delist_instrument,
         }
-        self._execs: dict[type, Callable[[Any], Out]] = {
+        self.execs: dict[type, Callable[[Any], Out]] = {
             me.OrderAccepted: self._on_accepted,
             me.OrderRejected: self._on_rejected,
             me.OrderCanceled: self._on_canceled,
@@ -119,8 +119,8 @@ class AccountsCore:
         return self._commands[type(command)](command)
 
     def on_exec(self, event: me.MatchingEvent) -> Out:
-        """Book one matching event; events accounts does not need are ignored."""
-        handler = self._execs.get(type(event))
+        """Book one matching event; events accounts does not need (not in `execs`) are ignored."""
+        handler = self.execs.get(type(event))
         return handler(event) if handler is not None else ([], [])
 
     # --- queries -----------------------------------------------------------------------------
@@ -263,7 +263,7 @@ class AccountsCore:
     ) -> tuple[ResultCode, str]:
         holds = open_holds(instrument, side, price, qty, base_units)
         currency = holds.asset_currency or instrument.currency.code
-        position_profit = account.profits(currency, self.instruments, self.marks)[0]
+        position_profit = account.position_profit(currency, self.instruments, self.marks)
         ledger = account.ledger(currency)
         index = instrument.index
         position = account.positions.get(index)
@@ -681,7 +681,7 @@ class AccountsCore:
             return ()
         events: list[Any] = []
         for code, ledger in account.ledgers.items():
-            position_profit = account.profits(code, self.instruments, self.marks)[0]
+            position_profit = account.position_profit(code, self.instruments, self.marks)
             events.append(
                 AccountUpdated(
                     account.account_id,

@@ -68,7 +68,7 @@ def settle_account(
     """
     day: dict[str, tuple[int, int]] = {}
     for code, ledger in account.ledgers.items():
-        position_profit = account.profits(code, registry, prices)[0]
+        position_profit = account.position_profit(code, registry, prices)
         day[code] = (ledger.commission, ledger.close_profit + position_profit)
         ledger.roll(position_profit)
         ledger.margin = 0
