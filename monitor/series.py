@@ -28,13 +28,22 @@ class Point:
 
 def latency_of(sample: Sample) -> tuple[str, float, float]:
     """(label, p50 µs, p99 µs): the processes' own latency histogram when one exists, else the
-    slowest `status` round trip the monitor measured (a live stand-in, labelled as such)."""
+    slowest process's recent batch handling time (`status()["handle_us"]`), else the slowest
+    `status` round trip the monitor measured (a live stand-in, labelled as such)."""
     names = [n for n in LATENCY_PREFERENCE if n in sample.latencies]
     names += sorted(n for n in sample.latencies if n not in LATENCY_PREFERENCE)
     for name in names:
         snap = sample.latencies[name]
         if snap.get("unit", "ns") == "ns" and snap["count"]:
             return name, snap["p50"] / 1e3, snap["p99"] / 1e3
+    handled = [
+        (float(h["p99"]), float(h["p50"]))
+        for p in sample.processes
+        if isinstance(h := (p.status or {}).get("handle_us"), dict) and "p99" in h
+    ]
+    if handled:
+        p99, p50 = max(handled)
+        return "batch_handle", p50, p99
     rtts = [p.control_rtt_us for p in sample.processes if p.control_rtt_us is not None]
     slowest = max(rtts, default=0.0)
     return "control_rtt", slowest, slowest
