@@ -142,7 +142,8 @@ class Bench:
         if outcome["lost"]:
             self.remarks.append(
                 f"{job.system} {job.size}B x{job.block}: {outcome['lost']} of {job.count} records "
-                "never arrived (rate counts the delivered ones)"
+                f"had not arrived {ipc_peers.GRACE:g} s after the sender finished (counted lost; "
+                "the rate counts the delivered ones)"
             )
         return outcome["records"] / outcome["seconds"]
 
