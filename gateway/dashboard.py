@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -111,7 +112,13 @@ class MonitorFeed:
             await ws.close()
 
     async def serve(self, request: web.Request) -> web.WebSocketResponse:
-        """One dashboard's WebSocket: a hello with the history, then samples as they come."""
+        """One dashboard's WebSocket: a hello with the history, then samples as they come.
+
+        A browser sends its page's Origin; one from another site is refused, so a page
+        elsewhere cannot read the instance's state through the operator's browser."""
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            raise web.HTTPForbidden(reason="cross-origin dashboard connection")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
         await ws.prepare(request)
         hello = {
