@@ -19,7 +19,6 @@ import numpy as np
 MAGIC = 0x31474E4952584D53  # b"SMXRING1" read as a little-endian int64
 VERSION = 1
 LINE_WORDS = 8
-LINE_BYTES = 64
 NAME_BYTES = 64
 PAGE = 4096
 

@@ -274,6 +274,7 @@ class Ring:
             "writer_pid": writer_pid,
             "writer_alive": pid_alive(writer_pid),
             "writer_heartbeat_ns": words[L.WRITER_HEARTBEAT],
+            "created_ns": words[L.CREATED_NS],
             "stalls": words[L.WRITER_STALLS],
             "wakeups": words[L.WRITER_WAKEUPS],
             "readers": [asdict(info) for info in self.readers()],
@@ -381,6 +382,8 @@ def _check_header(name: str, segment: mmap.mmap, dtype: np.dtype) -> None:
                 f"ring {name} has format version {words[L.VERSION_WORD]}, "
                 f"this code reads version {L.VERSION}"
             )
+        if words[L.SLOTS_OFFSET] != _geometry_of(words).slots_offset:
+            raise IpcError(f"ring {name} has a corrupt header (slot offset disagrees)")
         if words[L.FINGERPRINT] != L.fingerprint(dtype) or words[L.RECORD_SIZE] != dtype.itemsize:
             geometry = _geometry_of(words)
             start = geometry.layout_offset

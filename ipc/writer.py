@@ -7,7 +7,6 @@ readers' cursors are scanned only when the limit is reached.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import TYPE_CHECKING
@@ -24,8 +23,6 @@ from ipc.wait import WaitConfig, Waiter
 
 if TYPE_CHECKING:
     from ipc.ring import Ring
-
-log = logging.getLogger(__name__)
 
 
 class RingWriter:
