@@ -14,7 +14,7 @@ import numpy as np
 from ipc import layout as L
 from ipc.cpu import full_fence
 from ipc.errors import IpcError
-from ipc.layout import PUBLISHED, WRITER_ASLEEP
+from ipc.layout import PUBLISHED, WRITER_ASLEEP, WRITER_SLEEPS
 from ipc.liveness import now_ns
 from ipc.wait import WaitConfig, Waiter
 
@@ -168,16 +168,20 @@ class RingReader:
         self._maintain()
 
     def _has_data(self) -> bool:
-        """Load the published sequence; every MAINTENANCE_EVERY loads, also beat and check."""
-        published = self._words[PUBLISHED]
+        """Load the published sequence and whether the writer may sleep (a writer that attached
+        after this reader must be woken from its first stall); every MAINTENANCE_EVERY loads,
+        also beat and check the registration."""
+        words = self._words
+        published = words[PUBLISHED]
         self._published = published
+        self._writer_sleeps = words[WRITER_SLEEPS]
         self._countdown -= 1
         if self._countdown <= 0:
             self._maintain()
         return published > self._cursor
 
     def _maintain(self) -> None:
-        """Beat the heartbeat, notice a new writer's wait mode, and check we are still registered
+        """Beat the heartbeat, and check we are still registered
         and not overrun (which only a forced unregister can cause)."""
         self._countdown = MAINTENANCE_EVERY
         words = self._words
@@ -186,4 +190,3 @@ class RingReader:
         if words[PUBLISHED] - self._cursor > self._capacity:
             raise IpcError(f"reader {self.name!r} of ring {self._ring.name} was overrun")
         words[self._base + L.HEARTBEAT] = now_ns()
-        self._writer_sleeps = words[L.WRITER_SLEEPS]

@@ -271,6 +271,20 @@ def test_blocked_writer_resumes_when_a_thread_releases(ring: Ring, wait: WaitCon
     assert ring.stats()["stalls"] >= 1
 
 
+def test_a_writer_attached_after_its_reader_is_woken_from_a_stall(ring: Ring) -> None:
+    reader = ring.reader("early")
+    # The writer sleeps for an hour at a time: only the reader's post can wake it in time.
+    writer = ring.writer(WaitConfig(spin_us=0, yield_count=0, sleep_timeout=3600.0, timeout=5.0))
+    writer.write(ring_records.make(0, 16))
+    consumer = threading.Thread(target=lambda: (time.sleep(0.05), drain(reader, 48)))
+    consumer.start()
+    try:
+        writer.write(ring_records.make(16, 32))
+    finally:
+        consumer.join(10)
+    assert reader.cursor == 48
+
+
 @pytest.mark.parametrize("wait", [WaitConfig.busy_poll(), WaitConfig.sleeping()], ids=str)
 def test_waiting_reader_gets_a_record_written_later(ring: Ring, wait: WaitConfig) -> None:
     writer, reader = ring.writer(), ring.reader("a", wait)
