@@ -99,11 +99,13 @@ function renderCharts() {
   const pts = state.points.slice(-120);
   const times = pts.map((p) => p.wall_ms);
   Charts.lines($("throughput"), [{ name: "records/s", color: Charts.COLORS.blue, values: pts.map((p) => p.throughput) }], times);
-  Charts.lines($("latency"), [
-    { name: "p50 µs", color: Charts.COLORS.green, values: pts.map((p) => p.latency_p50_us) },
-    { name: "p99 µs", color: Charts.COLORS.violet, values: pts.map((p) => p.latency_p99_us) },
-  ], times);
   const last = pts[pts.length - 1];
+  // Only the points measuring what the newest one measures (the source can change, see series.py).
+  const same = last ? pts.filter((p) => p.latency_label === last.latency_label) : [];
+  Charts.lines($("latency"), [
+    { name: "p50 µs", color: Charts.COLORS.green, values: same.map((p) => p.latency_p50_us) },
+    { name: "p99 µs", color: Charts.COLORS.violet, values: same.map((p) => p.latency_p99_us) },
+  ], same.map((p) => p.wall_ms));
   if (last) {
     $("throughput-now").textContent = rate(last.throughput);
     $("latency-label").textContent = last.latency_label + "  p50 " + last.latency_p50_us.toFixed(0) + " µs  p99 " + last.latency_p99_us.toFixed(0) + " µs";
