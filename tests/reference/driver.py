@@ -345,23 +345,26 @@ class Driver:
         }
 
     def engine_books(self) -> dict[int, list[tuple[int, int, int, int, int]]]:
+        """Every resting order from the books' checkpoint export (bids then asks, priority)."""
         assert self.exchange is not None
         out = {}
         for index, book in self.exchange.matching.books.items():
             out[index] = [
-                (book_side.side, order.order_id, order.account_id, level.price, order.qty)
-                for book_side in (book.bids, book.asks)
-                for level in book_side.levels.values()
-                for order in level.live_orders()
+                (side, order_id, account_id, price, qty)
+                for order_id, account_id, side, price, qty, *_ in book.export()["orders"]
             ]
         return out
 
     def _check_books(self) -> None:
         engine, model = self.engine_books(), self.model_books()
         for index in model:
-            if engine.get(index) != model[index]:
-                diff = [(e, m) for e, m in zip(engine[index], model[index], strict=False) if e != m]
-                raise Divergence(f"step {self._step}: book {index} differs, first {diff[:3]}")
+            theirs, mine = engine.get(index, []), model[index]
+            if theirs != mine:
+                diff = [(e, m) for e, m in zip(theirs, mine, strict=False) if e != m]
+                raise Divergence(
+                    f"step {self._step}: book {index} differs ({len(theirs)} orders in the "
+                    f"engine, {len(mine)} in the model), first (engine, model) {diff[:3]}"
+                )
 
     def _check_accounts(self) -> None:
         assert self.exchange is not None
