@@ -246,3 +246,18 @@ def test_settlement_with_liquidation(model: RefExchange) -> None:
     assert IX not in model.accounts[1].positions
     assert model.settle(20250102) is ResultCode.SETTLEMENT_FAILED
     assert conserved(model)
+
+
+def test_suspension(model: RefExchange) -> None:
+    """Suspended: new orders 4004; an amend is answered OK but matching refuses it (no change);
+    cancels still work; resuming restores trading."""
+    assert place(model, 1, 1, Side.SELL, 100, 5) is ResultCode.OK
+    assert model.set_trading(IX, False) is ResultCode.OK
+    assert place(model, 2, 2, Side.BUY, 100, 1) is ResultCode.INSTRUMENT_NOT_TRADING
+    assert model.amend(1, 1, 101, 3) is ResultCode.OK
+    assert model.order_info(1) == (1, IX, 100, 5)
+    assert model.set_trading(IX, True) is ResultCode.OK
+    assert place(model, 3, 2, Side.BUY, 100, 1) is ResultCode.OK
+    assert model.set_trading(IX, False) is ResultCode.OK
+    assert model.cancel(1, 1) is ResultCode.OK
+    assert model.cancels[-1] == (1, CancelReason.USER, 4)
