@@ -8,9 +8,10 @@ rendering to client prices happens at the edge.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from engine.instruments import InstrumentRegistry
 from engine.marketdata.depth import Depth
@@ -19,6 +20,8 @@ from engine.marketdata.stats import DailyStats
 from engine.matching.events import BookChanged, TradeExecuted
 
 DEPTH_LEVELS = 10
+RECENT_TRADES_KEPT = 200
+"""Trade prints kept per instrument for `recent_trades` (a late subscriber's tape)."""
 
 
 class Tick(NamedTuple):
@@ -43,6 +46,7 @@ class InstrumentMarket:
     stats: DailyStats = field(default_factory=DailyStats)
     klines: dict[int, KlineSeries] = field(default_factory=dict)
     last_ts: int = 0
+    trades: deque[Tick] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES_KEPT))
 
 
 @dataclass(slots=True)
@@ -102,19 +106,19 @@ class MarketData:
             done = series.on_trade(trade.ts, trade.price, trade.qty, turnover, stats.open_interest)
             if done is not None:
                 update.finished_bars.append((index, done))
-        update.ticks.append(
-            Tick(
-                index,
-                trade.trade_id,
-                trade.ts,
-                trade.price,
-                trade.qty,
-                int(trade.taker_side),
-                stats.volume,
-                stats.turnover,
-                stats.open_interest,
-            )
+        tick = Tick(
+            index,
+            trade.trade_id,
+            trade.ts,
+            trade.price,
+            trade.qty,
+            int(trade.taker_side),
+            stats.volume,
+            stats.turnover,
+            stats.open_interest,
         )
+        market.trades.append(tick)
+        update.ticks.append(tick)
         update.touched.add(index)
 
     def book(self, index: int, levels: int = DEPTH_LEVELS) -> dict[str, object]:
@@ -145,6 +149,16 @@ class MarketData:
             raise KeyError(f"no K-line period {period}s (have {self._periods})")
         return series.bars(count)
 
+    def recent_trades(self, index: int, count: int = RECENT_TRADES_KEPT) -> list[Tick]:
+        """The newest `count` trade prints, oldest first."""
+        if count <= 0:
+            return []
+        return list(self.market(index).trades)[-count:]
+
+    def instruments_seen(self) -> list[int]:
+        """Indexes of the instruments some event has touched, ascending."""
+        return sorted(self._markets)
+
     def open_bars(self, index: int) -> list[Bar]:
         """The open bar of every period (for publishing rolling updates after a batch)."""
         return [s.current for s in self.market(index).klines.values() if s.current is not None]
@@ -156,3 +170,40 @@ class MarketData:
             "quote": self.quote(index),
             "klines": {bar.period: bar.as_dict() for bar in self.open_bars(index)},
         }
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything `from_state` needs, as JSON-able ints and lists (keys are strings)."""
+        return {
+            "periods": list(self._periods),
+            "keep": self._keep,
+            "markets": {
+                str(index): {
+                    "depth": market.depth.export_levels(),
+                    "stats": market.stats.export_values(),
+                    "last_ts": market.last_ts,
+                    "klines": {str(p): s.export_state() for p, s in market.klines.items()},
+                    "trades": [list(tick) for tick in market.trades],
+                }
+                for index, market in sorted(self._markets.items())
+            },
+        }
+
+    @classmethod
+    def from_state(cls, instruments: InstrumentRegistry, state: Mapping[str, Any]) -> MarketData:
+        """The market data `export_state` described, over the given registry."""
+        data = cls(instruments, state["periods"], state["keep"])
+        for key, saved in state["markets"].items():
+            index = int(key)
+            instruments.by_index(index)
+            market = InstrumentMarket(
+                depth=Depth.from_levels(saved["depth"]),
+                stats=DailyStats(*saved["stats"]),
+                klines={
+                    int(p): KlineSeries.from_state(int(p), data._keep, series)
+                    for p, series in saved["klines"].items()
+                },
+                last_ts=saved["last_ts"],
+            )
+            market.trades.extend(Tick(*values) for values in saved["trades"])
+            data._markets[index] = market
+        return data

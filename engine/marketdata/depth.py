@@ -43,6 +43,20 @@ class Depth:
             return None
         return self._asks.peekitem(0)
 
+    def export_levels(self) -> dict[str, list[list[int]]]:
+        """Every level of both sides, best first (for checkpoints)."""
+        bids, asks = self.levels(max(len(self._bids), len(self._asks)))
+        return {"bids": [list(level) for level in bids], "asks": [list(level) for level in asks]}
+
+    @classmethod
+    def from_levels(cls, levels: dict[str, list[list[int]]]) -> Depth:
+        depth = cls()
+        for price, qty in levels["bids"]:
+            depth.apply(Side.BUY, price, qty)
+        for price, qty in levels["asks"]:
+            depth.apply(Side.SELL, price, qty)
+        return depth
+
     def clear(self) -> None:
         self._bids.clear()
         self._asks.clear()

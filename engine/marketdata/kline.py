@@ -7,7 +7,8 @@ function of the trade stream. Each series keeps its last `keep` finished bars.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from typing import Any
 
 NS_PER_SECOND = 1_000_000_000
 PERIODS: tuple[int, ...] = (3, 60, 300, 900, 1800, 3600, 86400)
@@ -82,6 +83,21 @@ class KlineSeries:
         self.current = Bar(self.period, bar_id, price, price, price, price, qty, turnover, oi, oi)
         return done
 
+    def export_state(self) -> dict[str, object]:
+        """The open bar and the finished bars as plain lists of ints (for checkpoints)."""
+        return {
+            "current": None if self.current is None else _bar_values(self.current),
+            "finished": [_bar_values(bar) for bar in self.finished],
+        }
+
+    @classmethod
+    def from_state(cls, period: int, keep: int, state: dict[str, Any]) -> KlineSeries:
+        series = cls(period, keep)
+        if state["current"] is not None:
+            series.current = Bar(*state["current"])
+        series.finished.extend(Bar(*values) for values in state["finished"])
+        return series
+
     def bars(self, count: int) -> list[Bar]:
         """The newest `count` bars, oldest first, the open bar last."""
         if count <= 0:
@@ -90,3 +106,7 @@ class KlineSeries:
         if self.current is not None:
             out.append(self.current)
         return out[-count:]
+
+
+def _bar_values(bar: Bar) -> list[int]:
+    return list(astuple(bar))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from engine.instruments import Instrument
 
@@ -31,6 +31,10 @@ class DailyStats:
         self.turnover += turnover
         self.open_interest += oi_delta
         self.trades += 1
+
+    def export_values(self) -> list[int]:
+        """The fields in declaration order (for checkpoints; `DailyStats(*values)` rebuilds)."""
+        return list(astuple(self))
 
     def as_dict(self, instrument: Instrument) -> dict[str, int]:
         return {

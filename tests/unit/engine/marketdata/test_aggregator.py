@@ -126,3 +126,38 @@ def test_ticks_carry_running_totals_and_open_interest(registry: InstrumentRegist
     snapshot = md.snapshot(0)
     assert snapshot["quote"]["open_interest"] == 1
     assert set(snapshot["klines"]) == set(PERIODS)
+
+
+def test_export_and_restore_continue_exactly_like_an_uninterrupted_run(
+    registry: InstrumentRegistry,
+) -> None:
+    rng = random.Random(11)
+    events: list[object] = []
+    ts = 1_700_000_000 * NS_PER_SECOND
+    for n in range(600):
+        ts += rng.randrange(0, 2 * NS_PER_SECOND)
+        index = rng.randrange(2)
+        side = Side.BUY if rng.random() < 0.5 else Side.SELL
+        events.append(BookChanged(index, side, rng.randrange(3000, 3010), rng.randrange(0, 4), ts))
+        events.append(trade(n + 1, index, ts, rng.randrange(3000, 3010), rng.randrange(1, 5)))
+    whole = MarketData(registry)
+    whole.apply(events)
+    first = MarketData(registry)
+    first.apply(events[:500])
+    restored = MarketData.from_state(registry, first.export_state())
+    later = restored.apply(events[500:])
+    assert restored.export_state() == whole.export_state()
+    assert later.ticks[-1] == whole.recent_trades(later.ticks[-1].instrument_index, 1)[0]
+    for index in (0, 1):
+        assert restored.snapshot(index) == whole.snapshot(index)
+        assert restored.klines(index, 3, 50) == whole.klines(index, 3, 50)
+
+
+def test_recent_trades_keep_the_newest_prints(registry: InstrumentRegistry) -> None:
+    md = MarketData(registry)
+    md.apply([trade(n, 0, n, 3000 + n % 7, 1) for n in range(1, 301)])
+    tape = md.recent_trades(0, 1000)
+    assert [t.trade_id for t in tape] == list(range(101, 301))
+    assert [t.trade_id for t in md.recent_trades(0, 3)] == [298, 299, 300]
+    assert md.recent_trades(0, 0) == []
+    assert md.instruments_seen() == [0]
