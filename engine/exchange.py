@@ -56,6 +56,32 @@ class Exchange:
                     pending.extend(more)
         return events
 
+    def export_state(self) -> dict[str, Any]:
+        """Both halves' checkpoints: {"accounts": ..., "matching": ...} (orjson-able)."""
+        return {
+            "accounts": self.accounts.export_state(),
+            "matching": self.matching.export_state(),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        instruments: InstrumentRegistry,
+        state: dict[str, Any],
+        risk: RiskConfig | None = None,
+        *,
+        snapshots: bool = True,
+    ) -> Exchange:
+        """The exchange `export_state` described; matching adopts the accounts' instruments."""
+        exchange = cls.__new__(cls)
+        exchange.accounts = AccountsCore.from_state(
+            _copy(instruments), state["accounts"], risk, snapshots=snapshots
+        )
+        exchange.matching = MatchingEngine.from_state(
+            _copy(exchange.accounts.instruments), state["matching"]
+        )
+        return exchange
+
     def state_hash(self) -> str:
         """One digest of both halves (accounts and books)."""
         return f"{self.accounts.state_hash()}:{self.matching.state_hash()}"

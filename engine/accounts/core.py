@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.accounts import audit
+from engine.accounts import audit, checkpoint
 from engine.accounts import commands as cmd
 from engine.accounts.account import Account, base_units_per_lot, close_split, open_holds
 from engine.accounts.events import (
@@ -716,6 +716,27 @@ class AccountsCore:
         return events
 
     # --- state -------------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild this core, as ints, strs, lists and dicts (checkpoints)."""
+        return checkpoint.export_state(self)
+
+    @classmethod
+    def from_state(
+        cls,
+        instruments: InstrumentRegistry,
+        state: dict[str, Any],
+        risk: RiskConfig | None = None,
+        *,
+        snapshots: bool = True,
+    ) -> AccountsCore:
+        """The core `export_state` described (same state_hash, same answers from now on).
+
+        `instruments` supplies the currencies; its instruments are replaced by the checkpoint's.
+        """
+        core = cls(instruments, risk, snapshots=snapshots)
+        checkpoint.load_state(core, state)
+        return core
 
     def state_hash(self) -> str:
         """SHA-256 of every account, position, live order, mark, total and settlement result."""
