@@ -138,7 +138,8 @@ class _Generator:
 
     def amend(self, move: bool) -> None:
         order_id = self.rng.choice(self.resting.ids)
-        order = self.book.orders[order_id]
+        order = self.book.resting(order_id)
+        assert order is not None
         if move:
             self._apply((AMEND, order_id, order.price + self.rng.randint(-5, 5), order.qty))
         elif order.qty > 1:

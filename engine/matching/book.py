@@ -27,41 +27,32 @@ class InvariantViolation(RuntimeError):
     """A broken book invariant: a bug, never a business outcome."""
 
 
-class Order:
-    """A resting order; `qty` is its open lots. `live` turns False when it leaves the book."""
+ORDER_ID, ACCOUNT_ID, SIDE, PRICE, QTY, TIME_CONDITION, STP, TS, LIVE = range(9)
+"""Field positions of an Order; the hot path indexes with these."""
 
-    __slots__ = (
-        "account_id",
-        "live",
-        "order_id",
-        "price",
-        "qty",
-        "side",
-        "stp",
-        "time_condition",
-        "ts",
-    )
 
-    def __init__(
-        self,
-        order_id: int,
-        account_id: int,
-        side: Side,
-        price: int,
-        qty: int,
-        time_condition: TimeCondition,
-        stp: SelfTradePrevention,
-        ts: int,
-    ) -> None:
-        self.order_id = order_id
-        self.account_id = account_id
-        self.side = side
-        self.price = price
-        self.qty = qty
-        self.time_condition = time_condition
-        self.stp = stp
-        self.ts = ts
-        self.live = True
+Order = list
+"""A resting order: `[order_id, account_id, side, price, qty, time_condition, stp, ts, live]`.
+
+A plain list because matching builds one per resting order, and CPython builds and indexes an
+exact list (specialised BUILD_LIST and subscripts) several times faster than it runs a
+slotted class's __init__. Index it with the constants above; `qty` is the open lots and
+`live` turns False when the order leaves the book. Readers outside matching use named views:
+`OrderBook.resting(order_id)` and `Level.live_orders()`.
+"""
+
+
+class RestingOrder(NamedTuple):
+    """A read-only, named view of a resting order."""
+
+    order_id: int
+    account_id: int
+    side: Side
+    price: int
+    qty: int
+    time_condition: TimeCondition
+    stp: SelfTradePrevention
+    ts: int
 
 
 class Level:
@@ -75,8 +66,13 @@ class Level:
         self.qty = 0
         self.count = 0
 
-    def live_orders(self) -> Iterator[Order]:
-        return (order for order in self.queue if order.live)
+    def live(self) -> Iterator[Order]:
+        """The level's live orders in time priority (raw lists, for matching itself)."""
+        return (order for order in self.queue if order[LIVE])
+
+    def live_orders(self) -> Iterator[RestingOrder]:
+        """The level's live orders in time priority, as named views (for readers outside)."""
+        return (RestingOrder(*order[:LIVE]) for order in self.queue if order[LIVE])
 
 
 class BookSide:
@@ -92,15 +88,15 @@ class BookSide:
 
     def remove(self, order: Order) -> Level:
         """Take a live order off its level (lazily); drops the level when it empties."""
-        key = self.sign * order.price
+        key = self.sign * order[PRICE]
         level: Level = self.levels[key]
-        order.live = False
-        level.qty -= order.qty
+        order[LIVE] = False
+        level.qty -= order[QTY]
         level.count -= 1
         if not level.count:
             self.drop(key)
         elif len(level.queue) > 2 * level.count + _COMPACT_SLACK:
-            level.queue = deque(level.live_orders())
+            level.queue = deque(level.live())
         return level
 
     def drop(self, key: int) -> None:
@@ -121,14 +117,14 @@ class BookSide:
 def _export_order(o: Order) -> list[int]:
     """One resting order as plain ints (no enum members, so any serializer takes it)."""
     return [
-        o.order_id,
-        o.account_id,
-        int(o.side),
-        o.price,
-        o.qty,
-        int(o.time_condition),
-        int(o.stp),
-        o.ts,
+        o[ORDER_ID],
+        o[ACCOUNT_ID],
+        int(o[SIDE]),
+        o[PRICE],
+        o[QTY],
+        int(o[TIME_CONDITION]),
+        int(o[STP]),
+        o[TS],
     ]
 
 
@@ -167,6 +163,11 @@ class OrderBook:
             self.instrument_index, self.phase, self.bids.depth(levels), self.asks.depth(levels)
         )
 
+    def resting(self, order_id: int) -> RestingOrder | None:
+        """A named view of a resting order, or None when it is not in the book."""
+        order = self.orders.get(order_id)
+        return None if order is None else RestingOrder(*order[:LIVE])
+
     def level_qty(self, side: Side, price: int) -> int:
         book_side = self.sides[side]
         level = book_side.levels.get(book_side.sign * price)
@@ -176,7 +177,7 @@ class OrderBook:
         """Order ids resting at one price, in time priority (for tests and market data)."""
         book_side = self.sides[side]
         level = book_side.levels.get(book_side.sign * price)
-        return [] if level is None else [order.order_id for order in level.live_orders()]
+        return [] if level is None else [order[ORDER_ID] for order in level.live()]
 
     def export(self) -> dict[str, Any]:
         """The phase and every live order (bids then asks, best level first, queue order)."""
@@ -187,7 +188,7 @@ class OrderBook:
                 _export_order(o)
                 for book_side in (self.bids, self.asks)
                 for level in book_side.levels.values()
-                for o in level.live_orders()
+                for o in level.live()
             ],
         }
 
@@ -197,7 +198,7 @@ class OrderBook:
         book = cls(exported["index"])
         book.phase = TradingPhase(exported["phase"])
         for order_id, account_id, side, price, qty, time_condition, stp, ts in exported["orders"]:
-            order = Order(
+            order = [
                 order_id,
                 account_id,
                 Side(side),
@@ -206,8 +207,9 @@ class OrderBook:
                 TimeCondition(time_condition),
                 SelfTradePrevention(stp),
                 ts,
-            )
-            book_side = book.sides[order.side]
+                True,
+            ]
+            book_side = book.sides[order[SIDE]]
             key = book_side.sign * price
             level = book_side.levels.get(key)
             if level is None:
@@ -226,14 +228,14 @@ class OrderBook:
             out.append(len(book_side.levels))
             for level in book_side.levels.values():
                 out += (level.price, level.qty, level.count)
-                for order in level.live_orders():
+                for order in level.live():
                     out += (
-                        order.order_id,
-                        order.account_id,
-                        order.qty,
-                        int(order.time_condition),
-                        int(order.stp),
-                        order.ts,
+                        order[ORDER_ID],
+                        order[ACCOUNT_ID],
+                        order[QTY],
+                        int(order[TIME_CONDITION]),
+                        int(order[STP]),
+                        order[TS],
                     )
         return out
 
@@ -245,20 +247,24 @@ class OrderBook:
             if book_side.best != expected_best:
                 raise InvariantViolation(f"book {self.instrument_index}: stale best key")
             for key, level in book_side.levels.items():
-                live = list(level.live_orders())
+                live = list(level.live())
                 if not live or len(live) != level.count:
                     raise InvariantViolation(f"level {level.price}: count {level.count} is wrong")
                 if (
-                    sum(order.qty for order in live) != level.qty
+                    sum(order[QTY] for order in live) != level.qty
                     or key != book_side.sign * level.price
                 ):
                     raise InvariantViolation(f"level {level.price}: qty or key is wrong")
                 for order in live:
-                    if order.qty <= 0 or order.price != level.price or order.side != book_side.side:
-                        raise InvariantViolation(f"order {order.order_id} is malformed")
-                    if self.orders.get(order.order_id) is not order or order.order_id in seen:
-                        raise InvariantViolation(f"order {order.order_id} is not indexed once")
-                    seen.add(order.order_id)
+                    if (
+                        order[QTY] <= 0
+                        or order[PRICE] != level.price
+                        or order[SIDE] != book_side.side
+                    ):
+                        raise InvariantViolation(f"order {order[ORDER_ID]} is malformed")
+                    if self.orders.get(order[ORDER_ID]) is not order or order[ORDER_ID] in seen:
+                        raise InvariantViolation(f"order {order[ORDER_ID]} is not indexed once")
+                    seen.add(order[ORDER_ID])
         if len(seen) != len(self.orders):
             raise InvariantViolation(f"book {self.instrument_index}: index holds dead orders")
         crossed = self.bids.best != EMPTY and self.asks.best != EMPTY

@@ -25,7 +25,21 @@ from engine.enums import (
 )
 from engine.instruments import InstrumentRegistry
 from engine.matching.auction import select_price
-from engine.matching.book import BookSide, InvariantViolation, Level, Order, OrderBook
+from engine.matching.book import (
+    ACCOUNT_ID,
+    LIVE,
+    ORDER_ID,
+    PRICE,
+    QTY,
+    SIDE,
+    STP,
+    TIME_CONDITION,
+    BookSide,
+    InvariantViolation,
+    Level,
+    Order,
+    OrderBook,
+)
 from engine.matching.commands import (
     AmendOrder,
     CancelOrder,
@@ -209,7 +223,7 @@ class MatchingEngine:
     ) -> None:
         """Match an accepted order as the taker, then rest or cancel what is left of it.
 
-        An Order object is made only for what rests: takers that fill or die never allocate one.
+        An Order is made only for what rests: takers that fill or die never allocate one.
         """
         if side == _BUY:
             opposite, own, key_limit = book.asks, book.bids, price
@@ -237,7 +251,7 @@ class MatchingEngine:
                 )
             )
             return
-        order = Order(order_id, account_id, side, price, qty, time_condition, stp, ts)
+        order = [order_id, account_id, side, price, qty, time_condition, stp, ts, True]
         key = -key_limit
         levels = own.levels
         level = levels.get(key)
@@ -283,19 +297,19 @@ class MatchingEngine:
             level_qty = level.qty
             while remaining:
                 maker = queue[0]
-                if not maker.live:
+                if not maker[LIVE]:
                     queue.popleft()
                     continue
-                if maker.account_id == account_id and stp != _ALLOW:
+                if maker[ACCOUNT_ID] == account_id and stp != _ALLOW:
                     if stp != _CANCEL_TAKER:
                         queue.popleft()
-                        maker.live = False
-                        level.qty -= maker.qty
+                        maker[LIVE] = False
+                        level.qty -= maker[QTY]
                         level.count -= 1
-                        del orders[maker.order_id]
+                        del orders[maker[ORDER_ID]]
                         append(
                             OrderCanceled(
-                                maker.order_id, account_id, index, _SELF_TRADE, maker.qty, ts
+                                maker[ORDER_ID], account_id, index, _SELF_TRADE, maker[QTY], ts
                             )
                         )
                     if stp != _CANCEL_MAKER:
@@ -304,7 +318,7 @@ class MatchingEngine:
                     if not level.count:
                         break
                     continue
-                left = maker.qty
+                left = maker[QTY]
                 if left <= remaining:
                     fill = left
                     left = 0
@@ -312,7 +326,7 @@ class MatchingEngine:
                     fill = remaining
                     left -= fill
                 remaining -= fill
-                maker.qty = left
+                maker[QTY] = left
                 level.qty -= fill
                 seq += 1
                 append(
@@ -326,8 +340,8 @@ class MatchingEngine:
                             taker_id,
                             account_id,
                             side,
-                            maker.order_id,
-                            maker.account_id,
+                            maker[ORDER_ID],
+                            maker[ACCOUNT_ID],
                             remaining,
                             left,
                             ts,
@@ -335,10 +349,10 @@ class MatchingEngine:
                     )
                 )
                 if not left:
-                    maker.live = False
+                    maker[LIVE] = False
                     queue.popleft()
                     level.count -= 1
-                    del orders[maker.order_id]
+                    del orders[maker[ORDER_ID]]
                     if not level.count:
                         break
             if level.qty != level_qty:
@@ -363,11 +377,13 @@ class MatchingEngine:
         book: OrderBook, order: Order, reason: CancelReason, ts: int
     ) -> list[Event]:
         """Events for taking a resting order (already out of `book.orders`) off its level."""
-        level = (book.bids if order.side == _BUY else book.asks).remove(order)
+        level = (book.bids if order[SIDE] == _BUY else book.asks).remove(order)
         index = book.instrument_index
         return [
-            _new(OrderCanceled, (order.order_id, order.account_id, index, reason, order.qty, ts)),
-            _new(BookChanged, (index, order.side, order.price, level.qty, ts)),
+            _new(
+                OrderCanceled, (order[ORDER_ID], order[ACCOUNT_ID], index, reason, order[QTY], ts)
+            ),
+            _new(BookChanged, (index, order[SIDE], order[PRICE], level.qty, ts)),
         ]
 
     def _amend(self, command: AmendOrder) -> list[Event]:
@@ -386,32 +402,32 @@ class MatchingEngine:
             code = ResultCode.PRICE_OUT_OF_BAND
         if code:
             return [AmendRejected(order_id, index, code, ts)]
-        old_price, old_qty = order.price, order.qty
+        old_price, old_qty = order[PRICE], order[QTY]
         events: list[Event] = [
             _new(
                 OrderAmended,
-                (order_id, order.account_id, index, price, qty, old_price, old_qty, ts),
+                (order_id, order[ACCOUNT_ID], index, price, qty, old_price, old_qty, ts),
             )
         ]
-        book_side = book.bids if order.side == _BUY else book.asks
+        book_side = book.bids if order[SIDE] == _BUY else book.asks
         if price == old_price and qty <= old_qty:
             level = book_side.levels[book_side.sign * price]
             level.qty -= old_qty - qty
-            order.qty = qty
-            events.append(_new(BookChanged, (index, order.side, price, level.qty, ts)))
+            order[QTY] = qty
+            events.append(_new(BookChanged, (index, order[SIDE], price, level.qty, ts)))
             return events
         del book.orders[order_id]
         level = book_side.remove(order)
-        events.append(_new(BookChanged, (index, order.side, old_price, level.qty, ts)))
+        events.append(_new(BookChanged, (index, order[SIDE], old_price, level.qty, ts)))
         self._enter(
             book,
             order_id,
-            order.account_id,
-            order.side,
+            order[ACCOUNT_ID],
+            order[SIDE],
             price,
             qty,
-            order.time_condition,
-            order.stp,
+            order[TIME_CONDITION],
+            order[STP],
             ts,
             events,
         )
@@ -425,7 +441,7 @@ class MatchingEngine:
         ]  # fmt: skip
         events: list[Event] = []
         for book in books:
-            expired = sorted(o for o, order in book.orders.items() if order.time_condition == _GFD)
+            expired = sorted(o for o, order in book.orders.items() if order[TIME_CONDITION] == _GFD)
             for order_id in expired:
                 order = book.orders.pop(order_id)
                 events += self._cancel_resting(book, order, CancelReason.END_OF_DAY, ts)
@@ -462,18 +478,18 @@ class MatchingEngine:
             ask_level = asks.levels[asks.best]
             buy = _front(bid_level.queue)
             sell = _front(ask_level.queue)
-            fill = min(buy.qty, sell.qty, remaining)
+            fill = min(buy[QTY], sell[QTY], remaining)
             remaining -= fill
-            taker, maker = (buy, sell) if buy.order_id > sell.order_id else (sell, buy)
+            taker, maker = (buy, sell) if buy[ORDER_ID] > sell[ORDER_ID] else (sell, buy)
             for order, book_side, level in ((buy, bids, bid_level), (sell, asks, ask_level)):
-                order.qty -= fill
+                order[QTY] -= fill
                 level.qty -= fill
                 touched[(book_side.side, level.price)] = None
-                if not order.qty:
-                    order.live = False
+                if not order[QTY]:
+                    order[LIVE] = False
                     level.queue.popleft()
                     level.count -= 1
-                    del book.orders[order.order_id]
+                    del book.orders[order[ORDER_ID]]
                     if not level.count:
                         book_side.drop(book_side.best)
             self._trade_seq += 1
@@ -483,13 +499,13 @@ class MatchingEngine:
                     index,
                     result.price,
                     fill,
-                    taker.order_id,
-                    taker.account_id,
-                    taker.side,
-                    maker.order_id,
-                    maker.account_id,
-                    taker.qty,
-                    maker.qty,
+                    taker[ORDER_ID],
+                    taker[ACCOUNT_ID],
+                    taker[SIDE],
+                    maker[ORDER_ID],
+                    maker[ACCOUNT_ID],
+                    taker[QTY],
+                    maker[QTY],
                     ts,
                 )
             )
@@ -578,12 +594,12 @@ def _available(
         if stp == _ALLOW:
             total += level.qty
         else:
-            for order in level.live_orders():
-                if order.account_id == account_id:
+            for order in level.live():
+                if order[ACCOUNT_ID] == account_id:
                     if stp == _CANCEL_MAKER:
                         continue
                     return total
-                total += order.qty
+                total += order[QTY]
                 if total >= need:
                     return total
         if total >= need:
@@ -593,6 +609,6 @@ def _available(
 
 def _front(queue: Any) -> Order:
     """The first live order of a level's queue, dropping dead ones on the way."""
-    while not queue[0].live:
+    while not queue[0][LIVE]:
         queue.popleft()
     return queue[0]

@@ -92,8 +92,10 @@ class Ledger:
     def check_against(self, engine: MatchingEngine) -> None:
         resting = {}
         for book in engine.books.values():
-            for order_id, order in book.orders.items():
-                resting[order_id] = order.qty
+            for order_id in book.orders:
+                view = book.resting(order_id)
+                assert view is not None and view.order_id == order_id
+                resting[order_id] = view.qty
         assert {o: q for o, q in self.open.items() if q} == resting
         assert self.placed == 2 * self.filled + self.cancelled + sum(resting.values())
         assert self.trade_ids == sorted(set(self.trade_ids))
