@@ -1,0 +1,217 @@
+"""Accounts events (decoded from the `events` ring) → the edge's JSON-ready `AccountEvent`s.
+
+Records carry integers (ticks, lots, fixed-point money) and indexes; this is where they become
+instrument ids, names and floats, once, on the way out. An order's client-side details that the
+records do not carry (client order id, order type, conditions, insert time) are remembered here
+when this gateway submits the order; orders placed through another gateway get the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
+from engine.codes import ResultCode
+from engine.enums import Offset, OrderStatus, OrderType, Side, TimeCondition, VolumeCondition
+from engine.instruments import Instrument, InstrumentRegistry
+from gateway.backend import AccountEvent, EventKind
+
+MAX_REMEMBERED_ORDERS = 1_000_000
+"""Orders whose client details are kept (the oldest finished ones are forgotten beyond it)."""
+
+
+@dataclass(frozen=True)
+class OrderDetails:
+    """What the client said about an order that the exchange's records do not carry."""
+
+    client_order_id: str | None
+    order_type: OrderType
+    time_condition: TimeCondition
+    volume_condition: VolumeCondition
+    insert_time_ns: int
+
+
+_ORDER_ENUMS = {
+    "order_type": OrderType,
+    "time_condition": TimeCondition,
+    "volume_condition": VolumeCondition,
+}
+_DEFAULT = OrderDetails(None, OrderType.LIMIT, TimeCondition.GFD, VolumeCondition.ANY, 0)
+_FINISHED = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+
+
+def number(value: Decimal) -> int | float:
+    """A Decimal as the JSON number a client expects: whole values as ints."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+class EventRenderer:
+    """Renders events; remembers each order's details and its account (ownership checks)."""
+
+    def __init__(self, registry: InstrumentRegistry) -> None:
+        self.registry = registry
+        self.details: dict[int, OrderDetails] = {}
+        self.order_accounts: dict[int, int] = {}
+        self._client_ids: dict[tuple[int, str], int] = {}
+
+    def remember(self, order_id: int, account_id: int, details: OrderDetails) -> None:
+        if len(self.details) >= MAX_REMEMBERED_ORDERS:
+            self._forget(next(iter(self.details)))
+        self.details[order_id] = details
+        self.order_accounts[order_id] = account_id
+        if details.client_order_id:
+            self._client_ids[(account_id, details.client_order_id)] = order_id
+
+    def by_client_id(self, account_id: int, client_order_id: str | None) -> int | None:
+        """The exchange id of a live order this gateway placed with that client order id."""
+        if not client_order_id:
+            return None
+        return self._client_ids.get((account_id, client_order_id))
+
+    def _forget(self, order_id: int) -> None:
+        details = self.details.pop(order_id)
+        if details.client_order_id:
+            account_id = self.order_accounts.get(order_id, 0)
+            self._client_ids.pop((account_id, details.client_order_id), None)
+
+    def render(self, events: Iterable[Any], owner: Mapping[int, int]) -> list[AccountEvent]:
+        """The events of accounts that have an owner in `owner` (account → user), in order."""
+        out: list[AccountEvent] = []
+        for event in events:
+            kind = type(event)
+            if kind is OrderUpdated:
+                self.order_accounts[event.order_id] = event.account_id
+            user = owner.get(getattr(event, "account_id", 0))
+            if user is None:
+                continue
+            if kind is OrderUpdated:
+                out.append(
+                    AccountEvent(EventKind.ORDER_STATUS, user, event.account_id, self.order(event))
+                )
+            elif kind is TradeBooked:
+                out.append(AccountEvent(EventKind.TRADE, user, event.account_id, self.trade(event)))
+            elif kind is AccountUpdated:
+                out.append(
+                    AccountEvent(EventKind.ACCOUNT, user, event.account_id, self.account(event))
+                )
+            elif kind is PositionUpdated:
+                data = self.position(event)
+                out.append(AccountEvent(EventKind.POSITION, user, event.account_id, data))
+        return out
+
+    def order(self, event: OrderUpdated) -> dict[str, Any]:
+        instrument = self.registry.by_index(event.instrument_index)
+        details = self.details.get(event.order_id, _DEFAULT)
+        if event.status in _FINISHED and event.order_id in self.details:
+            self._forget(event.order_id)
+        return {
+            "order_id": event.order_id,
+            "client_order_id": details.client_order_id,
+            "account_id": event.account_id,
+            "instrument_id": instrument.id,
+            "direction": event.side.name,
+            "offset": event.offset.name,
+            "order_type": details.order_type.name,
+            "price": _price(instrument, event.price),
+            "volume": _lots(instrument, event.qty),
+            "filled_volume": _lots(instrument, event.filled),
+            "remaining_volume": _lots(instrument, event.qty - event.filled),
+            "status": event.status.name,
+            "time_condition": details.time_condition.name,
+            "volume_condition": details.volume_condition.name,
+            "last_msg": event.code.name if event.code else event.status.name,
+            "insert_time_ns": details.insert_time_ns or event.ts,
+            "update_time_ns": event.ts,
+        }
+
+    def order_row(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """An order as the accounts `order`/`orders` queries answer it (integers), rendered like
+        an ORDER_STATUS push; the engine's own order type and conditions win when present."""
+        update = OrderUpdated(
+            raw["account_id"],
+            raw["order_id"],
+            raw["instrument_index"],
+            Side(raw["side"]),
+            Offset(raw["offset"]),
+            raw["price"],
+            raw["qty"],
+            raw["filled"],
+            OrderStatus(raw["status"]),
+            ResultCode(raw.get("code", 0)),
+            raw["ts"],
+        )
+        row = self.order(update)
+        for name, enum in _ORDER_ENUMS.items():
+            if name in raw:
+                row[name] = enum(raw[name]).name
+        return row
+
+    def trade_row(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """A trade as the accounts `trades` query answers it, rendered like a TRADE push."""
+        booked = {**raw, "side": Side(raw["side"]), "offset": Offset(raw["offset"])}
+        return self.trade(TradeBooked(**booked))
+
+    def trade(self, event: TradeBooked) -> dict[str, Any]:
+        instrument = self.registry.by_index(event.instrument_index)
+        details = self.details.get(event.order_id, _DEFAULT)
+        scale = instrument.currency.scale
+        return {
+            "trade_id": event.trade_id,
+            "order_id": event.order_id,
+            "client_order_id": details.client_order_id,
+            "account_id": event.account_id,
+            "instrument_id": instrument.id,
+            "direction": event.side.name,
+            "offset": event.offset.name,
+            "price": _price(instrument, event.price),
+            "volume": _lots(instrument, event.qty),
+            "commission": event.commission / scale,
+            "close_profit": event.close_profit / scale,
+            "trade_time_ns": event.ts,
+        }
+
+    def account(self, event: AccountUpdated) -> dict[str, Any]:
+        scale = self.registry.currencies[event.currency].scale
+        balance = event.balance
+        return {
+            "currency": event.currency,
+            "static_balance": (balance - event.position_profit) / scale,
+            "close_profit": event.close_profit / scale,
+            "commission": event.commission / scale,
+            "position_profit": event.position_profit / scale,
+            "float_profit": event.position_profit / scale,
+            "balance": balance / scale,
+            "margin": event.margin / scale,
+            "frozen_margin": event.frozen_margin / scale,
+            "frozen_commission": event.frozen_commission / scale,
+            "available": event.available / scale,
+            "risk_ratio": event.margin / balance if balance > 0 else 0.0,
+            "update_time_ns": event.ts,
+        }
+
+    def position(self, event: PositionUpdated) -> dict[str, Any]:
+        instrument = self.registry.by_index(event.instrument_index)
+        return {
+            "instrument_id": instrument.id,
+            "volume_long_today": event.long_today,
+            "volume_long_his": event.long_history,
+            "volume_long": event.long_today + event.long_history,
+            "volume_short_today": event.short_today,
+            "volume_short_his": event.short_history,
+            "volume_short": event.short_today + event.short_history,
+            "volume_long_frozen": event.long_frozen,
+            "volume_short_frozen": event.short_frozen,
+            "margin": event.margin / instrument.currency.scale,
+            "update_time_ns": event.ts,
+        }
+
+
+def _price(instrument: Instrument, ticks: int) -> int | float | None:
+    return number(instrument.ticks_to_price(ticks)) if ticks else None
+
+
+def _lots(instrument: Instrument, lots: int) -> int | float:
+    return number(instrument.lots_to_qty(lots))

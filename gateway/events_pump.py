@@ -1,0 +1,89 @@
+"""The `events` ring into the event loop, without ever blocking the loop.
+
+A reader thread waits on the ring (bounded waits, so it notices a stop within ~50 ms), copies
+each batch out, releases the slots, decodes the records to the accounts core's events and hands
+them to the loop with `call_soon_threadsafe`. At most `MAX_PENDING` batches wait for the loop:
+when the loop falls behind, the thread stops reading and the ring fills, which is the exchange's
+back-pressure (accounts waits and counts it) rather than memory growing here without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ipc.records import Flag
+from ipc.ring import RingReader
+from services.accounts_codec import records_to_events
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 64
+READ_MAX = 4096
+WAIT_S = 0.05
+
+Deliver = Callable[[list[Any], list[int]], None]
+"""(events in ring order, the indexes where an engine transaction ends) on the loop."""
+
+
+class EventsPump:
+    """Reads `events` in a thread and delivers decoded batches on the loop."""
+
+    def __init__(self, reader: RingReader, deliver: Deliver) -> None:
+        self._reader = reader
+        self._deliver = deliver
+        self._stop = threading.Event()
+        self._room = threading.Semaphore(MAX_PENDING)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.records = 0
+        self.failed: BaseException | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="events-pump", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._room.acquire(timeout=WAIT_S):
+                    continue
+                if not self._pump_one():
+                    self._room.release()
+        except BaseException as exc:  # the process's status reports it; the supervisor restarts
+            self.failed = exc
+            log.critical("events reader died", exc_info=True)
+
+    def _pump_one(self) -> bool:
+        view = self._reader.read(max_n=READ_MAX, timeout=WAIT_S)
+        count = len(view)
+        if not count:
+            return False
+        batch = view.copy()
+        self._reader.release(count)
+        events = records_to_events(batch)
+        ends = np.flatnonzero(batch["flags"] & Flag.LAST_IN_BATCH).tolist()
+        self.records += count
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._handover, events, ends)
+        return True
+
+    def _handover(self, events: list[Any], ends: list[int]) -> None:
+        self._room.release()
+        self._deliver(events, ends)

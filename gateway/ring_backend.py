@@ -1,0 +1,594 @@
+"""The real `ExchangeBackend`: commands onto `cmd.<gateway>`, answers and pushes from `events`,
+queries over the accounts and marketdata control sockets, market data from the ZeroMQ PUB.
+
+Request ids carry the gateway id in their top 16 bits (`gateway_id << REQUEST_SHIFT | n`), so
+every gateway reads the one `events` ring and resolves only its own answers. Commands submitted
+during one turn of the event loop are encoded and written as one batch at the end of the turn.
+Account events are grouped per engine transaction (accounts marks the last record of each with
+`LAST_IN_BATCH`; a ring read that ends without one closes the group too) and handed to each
+subscribed user's sinks in one call, so a fill reaches a DIFF client as one `rtn_data`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import zmq.asyncio
+
+from engine.accounts import commands as core
+from engine.accounts.events import CommandAccepted, CommandRejected
+from engine.codes import ResultCode
+from engine.instruments import Instrument, InstrumentRegistry, describe
+from gateway import market_view
+from gateway.async_control import AsyncControlClient
+from gateway.backend import (
+    AccountEvent,
+    AdjustBalance,
+    AdminAction,
+    AdminCommand,
+    Answer,
+    CancelOrder,
+    Command,
+    MarketUpdate,
+    OpenAccount,
+    PlaceOrder,
+    Unsubscribe,
+)
+from gateway.directory import AccountDirectory
+from gateway.event_view import EventRenderer, OrderDetails
+from gateway.events_pump import EventsPump
+from gateway.market_feed import MarketFeed
+from ipc.control import ControlError, ControlTimeout
+from ipc.errors import RingTimeout
+from ipc.ring import RingReader, RingWriter
+from services.accounts_codec import commands_to_cmd
+
+log = logging.getLogger(__name__)
+
+REQUEST_SHIFT = 48
+ANSWER_TIMEOUT_S = 5.0
+WRITE_TIMEOUT_S = 0.2
+LATENCY_SAMPLES = 8192
+FIND_MARKET_DATA_ATTEMPTS = 30
+TRANSACTION_BITS = 31
+TRANSACTION_LIMIT = 1 << TRANSACTION_BITS
+"""Client transaction ids per account (the account id fills the bits above them)."""
+TRADES_KEPT = 1000
+"""Most trades one `trades` query asks the accounts process for."""
+
+EventSink = Callable[[Sequence[AccountEvent]], None]
+
+
+class _Pending:
+    """A command waiting for its answer, and what to do when it is accepted."""
+
+    __slots__ = ("future", "on_accept", "started_ns")
+
+    def __init__(
+        self, future: asyncio.Future[Answer], on_accept: Callable[[CommandAccepted], Any] | None
+    ) -> None:
+        self.future = future
+        self.started_ns = time.perf_counter_ns()
+        self.on_accept = on_accept
+
+
+class RingBackend:
+    """One gateway's connection to the exchange (see the module docstring)."""
+
+    def __init__(
+        self,
+        gateway_id: int,
+        registry: InstrumentRegistry,
+        writer: RingWriter,
+        reader: RingReader,
+        directory: AccountDirectory,
+        context: zmq.asyncio.Context,
+        accounts_control: str,
+        marketdata_control: str,
+        market_data: list[str],
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
+    ) -> None:
+        self.gateway_id = gateway_id
+        self.registry = registry
+        self.directory = directory
+        self.answer_timeout_s = answer_timeout_s
+        self._writer = writer
+        self._request_ids = itertools.count((gateway_id << REQUEST_SHIFT) + 1)
+        self._pending: dict[int, _Pending] = {}
+        self._outbound: list[tuple[int, Any]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._renderer = EventRenderer(registry)
+        self._pump = EventsPump(reader, self._on_events)
+        self._accounts = AsyncControlClient(context, accounts_control)
+        self._marketdata = AsyncControlClient(context, marketdata_control)
+        self._market = MarketFeed(context, market_data)
+        self._subscribers: dict[int, list[EventSink]] = {}
+        self._watched: dict[int, int] = {}
+        self._finder: asyncio.Task[None] | None = None
+        self._latency_ns = np.zeros(LATENCY_SAMPLES, dtype=np.int64)
+        self.answers = 0
+        self.answer_codes: dict[int, int] = {}
+        self.write_stalls = 0
+        self._commands: dict[type, Callable[[Any], Awaitable[Answer]]] = {
+            PlaceOrder: self._place_order,
+            CancelOrder: self._cancel_order,
+            OpenAccount: self._open_account,
+            AdjustBalance: self._adjust_balance,
+            AdminCommand: self._admin,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading `events` (call on the running loop)."""
+        self.directory.load()
+        self._pump.start(asyncio.get_running_loop())
+        self._finder = asyncio.create_task(self._find_market_data())
+
+    async def close(self) -> None:
+        self._pump.stop()
+        if self._finder is not None:
+            self._finder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._finder
+        for client in (self._accounts, self._marketdata):
+            await client.close()
+        await self._market.close()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_result(Answer(ResultCode.UNAVAILABLE, "gateway stopping"))
+
+    # -- instruments -------------------------------------------------------------------------
+
+    def instrument(self, instrument_id: str) -> Instrument | None:
+        return self.registry.get(instrument_id)
+
+    def instruments(self) -> Sequence[Instrument]:
+        return self.registry.as_list()
+
+    async def query_instruments(self) -> Answer:
+        return Answer(ResultCode.OK, data=[describe(i) for i in self.registry])
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def submit(self, command: Command) -> Answer:
+        return await self._commands[type(command)](command)
+
+    async def _place_order(self, c: PlaceOrder) -> Answer:
+        instrument = self.registry.get(c.instrument_id)
+        if instrument is None:
+            return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_id}")
+        request_id = next(self._request_ids)
+        details = OrderDetails(
+            c.client_order_id, c.order_type, c.time_condition, c.volume_condition, time.time_ns()
+        )
+        command = core.SubmitOrder(
+            request_id,
+            c.account_id,
+            instrument.index,
+            c.side,
+            c.offset,
+            c.price,
+            c.qty,
+            c.order_type,
+            c.time_condition,
+            c.volume_condition,
+            0,
+            details.insert_time_ns,
+        )
+
+        def accepted(answer: CommandAccepted) -> dict[str, Any]:
+            self._renderer.remember(answer.order_id, c.account_id, details)
+            return {
+                "order_id": answer.order_id,
+                "client_order_id": c.client_order_id,
+                "account_id": c.account_id,
+                "instrument_id": c.instrument_id,
+                "status": "PENDING",
+            }
+
+        return await self._send(request_id, command, accepted)
+
+    async def _cancel_order(self, c: CancelOrder) -> Answer:
+        order_id = c.order_id
+        if order_id is None:
+            order_id = self._renderer.by_client_id(c.account_id, c.client_order_id)
+            if order_id is None:
+                return Answer(ResultCode.ORDER_NOT_FOUND, f"no order {c.client_order_id!r}")
+        request_id = next(self._request_ids)
+        command = core.CancelOrder(request_id, c.account_id, order_id, time.time_ns())
+        return await self._send(request_id, command, lambda _a: {"order_id": order_id})
+
+    async def _open_account(self, c: OpenAccount) -> Answer:
+        name = c.account_name or ""
+        account_id = self.directory.allocate(c.user_id, name)
+        request_id = next(self._request_ids)
+        command = core.OpenAccount(request_id, account_id, time.time_ns())
+
+        def accepted(_answer: CommandAccepted) -> dict[str, Any]:
+            self._watch_user(c.user_id)
+            return {"account_id": account_id, "account_name": name, "user_id": c.user_id}
+
+        answer = await self._send(request_id, command, accepted)
+        if answer.code is not ResultCode.OK and answer.code is not ResultCode.UNAVAILABLE:
+            self.directory.release(account_id)
+        return answer
+
+    async def _adjust_balance(self, c: AdjustBalance) -> Answer:
+        """The accounts core keys idempotency by transaction id alone; clients choose theirs per
+        account, so the id sent is the account's namespace plus the client's id."""
+        if c.transaction_id >= TRANSACTION_LIMIT:
+            return Answer(
+                ResultCode.BAD_MESSAGE, f"transaction_id must be below {TRANSACTION_LIMIT}"
+            )
+        request_id = next(self._request_ids)
+        kind = core.Deposit if c.amount > 0 else core.Withdraw
+        txn_id = (c.account_id << TRANSACTION_BITS) | c.transaction_id
+        command = kind(request_id, c.account_id, abs(c.amount), txn_id, "CNY", time.time_ns())
+        return await self._send(
+            request_id,
+            command,
+            lambda _a: {"account_id": c.account_id, "transaction_id": c.transaction_id},
+        )
+
+    async def _admin(self, c: AdminCommand) -> Answer:
+        request_id = next(self._request_ids)
+        now = time.time_ns()
+        if c.action is AdminAction.EXECUTE_SETTLEMENT:
+            day = int(time.strftime("%Y%m%d", time.gmtime(now / 1e9)))
+            command: Any = core.ExecuteSettlement(request_id, day, now)
+            return await self._send(request_id, command, lambda _a: {"trading_day": day})
+        if c.action in (AdminAction.CREATE_INSTRUMENT, AdminAction.UPDATE_INSTRUMENT):
+            return await self._admin_instrument(c)
+        instrument = self.registry.get(c.instrument_id or "")
+        if instrument is None:
+            return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_id}")
+        if c.action is AdminAction.SET_SETTLEMENT_PRICE:
+            price = Decimal(c.fields["settlement_price"])
+            ticks = instrument.price_to_ticks(price)
+            if ticks is None:
+                return Answer(
+                    ResultCode.PRICE_NOT_ON_TICK, f"{price} is not on {instrument.id}'s tick"
+                )
+            command = core.SetSettlementPrice(request_id, instrument.index, ticks, now)
+        else:
+            kinds = {
+                AdminAction.SUSPEND_INSTRUMENT: core.SuspendInstrument,
+                AdminAction.RESUME_INSTRUMENT: core.ResumeInstrument,
+                AdminAction.DELIST_INSTRUMENT: core.DelistInstrument,
+            }
+            command = kinds[c.action](request_id, instrument.id, now)
+        return await self._send(request_id, command, lambda _a: {"instrument_id": instrument.id})
+
+    async def _admin_instrument(self, c: AdminCommand) -> Answer:
+        """Instrument tables do not fit a `cmd` record: they go over the accounts control socket."""
+        fields = {k: str(v) if isinstance(v, Decimal) else v for k, v in c.fields.items()}
+        return await self._ask(
+            self._accounts,
+            "admin_instrument",
+            ResultCode.BAD_MESSAGE,
+            action=c.action.name,
+            instrument_id=c.instrument_id,
+            fields=fields,
+        )
+
+    async def _send(
+        self, request_id: int, command: Any, on_accept: Callable[[CommandAccepted], Any]
+    ) -> Answer:
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = _Pending(future, on_accept)
+        self._outbound.append((request_id, command))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        try:
+            async with asyncio.timeout(self.answer_timeout_s):
+                return await future
+        except TimeoutError:
+            return Answer(
+                ResultCode.UNAVAILABLE, f"no answer from the exchange in {self.answer_timeout_s}s"
+            )
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _flush(self) -> None:
+        """Write every command of this loop turn as one batch."""
+        self._flush_handle = None
+        outbound, self._outbound = self._outbound, []
+        batch = commands_to_cmd(
+            [command for _rid, command in outbound],
+            self._index_of,
+            source=self.gateway_id,
+            first_seq=self._writer.published + 1,
+            ts_init=time.time_ns(),
+        )
+        try:
+            self._writer.write(batch, timeout=WRITE_TIMEOUT_S)
+        except RingTimeout:
+            self.write_stalls += 1
+            log.warning("cmd ring full: refused %d commands", len(outbound))
+            for request_id, _command in outbound:
+                self._resolve(request_id, Answer(ResultCode.UNAVAILABLE, "exchange is busy"))
+
+    def _index_of(self, instrument_id: str) -> int:
+        instrument = self.registry.get(instrument_id)
+        if instrument is None:
+            raise KeyError(instrument_id)
+        return instrument.index
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _on_events(self, events: list[Any], ends: list[int]) -> None:
+        """One ring read: resolve our answers, then push each transaction to its users."""
+        start = 0
+        for end in [*ends, len(events) - 1]:
+            if end < start:
+                continue
+            self._transaction(events[start : end + 1])
+            start = end + 1
+
+    def _transaction(self, events: list[Any]) -> None:
+        shift = REQUEST_SHIFT
+        mine = self.gateway_id
+        for event in events:
+            kind = type(event)
+            if kind is CommandAccepted and event.request_id >> shift == mine:
+                self._accepted(event)
+            elif kind is CommandRejected and event.request_id >> shift == mine:
+                self._resolve(event.request_id, Answer(event.code, event.message))
+        if not self._subscribers:
+            self._renderer.render(events, {})
+            return
+        by_user: dict[int, list[AccountEvent]] = {}
+        for rendered in self._renderer.render(events, self._watched):
+            by_user.setdefault(rendered.user_id, []).append(rendered)
+        for user_id, user_events in by_user.items():
+            for sink in tuple(self._subscribers.get(user_id, ())):
+                try:
+                    sink(user_events)
+                except Exception:
+                    log.exception("event sink of user %d failed", user_id)
+
+    def _accepted(self, answer: CommandAccepted) -> None:
+        pending = self._pending.get(answer.request_id)
+        if pending is None:
+            return
+        data = pending.on_accept(answer) if pending.on_accept is not None else None
+        self._resolve(answer.request_id, Answer(ResultCode.OK, data=data))
+
+    def _resolve(self, request_id: int, answer: Answer) -> None:
+        pending = self._pending.get(request_id)
+        if pending is None or pending.future.done():
+            return
+        self._latency_ns[self.answers % LATENCY_SAMPLES] = (
+            time.perf_counter_ns() - pending.started_ns
+        )
+        self.answers += 1
+        self.answer_codes[answer.code.value] = self.answer_codes.get(answer.code.value, 0) + 1
+        pending.future.set_result(answer)
+
+    def subscribe_events(self, user_id: int, sink: EventSink) -> Unsubscribe:
+        self._subscribers.setdefault(user_id, []).append(sink)
+        self._watch_user(user_id)
+
+        def stop() -> None:
+            sinks = self._subscribers.get(user_id)
+            if sinks is not None and sink in sinks:
+                sinks.remove(sink)
+                if not sinks:
+                    del self._subscribers[user_id]
+                    self._watched = {a: u for a, u in self._watched.items() if u != user_id}
+
+        return stop
+
+    def _watch_user(self, user_id: int) -> None:
+        if user_id in self._subscribers:
+            for entry in self.directory.accounts_of(user_id):
+                self._watched[entry.account_id] = user_id
+
+    def subscribe_market(
+        self, instrument_id: str, sink: Callable[[MarketUpdate], None]
+    ) -> Unsubscribe:
+        return self._market.subscribe(instrument_id, sink)
+
+    # -- ownership and queries ---------------------------------------------------------------
+
+    async def account_owner(self, account_id: int) -> int | None:
+        return self.directory.owner(account_id)
+
+    async def order_account(self, order_id: int) -> int | None:
+        known = self._renderer.order_accounts.get(order_id)
+        if known is not None:
+            return known
+        answer = await self.query_order(order_id)
+        if not answer.ok or not isinstance(answer.data, dict):
+            return None
+        account = answer.data.get("account_id")
+        return int(account) if isinstance(account, int) else None
+
+    async def query_account(self, account_id: int) -> Answer:
+        answer = await self._ask(
+            self._accounts, "account", ResultCode.NO_SUCH_ACCOUNT, account_id=account_id
+        )
+        if answer.ok and isinstance(answer.data, dict):
+            return Answer(ResultCode.OK, data=flatten_qifi(account_id, answer.data))
+        return answer
+
+    async def query_user_accounts(self, user_id: int) -> Answer:
+        rows = [
+            {"account_id": e.account_id, "account_name": e.name, "user_id": e.user_id}
+            for e in self.directory.accounts_of(user_id)
+        ]
+        return Answer(ResultCode.OK, data=rows)
+
+    async def query_order(self, order_id: int) -> Answer:
+        return await self._ask(
+            self._accounts, "order", ResultCode.ORDER_NOT_FOUND, order_id=order_id
+        )
+
+    async def query_user_orders(self, user_id: int) -> Answer:
+        rows: list[Any] = []
+        for entry in self.directory.accounts_of(user_id):
+            answer = await self._ask(
+                self._accounts, "orders", ResultCode.NO_SUCH_ACCOUNT, account_id=entry.account_id
+            )
+            if not answer.ok:
+                return answer
+            rows.extend(self._renderer.order_row(raw) for raw in answer.data or ())
+        return Answer(ResultCode.OK, data=rows)
+
+    async def query_positions(self, account_id: int) -> Answer:
+        """QIFI positions (keyed by full instrument id) as rows with the full id."""
+        answer = await self._ask(
+            self._accounts, "positions", ResultCode.NO_SUCH_ACCOUNT, account_id=account_id
+        )
+        if answer.ok and isinstance(answer.data, dict):
+            rows = [{**row, "instrument_id": key} for key, row in sorted(answer.data.items())]
+            return Answer(ResultCode.OK, data=rows)
+        return answer
+
+    async def query_trades(self, account_id: int) -> Answer:
+        answer = await self._ask(
+            self._accounts,
+            "trades",
+            ResultCode.NO_SUCH_ACCOUNT,
+            account_id=account_id,
+            limit=TRADES_KEPT,
+        )
+        if answer.ok:
+            rows = [self._renderer.trade_row(raw) for raw in answer.data or ()]
+            return Answer(ResultCode.OK, data=rows)
+        return answer
+
+    async def settlement_history(self, start_date: str | None, end_date: str | None) -> Answer:
+        answer = await self._ask(
+            self._accounts,
+            "settlement_history",
+            ResultCode.SETTLEMENT_FAILED,
+            since=_trading_day(start_date) if start_date else 0,
+        )
+        if answer.ok and end_date:
+            last = _trading_day(end_date)
+            rows = [r for r in answer.data or () if r.get("trading_day", 0) <= last]
+            return Answer(ResultCode.OK, data=rows)
+        return answer
+
+    async def settlement_detail(self, date: str) -> Answer:
+        return await self._ask(
+            self._accounts,
+            "settlement_detail",
+            ResultCode.SETTLEMENT_FAILED,
+            trading_day=_trading_day(date),
+        )
+
+    async def market_snapshot(self, instrument_id: str, depth: int = 5) -> Answer:
+        answer = await self._market_query("snapshot", instrument_id, levels=depth)
+        if answer.ok:
+            return Answer(ResultCode.OK, data=market_view.snapshot(instrument_id, answer.data))
+        return answer
+
+    async def recent_trades(self, instrument_id: str, count: int) -> Answer:
+        answer = await self._market_query("recent_trades", instrument_id, count=count)
+        if answer.ok:
+            return Answer(ResultCode.OK, data=[market_view.tick(t) for t in answer.data])
+        return answer
+
+    async def klines(self, instrument_id: str, period_seconds: int, count: int) -> Answer:
+        answer = await self._market_query(
+            "klines", instrument_id, period=period_seconds, count=count
+        )
+        if answer.ok:
+            return Answer(ResultCode.OK, data=[market_view.bar(b) for b in answer.data])
+        return answer
+
+    async def _market_query(self, command: str, instrument_id: str, **args: Any) -> Answer:
+        if self.registry.get(instrument_id) is None:
+            return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {instrument_id}")
+        return await self._ask(
+            self._marketdata, command, ResultCode.BAD_MESSAGE, instrument=instrument_id, **args
+        )
+
+    async def _find_market_data(self) -> None:
+        """Listen where marketdata really bound its PUB (it may fall back to a free port)."""
+        for _attempt in range(FIND_MARKET_DATA_ATTEMPTS):
+            try:
+                endpoint = await self._marketdata.request("endpoint", timeout=1.0)
+            except ControlError:
+                await asyncio.sleep(1.0)
+                continue
+            if isinstance(endpoint, str):
+                self._market.connect(endpoint)
+            return
+
+    async def health(self) -> Answer:
+        checks = {"gateway": True, "events_reader": self._pump.alive}
+        for name, client in (("accounts", self._accounts), ("marketdata", self._marketdata)):
+            try:
+                await client.request("ping", timeout=1.0)
+                checks[name] = True
+            except ControlError:
+                checks[name] = False
+        if not (checks["accounts"] and checks["events_reader"]):
+            return Answer(ResultCode.UNAVAILABLE, f"exchange not ready: {checks}")
+        return Answer(ResultCode.OK, data={"status": "ok", **checks})
+
+    async def _ask(
+        self, client: AsyncControlClient, command: str, refused: ResultCode, **args: Any
+    ) -> Answer:
+        """A control query as an Answer: a refusal is `refused`, silence is 9005."""
+        try:
+            data = await client.request(command, **args)
+        except ControlTimeout as exc:
+            return Answer(ResultCode.UNAVAILABLE, str(exc))
+        except ControlError as exc:
+            return Answer(refused, str(exc))
+        if isinstance(data, dict) and "code" in data and data.get("code"):
+            return Answer(ResultCode(int(data["code"])), str(data.get("message", "")))
+        return Answer(ResultCode.OK, data=data)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        samples = self._latency_ns[: min(self.answers, LATENCY_SAMPLES)]
+        latency: dict[str, float] = {}
+        if len(samples):
+            p50, p99, p999 = np.percentile(samples, [50, 99, 99.9]) / 1000
+            latency = {
+                "p50": round(float(p50), 1),
+                "p99": round(float(p99), 1),
+                "p99.9": round(float(p999), 1),
+            }
+        return {
+            "answers": self.answers,
+            "answer_codes": {str(k): v for k, v in sorted(self.answer_codes.items())},
+            "pending": len(self._pending),
+            "write_stalls": self.write_stalls,
+            "answer_latency_us": latency,
+            "events_read": self._pump.records,
+            "events_reader_alive": self._pump.alive,
+            "event_users": len(self._subscribers),
+            "market_instruments": self._market.watched,
+            "market_received": self._market.received,
+        }
+
+
+def _trading_day(date: str) -> int:
+    """`2025-01-02` → 20250102 (the schema has checked the shape)."""
+    return int(date.replace("-", ""))
+
+
+def flatten_qifi(account_id: int, data: dict[str, Any], currency: str = "CNY") -> dict[str, Any]:
+    """A QIFI document (`accounts: {CUR: {...}}`) as one flat account row in `currency`;
+    an already flat row is returned with its id."""
+    accounts = data.get("accounts")
+    if isinstance(accounts, dict) and accounts:
+        row = accounts.get(currency) or next(iter(accounts.values()))
+        return {"account_id": account_id, **row}
+    return {"account_id": account_id, **data}
