@@ -52,6 +52,8 @@ class Service:
         self.shard = shard
         self.writers: dict[str, RingWriter] = {}
         """The writers of `outputs()`, by ring name, set up by the Runner before `start()`."""
+        self.rings: dict[str, Ring] = {}
+        """Every attached input and output ring, by ring name (for `created_ns`, readers)."""
 
     def inputs(self) -> Sequence[str]:
         """Rings this process reads, without the instance prefix (`execs.0`, `cmd.1`)."""
@@ -74,6 +76,11 @@ class Service:
     def status(self) -> dict[str, Any]:
         """Counters for the `status` control command."""
         return {}
+
+    def drained(self) -> bool:
+        """True when a graceful stop may end the drain (a process that waits for answers to
+        what it sent says False until they are in)."""
+        return True
 
     def stop(self) -> None:
         """Flush and checkpoint after the inputs are drained."""
@@ -168,11 +175,13 @@ class Runner:
             attached = Ring.attach(name, records.ring_dtype(ring))
             reader = attached.reader(self.service.instance_name, wait=waits)
             self._rings.append((ring, attached, reader))
+            self.service.rings[ring] = attached
         for ring in self.service.outputs():
             attached = Ring.attach(self.config.ring_name(ring), records.ring_dtype(ring))
             writer = attached.writer(wait=waits)
             self._outputs.append((attached, writer))
             self.service.writers[ring] = writer
+            self.service.rings[ring] = attached
 
     def _on_shutdown(self, _args: dict[str, Any]) -> str:
         self.request_stop("control")
@@ -223,8 +232,12 @@ class Runner:
     def _drain(self) -> None:
         """Handle what is already in the inputs (bounded by half the stop timeout), then stop."""
         deadline = time.monotonic() + float(self.config["supervisor"]["stop_timeout_s"]) / 2
-        while time.monotonic() < deadline and self._turn(idle_wait=False):
-            pass
+        while time.monotonic() < deadline:
+            if self._turn(idle_wait=False):
+                continue
+            if self.service.drained():
+                break
+            self._turn(idle_wait=True)
 
     def status(self) -> dict[str, Any]:
         rings = {}
@@ -277,6 +290,7 @@ class Runner:
             attached.close()
         self._outputs.clear()
         self.service.writers.clear()
+        self.service.rings.clear()
         for _ring, attached, _reader in self._rings:
             attached.close()
         self._rings.clear()

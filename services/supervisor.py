@@ -30,7 +30,7 @@ from ipc.errors import RingExists
 from ipc.liveness import pid_alive
 from ipc.ring import Ring, unlink_prefix
 from services import config as configuration
-from services import logs, topology
+from services import logs, topology, verify
 from services.children import Backoff, Child, State
 from services.status_table import render_status
 
@@ -207,6 +207,7 @@ def cmd_up(config: configuration.Config, args: argparse.Namespace) -> int:
         daemon.wait(timeout=10)
         return 1
     print(render_status(status))
+    verify.print_state_hashes(config)
     _print_endpoints(status["endpoints"])
     return 0
 
@@ -339,12 +340,20 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="processes, CPU, memory, ring positions and lag")
     status.add_argument("--json", action="store_true", help="the raw status as JSON")
     run = commands.add_parser("run", help="(internal) the supervisor daemon itself")
-    for command in (up, down, status, run):
+    recover = commands.add_parser("recover", help="replay the journals and compare state hashes")
+    recover.add_argument("--verify", action="store_true", help="replay from empty and compare")
+    for command in (up, down, status, run, recover):
         configuration.add_arguments(command, defaults=False)
     return parser
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run}
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "run": cmd_run,
+    "recover": verify.cmd_recover,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

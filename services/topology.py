@@ -58,6 +58,17 @@ def gateway_ids(config: Config) -> range:
     return range(1, int(config["gateways"]["count"]) + 1)
 
 
+def cmd_ids(config: Config) -> range:
+    """Every cmd ring's id: the gateway processes' then the spare ones of direct clients."""
+    gateways = config["gateways"]
+    return range(1, int(gateways["count"]) + int(gateways["direct"]) + 1)
+
+
+def direct_ids(config: Config) -> range:
+    """The cmd ring ids that direct clients (`bin/loadgen --direct`) may write."""
+    return range(int(config["gateways"]["count"]) + 1, cmd_ids(config).stop)
+
+
 def processes(config: Config) -> list[ProcessSpec]:
     """The enabled processes whose modules exist, in start order."""
     out: list[ProcessSpec] = []
@@ -77,7 +88,7 @@ def rings(config: Config) -> list[RingSpec]:
     """Every ring of the instance: `cmd.<gateway>`, `orders.<shard>`, `execs.<shard>`,
     `events`, `md`."""
     capacity = config["rings"]
-    out = [RingSpec(f"cmd.{g}", records.CMD, capacity["cmd"]) for g in gateway_ids(config)]
+    out = [RingSpec(f"cmd.{g}", records.CMD, capacity["cmd"]) for g in cmd_ids(config)]
     for shard in matching_shards(config):
         out.append(RingSpec(f"orders.{shard}", records.ORDER, capacity["orders"]))
         out.append(RingSpec(f"execs.{shard}", records.EXEC, capacity["execs"]))

@@ -1,0 +1,349 @@
+"""The accounts process: the sequencer, risk and the books of money, between gateways and matching.
+
+It reads every `cmd.<id>` ring and every `execs.<shard>` ring. Each batch it takes is first
+journaled (one group commit; the journal sequence is the command's sequence number), then run
+through `AccountsCore`; approved orders and cancels go to `orders.<shard>` (the instrument's
+shard), and answers, order updates, trades and account/position snapshots go to `events`. In
+`sync` mode the journal append returns after its fsync, so no answer leaves before its command
+is on disk. `events` records carry in `source` the gateway they are for: the command's gateway
+for answers, the gateway the account last spoke through for everything else (0 = none yet).
+
+Crash-only: `start` loads the newest checkpoint, replays the journal tail through the same
+`_commands`/`_execs` and writes only the outputs the rings have not published
+(services/recovery.py, docs/durability.md). A journal that cannot be written turns every
+command into a STORAGE (5002) rejection; nothing unjournaled is ever applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from itertools import repeat
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.accounts.core import AccountsCore
+from engine.accounts.events import CommandRejected
+from engine.codes import ResultCode
+from engine.matching.commands import UpsertInstrument
+from ipc.control import ControlServer
+from ipc.records import ALL_INSTRUMENTS, CMD, EXEC, ORDER, Flag, Kind
+from services import accounts_queries
+from services import config as configuration
+from services.accounts_codec import events_to_records
+from services.accounts_state import AccountsState
+from services.matching_codec import commands_to_orders, execs_to_events
+from services.process import Service, main
+from services.recovery import Output, checkpoint_dir, epoch_of, journal_dir
+from services.topology import cmd_ids, execs_rings, matching_shards
+from storage.checkpoint import write_checkpoint
+from storage.errors import JournalError
+from storage.journal import Journal, iter_journal_arrays
+from storage.recovery import plan_recovery
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "accounts"
+EXEC_KINDS = np.array(
+    [
+        Kind.ORDER_ACCEPTED,
+        Kind.ORDER_REJECTED,
+        Kind.ORDER_CANCELED,
+        Kind.ORDER_AMENDED,
+        Kind.AMEND_REJECTED,
+        Kind.TRADE,
+    ],
+    dtype=np.uint16,
+)
+"""The execs the core books; the rest (book levels, phases) are not journaled or applied."""
+_ANSWERS = (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED)
+_CMD_BAND = 100
+
+
+def instrument_record(command: UpsertInstrument) -> np.ndarray[Any, Any]:
+    """An instrument change for matching as one SET_INSTRUMENT_STATUS record: `status`, the
+    day roll's pre-settlement in `price` and pre-close in `qty`, the bands it implies."""
+    instrument, ts = command
+    record = np.zeros(1, ORDER)
+    record["kind"] = Kind.SET_INSTRUMENT_STATUS
+    record["instrument"] = instrument.index
+    record["status"] = instrument.status
+    record["price"] = instrument.pre_settlement
+    record["qty"] = instrument.pre_close
+    record["limit_up"] = instrument.upper_limit
+    record["limit_down"] = instrument.lower_limit
+    record["ts_event"] = ts
+    return record
+
+
+def encode_orders(commands: list[Any]) -> np.ndarray[Any, Any]:
+    """`orders` records for the core's matching commands, in order."""
+    if not any(type(c) is UpsertInstrument for c in commands):
+        return commands_to_orders(commands)
+    parts = []
+    run: list[Any] = []
+    for command in commands:
+        if type(command) is UpsertInstrument:
+            parts += [commands_to_orders(run), instrument_record(command)]
+            run = []
+        else:
+            run.append(command)
+    parts.append(commands_to_orders(run))
+    return np.concatenate(parts)
+
+
+class Accounts(Service):
+    name: ClassVar[str] = "accounts"
+
+    def inputs(self) -> list[str]:
+        return [f"cmd.{g}" for g in cmd_ids(self.config)] + execs_rings(self.config)
+
+    def outputs(self) -> list[str]:
+        return [f"orders.{s}" for s in matching_shards(self.config)] + ["events"]
+
+    # -- start: checkpoint + journal tail ------------------------------------------------------
+
+    def start(self) -> None:
+        self._checkpoint_s = float(self.config["durability"]["checkpoint_interval_s"])
+        self._next_checkpoint = time.monotonic() + self._checkpoint_s
+        self.storage_error = ""
+        self.commands_in = 0
+        self.rejected_storage = 0
+        directory = journal_dir(self.config, "accounts")
+        self.journal = Journal.open(directory, configuration.journal_config(self.config))
+        plan = plan_recovery(checkpoint_dir(self.config), CHECKPOINT, directory)
+        self.recovered = self.rebuild(plan.state, plan.checkpoint_seq)
+        log.info("recovered", extra={"fields": self.recovered})
+
+    def rebuild(self, payload: bytes | None, checkpoint_seq: int, until: int = 0) -> dict[str, Any]:
+        """Load a checkpoint (None: empty) and replay the journal after it (up to `until`, 0 =
+        its end), then write what the output rings have not published. The one start-up path;
+        `bin/exchange recover --verify` runs it without rings."""
+        self.execs_in = 0
+        self.state = self._load(payload)
+        for ring, attached in self.rings.items():
+            self.state.streams.adopt(ring, epoch_of(attached))
+        self._shards = list(matching_shards(self.config))
+        self._bind_outputs()
+        started = time.perf_counter()
+        outputs = [*self.orders_out.values(), self.events_out]
+        for output in outputs:
+            output.begin_replay()
+        replayed = self.replay(checkpoint_seq + 1, until)
+        resent = sum(output.finish_replay(Flag.REPLAY) for output in outputs)
+        return {
+            "checkpoint_seq": checkpoint_seq,
+            "replayed": replayed,
+            "resent": resent,
+            "seconds": round(time.perf_counter() - started, 3),
+            "state_hash": self.state.core.state_hash(),
+        }
+
+    def _load(self, payload: bytes | None) -> AccountsState:
+        if payload is None:
+            registry = configuration.load_instruments(self.config)
+            core = AccountsCore(registry, configuration.risk_config(self.config))
+            return AccountsState.empty(core)
+        return AccountsState.loads(payload)
+
+    def _bind_outputs(self) -> None:
+        streams = self.state.streams
+        self.orders_out = {
+            shard: Output(
+                self.rings.get(f"orders.{shard}"),
+                streams.get(f"orders.{shard}"),
+                self.writers.get(f"orders.{shard}"),
+            )
+            for shard in self._shards
+        }
+        self.events_out = Output(
+            self.rings.get("events"), streams.get("events"), self.writers.get("events"), True
+        )
+        registry = self.state.core.instruments
+        self._shard_of = {i.index: self.config.shard_of(i.id) for i in registry}
+
+    def replay(self, from_seq: int, until: int = 0) -> int:
+        """Feed the journal from `from_seq` (to `until`, 0 = the end) through the live handlers;
+        returns how many records it replayed."""
+        directory = journal_dir(self.config, "accounts")
+        count = 0
+        for first, records in iter_journal_arrays(directory, CMD, from_seq):
+            if until and first + len(records) - 1 > until:
+                records = records[: max(0, until - first + 1)]
+            if not len(records):
+                break
+            count += len(records)
+            kinds = records["kind"] // _CMD_BAND
+            sources = records["source"]
+            cut = np.flatnonzero((np.diff(kinds) != 0) | (np.diff(sources) != 0)) + 1
+            for part in np.split(records, cut):
+                self._apply_journaled(part)
+        return count
+
+    def _apply_journaled(self, records: np.ndarray[Any, Any]) -> None:
+        """One run of same-ring records from the journal (cmd of one gateway, or execs)."""
+        source = int(records["source"][0])
+        if int(records["kind"][0]) // _CMD_BAND == Kind.OPEN_ACCOUNT // _CMD_BAND:
+            self.state.streams.fresh(f"cmd.{source}", records)
+            self._commands(source, records)
+        else:
+            execs = records.view(EXEC)
+            self.state.streams.fresh(f"execs.{source}", execs)
+            self._execs(execs)
+
+    # -- live path -----------------------------------------------------------------------------
+
+    def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
+        fresh = self.state.streams.fresh(ring, batch)
+        if ring.startswith("cmd."):
+            gateway = int(ring[4:])
+            if len(fresh) and (fresh["source"] != gateway).any():
+                fresh = fresh.copy()  # the journal names the ring; published records stay as is
+                fresh["source"] = gateway
+            if len(fresh):
+                self._on_commands(gateway, fresh)
+            return
+        fresh = fresh[np.isin(fresh["kind"], EXEC_KINDS)]
+        if len(fresh):
+            self.journal.append_array(fresh)  # a failure here crashes: restart and replay
+            self._execs(fresh)
+
+    def _on_commands(self, gateway: int, records: np.ndarray[Any, Any]) -> None:
+        if not self.storage_error:
+            try:
+                self.journal.append_array(records)
+            except JournalError as exc:
+                self.storage_error = str(exc)
+                log.error("journal unwritable; refusing every command: %s", exc)
+        if self.storage_error:
+            self._refuse(gateway, records)
+            return
+        self.commands_in += len(records)
+        self._commands(gateway, records)
+
+    def _refuse(self, gateway: int, records: np.ndarray[Any, Any]) -> None:
+        """Answer commands that could not be journaled with STORAGE; apply none of them."""
+        message = "journal unwritable: command not accepted"
+        answers = [
+            CommandRejected(request, ResultCode.STORAGE, message, ts)
+            for request, ts in zip(
+                records["request_id"].tolist(), records["ts_event"].tolist(), strict=True
+            )
+        ]
+        self.rejected_storage += len(answers)
+        self.events_out.emit(events_to_records(answers), gateway)
+
+    def _commands(self, gateway: int, records: np.ndarray[Any, Any]) -> None:
+        """Apply a cmd batch of one gateway (live and replay alike)."""
+        state = self.state
+        state.gateway_of.update(zip(records["account"].tolist(), repeat(gateway)))
+        apply = state.core.apply
+        to_matching: list[Any] = []
+        events: list[Any] = []
+        for command in state.decoder.decode(records):
+            sent, answered = apply(command)
+            if sent:
+                to_matching += sent
+            events += answered
+        self._send(to_matching)
+        self._publish(events, gateway)
+
+    def _execs(self, records: np.ndarray[Any, Any]) -> None:
+        """Book a batch of execs (live and replay alike)."""
+        self.execs_in += len(records)
+        on_exec = self.state.core.on_exec
+        to_matching: list[Any] = []
+        events: list[Any] = []
+        for event in execs_to_events(records):
+            sent, booked = on_exec(event)
+            if sent:
+                to_matching += sent
+            events += booked
+        self._send(to_matching)
+        self._publish(events, 0)
+
+    def _send(self, commands: list[Any]) -> None:
+        if not commands:
+            return
+        batch = encode_orders(commands)
+        if len(self._shards) == 1:
+            self.orders_out[0].emit(batch, 0)
+            return
+        instruments = batch["instrument"].tolist()
+        shard_of = self._shard_of
+        shards = np.array([shard_of.get(i, 0) for i in instruments])
+        everywhere = batch["instrument"] == ALL_INSTRUMENTS
+        for shard, output in self.orders_out.items():
+            part = batch[(shards == shard) | everywhere]
+            output.emit(part.copy(), shard)
+
+    def _publish(self, events: list[Any], gateway: int) -> None:
+        if not events:
+            return
+        self.state.remember(events)
+        batch = events_to_records(events)
+        gateway_of = self.state.gateway_of
+        sources = np.array(
+            [gateway_of.get(account, gateway) for account in batch["account"].tolist()],
+            dtype=np.uint32,
+        )
+        if gateway:
+            sources[np.isin(batch["kind"], _ANSWERS)] = gateway
+        self.events_out.emit(batch, sources)
+
+    # -- graceful stop, checkpoints, control ---------------------------------------------------
+
+    def drained(self) -> bool:
+        """Stop only when matching has taken every order sent and sent back every exec, so the
+        rings hold nothing in flight when `down` removes them."""
+        for shard, output in self.orders_out.items():
+            ring = self.rings.get(f"orders.{shard}")
+            if ring is None or output.writer is None:
+                continue
+            if any(info.alive and info.cursor < output.writer.published for info in ring.readers()):
+                return False
+            execs = self.rings.get(f"execs.{shard}")
+            if execs is not None and execs.stats()["writer_alive"]:
+                mine = [r for r in execs.readers() if r.name == self.instance_name]
+                if mine and mine[0].lag:
+                    return False
+        return True
+
+    def tick(self, now_ns: int) -> None:
+        if time.monotonic() >= self._next_checkpoint:
+            self.checkpoint()
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Write the state as of the journal's last record (flushed first, so never ahead)."""
+        self._next_checkpoint = time.monotonic() + self._checkpoint_s
+        self.journal.flush()
+        seq = self.journal.last_seq
+        path = write_checkpoint(checkpoint_dir(self.config), CHECKPOINT, seq, self.state.dumps())
+        return {"seq": seq, "path": str(path), "state_hash": self.state.core.state_hash()}
+
+    def register_commands(self, server: ControlServer) -> None:
+        accounts_queries.register(server, lambda: self.state)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "commands_in": self.commands_in,
+            "execs_in": self.execs_in,
+            "accounts": len(self.state.core.accounts),
+            "live_orders": len(self.state.core.orders),
+            "journal_seq": self.journal.last_seq,
+            "durable_seq": self.journal.durable_seq,
+            "storage_error": self.storage_error,
+            "rejected_storage": self.rejected_storage,
+            "recovered": self.recovered,
+            "streams": self.state.streams.export(),
+        }
+
+    def stop(self) -> None:
+        result = self.checkpoint()
+        self.journal.close()
+        log.info("state hash %s at seq %d", result["state_hash"], result["seq"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Accounts))

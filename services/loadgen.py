@@ -1,0 +1,373 @@
+"""`bin/loadgen --direct`: order entry without the web edge, the pipeline's benchmark driver.
+
+`DirectClient` registers as a gateway of its own (one of the spare `cmd` ring ids of
+`[gateways] direct`), writes commands into its `cmd.<id>` ring and reads `events` with its own
+reader, keeping the records whose `source` is its id; tests use it as a library. `LoadGenerator`
+opens accounts, deposits, then sends a seeded stream of crossing limit orders at a chosen rate
+or flat out, and measures order → answer latency (injection to the COMMAND_ACCEPTED/REJECTED
+record) and order → matched latency (injection to the first ORDER_UPDATED after matching) in
+HDR histograms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from hdrh.histogram import HdrHistogram
+
+from engine.accounts.commands import AccountsCommand, Deposit, OpenAccount, SubmitOrder
+from engine.enums import InstrumentKind, Offset, OrderStatus, Side
+from engine.instruments import InstrumentRegistry
+from ipc.records import CMD, EVENT, EVENT_ANSWER, Kind
+from ipc.ring import Ring, RingReader, RingWriter
+from services import config as configuration
+from services.accounts_codec import commands_to_cmd
+from services.process import wait_config
+from services.recovery import write_blocking
+from services.topology import direct_ids
+
+log = logging.getLogger(__name__)
+
+DEPOSIT = 10**15
+"""Cash per generated account, fixed point (enough that risk never refuses the stream)."""
+_MATCHED = np.array(
+    [
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+    ],
+    dtype=np.uint8,
+)
+
+
+class DirectClient:
+    """One direct gateway: `send` commands, `poll` the events addressed to it."""
+
+    def __init__(
+        self, config: configuration.Config, gateway_id: int | None = None, reader: str = ""
+    ) -> None:
+        ids = direct_ids(config)
+        self.gateway_id = ids.start if gateway_id is None else gateway_id
+        if self.gateway_id not in ids:
+            raise ValueError(f"gateway id {self.gateway_id} is not a direct id ({list(ids)})")
+        self.config = config
+        self.reader_name = reader or f"loadgen.{self.gateway_id}.{os.getpid()}"
+        self.registry: InstrumentRegistry | None = None
+        self._cmd: Ring | None = None
+        self._events: Ring | None = None
+        self._writer: RingWriter | None = None
+        self._reader: RingReader | None = None
+        self.next_request = 1
+        self.seen: list[np.ndarray[Any, Any]] = []
+        """Events `collect` read that were not the answers it waited for."""
+
+    def open(self) -> DirectClient:
+        waits = wait_config(self.config)
+        self.registry = configuration.load_instruments(self.config)
+        self._cmd = Ring.attach(self.config.ring_name(f"cmd.{self.gateway_id}"), CMD)
+        self._writer = self._cmd.writer(waits)
+        self._events = Ring.attach(self.config.ring_name("events"), EVENT)
+        self._reader = self._events.reader(self.reader_name, waits)
+        return self
+
+    def close(self) -> None:
+        """Give up the writer role and unregister the reader (it would hold `events` full)."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._events is not None:
+            self._events.unregister_reader(self.reader_name, force=True)
+            self._events.close()
+        if self._cmd is not None:
+            self._cmd.close()
+        self._writer = self._reader = self._cmd = self._events = None
+
+    def __enter__(self) -> DirectClient:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request_ids(self, count: int) -> range:
+        """Reserve `count` request ids for commands about to be built."""
+        first = self.next_request
+        self.next_request += count
+        return range(first, first + count)
+
+    def send(self, commands: Sequence[AccountsCommand]) -> np.ndarray[Any, Any]:
+        """Write the commands (stamped with `ts_init` now); returns the records written."""
+        assert self._writer is not None and self._cmd is not None and self.registry is not None
+        registry = self.registry
+        batch = commands_to_cmd(
+            commands,
+            lambda name: registry.get(name).index,  # type: ignore[union-attr]
+            source=self.gateway_id,
+            first_seq=self._writer.published + 1,
+            ts_init=time.time_ns(),
+        )
+        write_blocking(self._cmd, self._writer, batch)
+        return batch
+
+    def poll(self, timeout: float = 0.0, max_n: int = 4096) -> np.ndarray[Any, Any]:
+        """The next events addressed to this gateway (a copy; may be empty)."""
+        assert self._reader is not None
+        view = self._reader.read(max_n=max_n, timeout=timeout)
+        if view is None or not len(view):
+            return np.zeros(0, EVENT)
+        mine = view[view["source"] == self.gateway_id].copy()
+        self._reader.release(len(view))
+        return mine
+
+    def collect(self, request_ids: Sequence[int], timeout: float = 10.0) -> dict[int, Any]:
+        """Wait for the answers to `request_ids`; returns request id → EVENT_ANSWER record.
+
+        Raises TimeoutError naming the missing ones. Other events are kept in `self.seen`.
+        """
+        wanted = set(request_ids)
+        answers: dict[int, Any] = {}
+        deadline = time.monotonic() + timeout
+        while wanted - answers.keys():
+            if time.monotonic() > deadline:
+                missing = sorted(wanted - answers.keys())
+                raise TimeoutError(f"no answer to requests {missing[:10]} in {timeout}s")
+            batch = self.poll(timeout=0.05)
+            self.seen.append(batch)
+            is_answer = np.isin(batch["kind"], (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED))
+            for record in batch[is_answer].view(EVENT_ANSWER):
+                answers[int(record["request_id"])] = record
+        return answers
+
+
+@dataclass
+class LoadConfig:
+    accounts: int = 20
+    account_base: int = 0
+    """First account id minus one; 0 = derived from the pid so runs never collide."""
+    orders: int = 10_000
+    seconds: float = 0.0
+    rate: float = 0.0
+    """Orders per second offered; 0 = flat out."""
+    batch: int = 256
+    seed: int = 1
+    instruments: int = 3
+    drain_timeout_s: float = 30.0
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    answered: int = 0
+    accepted: int = 0
+    rejected: dict[int, int] = field(default_factory=dict)
+    matched: int = 0
+    elapsed_s: float = 0.0
+    answer_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    matched_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+
+    def summary(self) -> dict[str, Any]:
+        def percentiles(histogram: HdrHistogram) -> dict[str, float]:
+            return {
+                f"p{q:g}": histogram.get_value_at_percentile(q) for q in (50, 90, 99, 99.9, 100)
+            }
+
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "accepted": self.accepted,
+            "rejected": {str(code): n for code, n in sorted(self.rejected.items())},
+            "matched": self.matched,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "orders_per_s": round(self.answered / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+            "answer_latency_us": percentiles(self.answer_us),
+            "matched_latency_us": percentiles(self.matched_us),
+        }
+
+
+class OrderStream:
+    """A seeded stream of limit orders that cross often: prices a few ticks around each
+    instrument's pre-settlement, sides at random, OPEN only (deposits cover the margin)."""
+
+    def __init__(self, registry: InstrumentRegistry, accounts: Sequence[int], load: LoadConfig):
+        futures = [i for i in registry if i.kind is InstrumentKind.FUTURE and i.trading]
+        self.instruments = futures[: load.instruments]
+        self.accounts = list(accounts)
+        self.random = random.Random(load.seed)
+
+    def next(self, request_ids: range, ts: int) -> list[SubmitOrder]:
+        pick = self.random.choice
+        spread = self.random.randint
+        out = []
+        for request in request_ids:
+            instrument = pick(self.instruments)
+            out.append(
+                SubmitOrder(
+                    request,
+                    pick(self.accounts),
+                    instrument.index,
+                    pick((Side.BUY, Side.SELL)),
+                    Offset.OPEN,
+                    instrument.pre_settlement + spread(-3, 3),
+                    spread(1, 3),
+                    ts=ts,
+                )
+            )
+        return out
+
+
+class LoadGenerator:
+    """Drives one `DirectClient` with an `OrderStream` and measures what comes back."""
+
+    def __init__(self, client: DirectClient, load: LoadConfig) -> None:
+        self.client = client
+        self.load = load
+        self.result = LoadResult()
+        self._sent_ns: dict[int, int] = {}
+        self._order_sent: dict[int, int] = {}
+
+    def open_accounts(self) -> list[int]:
+        base = self.load.account_base or (os.getpid() % 100_000) * 1000
+        ids = list(range(base + 1, base + self.load.accounts + 1))
+        now = time.time_ns()
+        opens = [
+            OpenAccount(r, a, now)
+            for r, a in zip(self.client.request_ids(len(ids)), ids, strict=True)
+        ]
+        deposits = [
+            Deposit(r, a, DEPOSIT, r, "CNY", now)
+            for r, a in zip(self.client.request_ids(len(ids)), ids, strict=True)
+        ]
+        self.client.send(opens)
+        self.client.send(deposits)
+        answers = self.client.collect([c.request_id for c in opens + deposits])
+        refused = {r: int(a["code"]) for r, a in answers.items() if int(a["code"])}
+        if refused:
+            raise RuntimeError(f"setting up accounts was refused: {refused}")
+        return ids
+
+    def run(self) -> LoadResult:
+        accounts = self.open_accounts()
+        assert self.client.registry is not None
+        stream = OrderStream(self.client.registry, accounts, self.load)
+        load = self.load
+        total = load.orders if not load.seconds else sys.maxsize
+        started = time.perf_counter()
+        stop_at = started + load.seconds if load.seconds else float("inf")
+        result = self.result
+        while result.sent < total and time.perf_counter() < stop_at:
+            due = total - result.sent
+            if load.rate:
+                due = min(due, int((time.perf_counter() - started) * load.rate) - result.sent)
+            due = min(due, load.batch)
+            if due > 0:
+                now = time.time_ns()
+                ids = self.client.request_ids(due)
+                self.client.send(stream.next(ids, now))
+                self._sent_ns.update(zip(ids, [now] * due, strict=True))
+                result.sent += due
+            self._absorb(self.client.poll(timeout=0.0005 if due <= 0 else 0.0))
+        deadline = time.perf_counter() + load.drain_timeout_s
+        while result.answered < result.sent and time.perf_counter() < deadline:
+            self._absorb(self.client.poll(timeout=0.01))
+        result.elapsed_s = time.perf_counter() - started
+        settle = time.perf_counter() + 1.0
+        while self._order_sent and time.perf_counter() < settle:
+            self._absorb(self.client.poll(timeout=0.01))
+        return result
+
+    def _absorb(self, batch: np.ndarray[Any, Any]) -> None:
+        """Account for a batch of events: answers and first post-matching updates."""
+        if not len(batch):
+            return
+        now = time.time_ns()
+        kinds = batch["kind"]
+        result = self.result
+        answers = batch[np.isin(kinds, (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED))].view(
+            EVENT_ANSWER
+        )
+        sent = self._sent_ns
+        for request, code, order in zip(
+            answers["request_id"].tolist(),
+            answers["code"].tolist(),
+            answers["order_id"].tolist(),
+            strict=True,
+        ):
+            ts = sent.pop(request, None)
+            if ts is None:
+                continue
+            result.answered += 1
+            result.answer_us.record_value(max(1, (now - ts) // 1000))
+            if code:
+                result.rejected[code] = result.rejected.get(code, 0) + 1
+            else:
+                result.accepted += 1
+                self._order_sent[order] = ts
+        updates = batch[(kinds == Kind.ORDER_UPDATED) & np.isin(batch["status"], _MATCHED)]
+        waiting = self._order_sent
+        for order in updates["order_id"].tolist():
+            ts = waiting.pop(order, None)
+            if ts is not None:
+                result.matched += 1
+                result.matched_us.record_value(max(1, (now - ts) // 1000))
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bin/loadgen", description=__doc__)
+    configuration.add_arguments(parser)
+    parser.add_argument("--direct", action="store_true", help="write cmd rings (the only mode)")
+    parser.add_argument("--gateway", type=int, default=None, help="direct cmd ring id")
+    parser.add_argument("--rate", type=float, default=0.0, help="orders/s offered; 0 = flat out")
+    parser.add_argument("--orders", type=int, default=10_000, help="orders to send")
+    parser.add_argument("--seconds", type=float, default=0.0, help="send for this long instead")
+    parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--account-base", type=int, default=0)
+    parser.add_argument("--instruments", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=256, help="most orders per ring write")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    if not args.direct:
+        print("bin/loadgen: only --direct exists (it writes the cmd ring itself)", file=sys.stderr)
+        return 2
+    config = configuration.from_arguments(args)
+    load = LoadConfig(
+        accounts=args.accounts,
+        account_base=args.account_base,
+        orders=args.orders,
+        seconds=args.seconds,
+        rate=args.rate,
+        batch=args.batch,
+        seed=args.seed,
+        instruments=args.instruments,
+    )
+    with DirectClient(config, args.gateway) as client:
+        summary = LoadGenerator(client, load).run().summary()
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        answer, matched = summary["answer_latency_us"], summary["matched_latency_us"]
+        print(
+            f"sent {summary['sent']} answered {summary['answered']} in {summary['elapsed_s']} s "
+            f"= {summary['orders_per_s']:,.0f} orders/s; accepted {summary['accepted']}, "
+            f"rejected {summary['rejected']}, matched {summary['matched']}\n"
+            f"order -> answer  us: {answer}\norder -> matched us: {matched}"
+        )
+    return 0 if summary["answered"] == summary["sent"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

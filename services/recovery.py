@@ -1,0 +1,202 @@
+"""Exactly-once plumbing the stateful processes share: ring epochs, numbered outputs, journals.
+
+A process that journals its input rebuilds its state by replaying it, and while replaying it
+regenerates every output it once wrote. Ring segments outlive processes, so each output ring's
+published sequence says how many of them the consumers can already see: `Output` numbers the
+regenerated records exactly as the first run did and writes only those beyond it. On the input
+side, `Streams` remembers the last sequence applied per ring, so a batch read again after a
+crash (it is released only after its handler returned) is skipped where already applied.
+
+Sequences are per ring *epoch*: `bin/exchange down` unlinks the rings after a graceful drain and
+checkpoint, and `up` creates new ones whose sequences start at 1 again. A ring's `created_ns`
+names its epoch; a process that finds a new epoch starts that ring's counters from zero.
+docs/durability.md has the whole argument.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ipc.errors import RingTimeout
+from ipc.ring import Ring, RingWriter
+from services.config import Config
+
+log = logging.getLogger(__name__)
+
+BLOCKED_LOG_S = 5.0
+"""How often a writer blocked on a full ring says so."""
+
+
+def journal_dir(config: Config, process: str) -> Path:
+    return config.home / "journal" / process
+
+
+def checkpoint_dir(config: Config) -> Path:
+    return config.home / "checkpoints"
+
+
+def epoch_of(ring: Ring) -> int:
+    """The ring's epoch: when its segment was created (ns); a recreated ring has a new one."""
+    return int(ring.stats()["created_ns"])
+
+
+@dataclass
+class Stream:
+    """What this process knows of one ring: its epoch and the last sequence it applied/wrote."""
+
+    epoch: int = 0
+    seq: int = 0
+
+
+@dataclass
+class Streams:
+    """Per-ring sequences, part of a process's checkpointed state."""
+
+    rings: dict[str, Stream] = field(default_factory=dict)
+
+    def get(self, ring: str) -> Stream:
+        stream = self.rings.get(ring)
+        if stream is None:
+            stream = self.rings[ring] = Stream()
+        return stream
+
+    def adopt(self, ring: str, epoch: int) -> None:
+        """Enter the ring's current epoch; counters of an older epoch restart from zero."""
+        stream = self.get(ring)
+        if stream.epoch != epoch:
+            if stream.seq:
+                log.info(
+                    "ring %s is a new epoch: sequence %d of the old one forgotten", ring, stream.seq
+                )
+            stream.epoch, stream.seq = epoch, 0
+
+    def export(self) -> dict[str, list[int]]:
+        return {ring: [s.epoch, s.seq] for ring, s in sorted(self.rings.items())}
+
+    @classmethod
+    def load(cls, exported: dict[str, list[int]]) -> Streams:
+        return cls({ring: Stream(epoch, seq) for ring, (epoch, seq) in exported.items()})
+
+    def fresh(self, ring: str, batch: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The records of `batch` after the last one applied from `ring`; marks them applied."""
+        stream = self.get(ring)
+        seqs = batch["seq"]
+        if len(batch) and int(seqs[0]) <= stream.seq:
+            batch = batch[seqs > stream.seq]
+        if len(batch):
+            stream.seq = int(batch["seq"][-1])
+        return batch
+
+
+class Output:
+    """Numbers one output ring's records and writes them, replay-aware.
+
+    While `replaying`, batches are numbered but only the records the ring has not published yet
+    are kept (to be written by `finish_replay`); live batches are written at once.
+    """
+
+    def __init__(
+        self,
+        ring: Ring | None,
+        stream: Stream,
+        writer: RingWriter | None,
+        drop_dead: bool = False,
+    ) -> None:
+        self.ring = ring
+        self.drop_dead = drop_dead
+        self.stream = stream
+        self.writer = writer
+        self.replaying = False
+        self._published: int | None = 0
+        self._held: list[np.ndarray[Any, Any]] = []
+        self.regenerated = 0
+        self.written = 0
+
+    def begin_replay(self) -> None:
+        self.replaying = True
+        self._published = None if self.writer is None else self.writer.published
+
+    def emit(self, batch: np.ndarray[Any, Any], source: int | np.ndarray[Any, Any]) -> None:
+        """Number `batch` after the last record of this stream, stamp it, write it."""
+        count = len(batch)
+        if not count:
+            return
+        first = self.stream.seq + 1
+        batch["seq"] = np.arange(first, first + count)
+        batch["source"] = source
+        batch["ts_init"] = time.time_ns()
+        self.stream.seq += count
+        if not self.replaying:
+            self._write(batch)
+            return
+        self.regenerated += count
+        if self._published is not None and self.stream.seq > self._published:
+            self._held.append(batch[batch["seq"] > self._published])
+
+    def finish_replay(self, flags: int) -> int:
+        """Write what replay regenerated beyond the ring's published sequence; return the count."""
+        self.replaying = False
+        held, self._held = self._held, []
+        total = 0
+        for batch in held:
+            batch["flags"] |= np.uint8(flags)
+            self._write(batch)
+            total += len(batch)
+        published = self._published or 0
+        if self.stream.seq < published:
+            log.info(
+                "ring %s: %d published records were not regenerated (answers to commands the "
+                "journal refused); numbering continues after them",
+                self.ring.name if self.ring is not None else "?",
+                published - self.stream.seq,
+            )
+            self.stream.seq = published
+        return total
+
+    def _write(self, batch: np.ndarray[Any, Any]) -> None:
+        if self.ring is not None and self.writer is not None:
+            write_blocking(self.ring, self.writer, batch, self.drop_dead)
+            self.written += len(batch)
+
+
+def write_blocking(
+    ring: Ring, writer: RingWriter, batch: np.ndarray[Any, Any], drop_dead: bool = False
+) -> None:
+    """Write the whole batch, waiting as long as a full ring takes (back-pressure, never loss).
+
+    With `drop_dead`, readers that died are unregistered so they stop holding the ring full
+    (for `events`, whose gateways may go away; never for `orders`, whose matching reader is
+    restarted by the supervisor and must resume at its cursor). A live slow reader is waited
+    for, with a warning every few seconds.
+    """
+    done = 0
+    waited = time.monotonic()
+    while done < len(batch):
+        before = writer.published
+        try:
+            writer.write(batch[done:])
+            return
+        except RingTimeout:
+            done += writer.published - before
+            if time.monotonic() - waited >= BLOCKED_LOG_S:
+                waited = time.monotonic()
+                log.warning("ring %s full: waiting for its slowest reader", ring.name)
+            if drop_dead:
+                drop_dead_readers(ring)
+
+
+def drop_dead_readers(ring: Ring) -> list[str]:
+    """Unregister every reader of the ring whose process is gone; returns their names."""
+    dropped = []
+    for info in ring.readers():
+        if not info.alive:
+            ring.unregister_reader(info.name)
+            log.warning("ring %s: dropped dead reader %s (pid %d)", ring.name, info.name, info.pid)
+            dropped.append(info.name)
+    return dropped
