@@ -17,7 +17,7 @@ from engine.accounts.commands import AccountsCommand, Deposit, OpenAccount, Subm
 from engine.enums import Offset, OrderStatus, Side
 from engine.exchange import Exchange
 from ipc.control import call
-from ipc.records import EVENT_ANSWER, EXEC, Kind
+from ipc.records import EXEC, Kind
 from ipc.ring import Ring
 from services import config as configuration
 from services.loadgen import DEPOSIT, DirectClient, LoadConfig, OrderStream
