@@ -129,7 +129,10 @@ class GatewayProcess:
             context,
             config.control_endpoint("accounts"),
             config.control_endpoint("marketdata"),
-            [f"tcp://{ports['host']}:{ports['md_pub']}"],
+            [
+                f"tcp://{ports['host']}:{ports['md_pub']}",
+                f"tcp://{ports['host']}:{ports['feeds_pub']}",  # external venues (feeds)
+            ],
         )
         runner: web.AppRunner | None = None
         try:

@@ -75,11 +75,18 @@ def subscribe(
 class Stream:
     """A SUB socket for some instruments and types, with exact topic matching."""
 
-    def __init__(self, instruments: Sequence[str], types: Sequence[str], endpoint: str) -> None:
+    def __init__(
+        self,
+        instruments: Sequence[str],
+        types: Sequence[str],
+        endpoint: str,
+        more_endpoints: Sequence[str] = (),
+    ) -> None:
         self._prefixes = topic_filter(instruments, types)
         self._exact = {p for p in self._prefixes if not p.endswith(".")}
         self._periods = tuple(p for p in self._prefixes if p.endswith("."))
-        self._subscriber = Subscriber(zmq.Context.instance(), [endpoint], self._prefixes)
+        endpoints = [endpoint, *more_endpoints]
+        self._subscriber = Subscriber(zmq.Context.instance(), endpoints, self._prefixes)
 
     def receive(self, timeout: float) -> tuple[str, dict[str, Any]] | None:
         """The next matching message, or None when none arrives within `timeout` seconds."""
@@ -238,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoint = _endpoint(config, args)
     view_mode = args.view or ("table" if sys.stdout.isatty() else "log")
     view = View(args.instruments)
-    stream = Stream(args.instruments, types, endpoint)
+    feeds = [_feeds_endpoint(config, args)] if args.port is None else []
+    stream = Stream(args.instruments, types, endpoint, feeds)
     starts = _snapshots(config, args.instruments) if args.port is None else {}
     for instrument, answer in starts.items():
         view.start_from(instrument, answer)
@@ -281,6 +289,18 @@ def _endpoint(config: configuration.Config, args: argparse.Namespace) -> str:
         bound = publisher_endpoint(config.home, timeout=1.0)
     except ControlError:
         return f"tcp://{host}:{config['ports']['md_pub']}"
+    return f"tcp://{host}:{bound.rsplit(':', 1)[1]}"
+
+
+def _feeds_endpoint(config: configuration.Config, args: argparse.Namespace) -> str:
+    """The feeds process's PUB (external venues' instruments), where it really bound."""
+    host = args.host or config["ports"]["host"]
+    if not (config.home / "feeds.ctl").exists():  # no feeds process: do not wait for one
+        return f"tcp://{host}:{config['ports']['feeds_pub']}"
+    try:
+        bound = str(call(control_endpoint(config.home, "feeds"), "endpoint", 1.0))
+    except ControlError:
+        return f"tcp://{host}:{config['ports']['feeds_pub']}"
     return f"tcp://{host}:{bound.rsplit(':', 1)[1]}"
 
 

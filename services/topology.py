@@ -22,6 +22,7 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("matching", "services.matching"),
     ("accounts", "services.accounts"),
     ("gateway", "services.gateway"),
+    ("feeds", "services.feeds"),
 )
 """(kind of process, module) in start order."""
 
@@ -75,6 +76,8 @@ def processes(config: Config) -> list[ProcessSpec]:
     for kind, module in CATALOGUE:
         if not config.enabled(kind) or not module_exists(module):
             continue
+        if kind == "feeds" and not config["feeds"]["venues"]:
+            continue  # no venue configured: nothing to run
         if kind == "matching":
             out.extend(ProcessSpec(f"matching.{s}", module, s) for s in matching_shards(config))
         elif kind == "gateway":

@@ -2,6 +2,11 @@
 
     bin/feed record VENUE SYMBOL... --out FILE [--streams trade,depth] [--duration S]
     bin/feed replay FILE [--speed X] [--quiet]
+    bin/feed replay FILE --prefix P | --home DIR [--speed X] [--timeout S]
+
+With `--prefix`/`--home` the recording is played into that running exchange: its feeds process
+(services/feeds.py) replays the file through its own publish and mirror path (the `replay`
+control command) and this command waits for the end.
 
 Both log the health line every `--health-interval` seconds (30 by default) and print the
 `stats()` figures as JSON at the end. `--ws-url`/`--rest-url` point a recording at another
@@ -15,6 +20,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +31,10 @@ from gateway.feeds.config import FeedConfig
 from gateway.feeds.connector import Connector
 from gateway.feeds.recording import Recorder, read_recording, replay
 from gateway.feeds.venues import VENUES
+from ipc.control import ControlError, call, control_endpoint
 
 log = logging.getLogger("gateway.feeds.cli")
+FEEDS_PROCESS = "feeds"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +56,25 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--speed", type=float, default=0.0, help="× recorded pace; 0 = flat out")
     play.add_argument("--quiet", action="store_true", help="print only the final stats")
     play.add_argument("--health-interval", type=float, default=30.0)
+    play.add_argument("--prefix", help="play into this running instance (./var/<prefix>/)")
+    play.add_argument("--home", type=Path, help="play into the instance with this run dir")
+    play.add_argument("--timeout", type=float, default=3600.0, help="longest wait, seconds")
     return parser
+
+
+def _replay_into(args: argparse.Namespace) -> dict[str, Any]:
+    """Ask the instance's feeds process to replay the file; wait (bounded) for the end."""
+    home = args.home or Path("var") / args.prefix
+    endpoint = control_endpoint(home.resolve(), FEEDS_PROCESS)
+    replay_id = call(endpoint, "replay", 5.0, path=str(args.file.resolve()), speed=args.speed)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        state = call(endpoint, "replay_status", 5.0, id=replay_id)
+        if state["state"] in ("done", "failed"):
+            return dict(state)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"replay {replay_id} still {state['state']} after {args.timeout}s")
+        time.sleep(0.1)
 
 
 async def _record(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,11 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    runner = _record if args.command == "record" else _replay
     try:
-        stats = asyncio.run(runner(args))
-    except GaveUp as error:
+        if args.command == "replay" and (args.prefix or args.home):
+            stats = _replay_into(args)
+        else:
+            stats = asyncio.run(_record(args) if args.command == "record" else _replay(args))
+    except (GaveUp, ControlError, TimeoutError) as error:
         log.error("%s", error)
+        return 1
+    if stats.get("state") == "failed":
+        log.error("replay failed: %s", stats.get("error"))
+        sys.stdout.write(orjson.dumps(stats, option=orjson.OPT_SORT_KEYS).decode() + "\n")
         return 1
     sys.stdout.write(orjson.dumps(stats, option=orjson.OPT_SORT_KEYS).decode() + "\n")
     return 0
