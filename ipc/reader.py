@@ -153,7 +153,10 @@ class RingReader:
             GET_BATCH,
         )
         first = self._arena_next
-        self._arena_raw[first : first + count] = self._raw[start : start + count]
+        if count == 1:  # the common case when keeping up: an item copy beats two slices
+            self._arena_raw[first] = self._raw[start]
+        else:
+            self._arena_raw[first : first + count] = self._raw[start : start + count]
         self._arena_next = first + count
         self._arena_shift = cursor - first
         self._copied_from = cursor
