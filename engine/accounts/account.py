@@ -8,46 +8,23 @@ price feed: marks (ticks per instrument) are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
 
 from engine.accounts.ledger import Ledger
 from engine.accounts.order import Order
 from engine.accounts.position import Position, PositionSide
-from engine.enums import CloseTodayRule, InstrumentKind, Offset, Side
-from engine.instruments import Instrument, InstrumentRegistry
+from engine.accounts.terms import Terms
+from engine.enums import CloseTodayRule, Offset, OrderStatus, Side
+from engine.instruments import InstrumentRegistry
 
-
-class Holds(NamedTuple):
-    """What an order holds for its remaining quantity (money units; asset in `asset_currency`)."""
-
-    margin: int = 0
-    commission: int = 0
-    asset: int = 0
-    asset_currency: str = ""
-
-
-def base_units_per_lot(instrument: Instrument, registry: InstrumentRegistry) -> int | None:
-    """Base-asset money units in one lot of a spot instrument; None when not exact or unknown."""
-    currency = registry.currencies.get(instrument.base_asset)
-    if currency is None:
-        return None
-    units = instrument.lot_size * currency.scale
-    return int(units) if units == units.to_integral_value() else None
-
-
-def open_holds(instrument: Instrument, side: Side, price: int, qty: int, base_units: int) -> Holds:
-    """The holds of an opening (futures) or spot order of `qty` lots at `price` ticks."""
-    if instrument.kind is InstrumentKind.SPOT:
-        if side is Side.SELL:
-            return Holds(asset=qty * base_units, asset_currency=instrument.base_asset)
-        notional = instrument.notional(price, qty)
-        commission = instrument.commission_for(Offset.OPEN, price, qty)
-        return Holds(asset=notional + commission, asset_currency=instrument.currency.code)
-    return Holds(
-        margin=instrument.margin(price, qty),
-        commission=instrument.commission_for(Offset.OPEN, price, qty),
-    )
+_BUY = Side.BUY
+_SELL = Side.SELL
+_CLOSETODAY = Offset.CLOSETODAY
+_CLOSEYESTERDAY = Offset.CLOSEYESTERDAY
+_SHFE = CloseTodayRule.SHFE
+_FIRST_LIVE = OrderStatus.PENDING
+_LAST_LIVE = OrderStatus.PARTIALLY_FILLED
+"""Live statuses are PENDING..PARTIALLY_FILLED (order.LIVE_STATUSES), compared as ints here."""
 
 
 def close_split(
@@ -58,24 +35,18 @@ def close_split(
     CLOSETODAY takes today only and CLOSEYESTERDAY history only; CLOSE takes history first,
     then today, except under the SHFE rule, where CLOSE takes history only.
     """
-    history_free, today_free = side.closable_history, side.closable_today
-    if offset is Offset.CLOSETODAY:
+    history_free = side.history - side.frozen_history
+    today_free = side.today - side.frozen_today
+    if offset is _CLOSETODAY:
         history = 0
-    elif offset is Offset.CLOSEYESTERDAY or rule is CloseTodayRule.SHFE:
+    elif offset is _CLOSEYESTERDAY or rule is _SHFE:
         history = qty
     else:
-        history = min(qty, history_free)
+        history = qty if qty < history_free else history_free
     today = qty - history
     if history > history_free or today > today_free:
         return None
     return history, today
-
-
-class Fill(NamedTuple):
-    """What one fill booked on one account (money units of the instrument's currency)."""
-
-    commission: int
-    close_profit: int
 
 
 class Account:
@@ -106,41 +77,50 @@ class Account:
 
     # --- holds -------------------------------------------------------------------------------
 
-    def rehold(self, order: Order, instrument: Instrument, base_units: int) -> None:
+    def hold(self, order: Order, terms: Terms, margin: int, commission: int, asset: int) -> None:
+        """Change what an opening order holds to these amounts (the ledgers follow)."""
+        if margin != order.frozen_margin or commission != order.frozen_commission:
+            ledger = self.ledgers.get(terms.currency) or self.ledger(terms.currency)
+            change = margin - order.frozen_margin
+            ledger.frozen_margin += change
+            ledger.frozen_commission += commission - order.frozen_commission
+            index = order.instrument_index
+            by_instrument = self.frozen_by_instrument
+            by_instrument[index] = by_instrument.get(index, 0) + change
+            order.frozen_margin = margin
+            order.frozen_commission = commission
+        if asset != order.frozen_asset:
+            self.ledger(terms.asset_currency(order.side)).frozen_asset += asset - order.frozen_asset
+            order.frozen_asset = asset
+
+    def rehold(self, order: Order, terms: Terms) -> None:
         """Set the order's holds for its remaining quantity (or a pending amend, if larger).
 
         Recomputing from the remaining quantity instead of subtracting per fill keeps rounded
         margins and commissions exact: a finished order holds exactly zero.
         """
-        qty = max(order.remaining, order.pending_qty) if order.live else 0
-        if order.closes:
-            self._reserve_to(order, qty, instrument.close_today_rule)
-            return
-        if qty:
-            price = max(order.freeze_price, order.pending_price)
-            margin, commission, asset, _ = open_holds(
-                instrument, order.side, price, qty, base_units
-            )
+        if _FIRST_LIVE <= order.status <= _LAST_LIVE:
+            qty = order.qty - order.filled
+            if order.pending_qty > qty:
+                qty = order.pending_qty
         else:
-            margin = commission = asset = 0
-        if margin != order.frozen_margin or commission != order.frozen_commission:
-            ledger = self.ledger(instrument.currency.code)
-            change = margin - order.frozen_margin
-            ledger.frozen_margin += change
-            ledger.frozen_commission += commission - order.frozen_commission
-            index = order.instrument_index
-            self.frozen_by_instrument[index] = self.frozen_by_instrument.get(index, 0) + change
-            order.frozen_margin, order.frozen_commission = margin, commission
-        if asset != order.frozen_asset:
-            spot_sell = order.side is Side.SELL
-            code = instrument.base_asset if spot_sell else instrument.currency.code
-            self.ledger(code).frozen_asset += asset - order.frozen_asset
-            order.frozen_asset = asset
+            qty = 0
+        if order.closes:
+            self._reserve_to(order, qty, terms.close_today_rule)
+        elif qty:
+            price = order.freeze_price
+            if order.pending_price > price:
+                price = order.pending_price
+            self.hold(order, terms, *terms.holds(order.side, price, qty))
+        elif order.frozen_margin or order.frozen_commission or order.frozen_asset:
+            self.hold(order, terms, 0, 0, 0)
 
     def _reserve_to(self, order: Order, qty: int, rule: CloseTodayRule) -> None:
         """Freeze position volume for a close order up to `qty` lots (history and today parts)."""
-        side = self._closed_side(order)
         excess = order.reserved_history + order.reserved_today - qty
+        if not excess:
+            return
+        side = self._closed_side(order)
         if excess > 0:
             today = min(excess, order.reserved_today)
             history = excess - today
@@ -154,80 +134,83 @@ class Account:
         order.reserved_history -= history
         order.reserved_today -= today
 
-    def finish(self, order: Order, instrument: Instrument, base_units: int) -> None:
+    def finish(self, order: Order, terms: Terms) -> None:
         """The order ended (filled, cancelled, rejected): give back whatever it still holds."""
-        self.rehold(order, instrument, base_units)
-        self.orders.pop(order.order_id, None)
-        self._drop_if_flat(order.instrument_index)
+        self.rehold(order, terms)
+        del self.orders[order.order_id]
+        if order.closes:
+            self._drop_if_flat(order.instrument_index)
 
     # --- fills -------------------------------------------------------------------------------
 
-    def fill(
-        self, order: Order, instrument: Instrument, price: int, qty: int, base_units: int
-    ) -> Fill:
-        """Book a fill of `qty` lots at `price` ticks and re-hold for the remaining quantity.
+    def fill(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:
+        """Book a fill of `qty` lots at `price` ticks; returns (commission, close profit).
 
-        A fill that completes the order leaves the release to `finish`.
+        Re-holds for the remaining quantity; a fill that completes the order leaves the
+        release to `finish`.
         """
         order.filled += qty
-        if instrument.kind is InstrumentKind.SPOT:
-            result = self._fill_spot(order, instrument, price, qty, base_units)
+        if terms.spot:
+            result = self._fill_spot(order, terms, price, qty)
         elif order.closes:
-            result = self._fill_close(order, instrument, price, qty)
+            result = self._fill_close(order, terms, price, qty)
         else:
-            result = self._fill_open(order, instrument, price, qty)
+            notional = price * qty * terms.per_tick_lot
+            margin = terms.margin(price, qty)
+            commission = terms.fee(terms.open_fee, price, qty)
+            position = self.positions.get(order.instrument_index) or self.position(
+                order.instrument_index
+            )
+            side = position.long if order.side is _BUY else position.short
+            side.today += qty
+            side.open_cost += notional
+            side.position_cost += notional
+            side.margin += margin
+            ledger = self.ledgers.get(terms.currency) or self.ledger(terms.currency)
+            ledger.margin += margin
+            ledger.commission += commission
+            result = (commission, 0)
         if order.filled < order.qty:
-            self.rehold(order, instrument, base_units)
+            self.rehold(order, terms)
         return result
 
-    def _fill_open(self, order: Order, instrument: Instrument, price: int, qty: int) -> Fill:
-        ledger = self.ledger(instrument.currency.code)
-        margin = instrument.margin(price, qty)
-        commission = instrument.commission_for(Offset.OPEN, price, qty)
-        self.position(order.instrument_index).side(order.side).open(
-            qty, instrument.notional(price, qty), margin
-        )
-        ledger.margin += margin
-        ledger.commission += commission
-        return Fill(commission, 0)
-
-    def _fill_close(self, order: Order, instrument: Instrument, price: int, qty: int) -> Fill:
-        ledger = self.ledger(instrument.currency.code)
+    def _fill_close(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:
+        ledger = self.ledger(terms.currency)
         history = min(qty, order.reserved_history)
         today = qty - history
         order.reserved_history -= history
         order.reserved_today -= today
         cost, margin = self._closed_side(order).close(history, today)
-        notional = instrument.notional(price, qty)
-        profit = notional - cost if order.side is Side.SELL else cost - notional
-        commission = instrument.commission_for(
-            Offset.CLOSE, price, history
-        ) + instrument.commission_for(Offset.CLOSETODAY, price, today)
+        notional = price * qty * terms.per_tick_lot
+        profit = notional - cost if order.side is _SELL else cost - notional
+        commission = terms.fee(terms.close_fee, price, history) + terms.fee(
+            terms.close_today_fee, price, today
+        )
         ledger.margin -= margin
         ledger.close_profit += profit
         ledger.commission += commission
         self._drop_if_flat(order.instrument_index)
-        return Fill(commission, profit)
+        return commission, profit
 
-    def _fill_spot(
-        self, order: Order, instrument: Instrument, price: int, qty: int, base_units: int
-    ) -> Fill:
-        quote = self.ledger(instrument.currency.code)
-        base = self.ledger(instrument.base_asset)
-        notional = instrument.notional(price, qty)
-        commission = instrument.commission_for(Offset.OPEN, price, qty)
-        if order.side is Side.BUY:
+    def _fill_spot(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:
+        quote = self.ledger(terms.currency)
+        base = self.ledger(terms.base_asset)
+        notional = price * qty * terms.per_tick_lot
+        commission = terms.fee(terms.open_fee, price, qty)
+        units = qty * terms.lot_units()
+        if order.side is _BUY:
             quote.exchange_flow -= notional
-            base.exchange_flow += qty * base_units
+            base.exchange_flow += units
         else:
             quote.exchange_flow += notional
-            base.exchange_flow -= qty * base_units
+            base.exchange_flow -= units
         quote.commission += commission
-        return Fill(commission, 0)
+        return commission, 0
 
     def _closed_side(self, order: Order) -> PositionSide:
         """A SELL close reduces the long side, a BUY close the short side."""
-        return self.position(order.instrument_index).side(order.side.opposite)
+        position = self.position(order.instrument_index)
+        return position.long if order.side is _SELL else position.short
 
     def _drop_if_flat(self, instrument_index: int) -> None:
         position = self.positions.get(instrument_index)
@@ -253,30 +236,26 @@ class Account:
         return position_profit, float_profit
 
     def position_profit(
-        self, currency: str, registry: InstrumentRegistry, marks: Mapping[int, int]
+        self, currency: str, terms: Sequence[Terms], marks: Mapping[int, int]
     ) -> int:
         """Position profit only (the hot path's question): `profits(...)[0]` in one loop."""
         total = 0
         for index, position in self.positions.items():
-            instrument = registry.by_index(index)
-            if instrument.currency.code == currency:
+            instrument = terms[index]
+            if instrument.currency == currency:
                 long, short = position.long, position.short
-                value = marks[index] * instrument.money_per_tick_lot
-                total += (value * long.volume - long.position_cost) + (
-                    short.position_cost - value * short.volume
+                value = marks[index] * instrument.per_tick_lot
+                total += (value * (long.today + long.history) - long.position_cost) + (
+                    short.position_cost - value * (short.today + short.history)
                 )
         return total
 
-    def balance(self, currency: str, registry: InstrumentRegistry, marks: Mapping[int, int]) -> int:
-        return self.ledger(currency).static_balance + self.position_profit(
-            currency, registry, marks
-        )
+    def balance(self, currency: str, terms: Sequence[Terms], marks: Mapping[int, int]) -> int:
+        return self.ledger(currency).static_balance + self.position_profit(currency, terms, marks)
 
-    def available(
-        self, currency: str, registry: InstrumentRegistry, marks: Mapping[int, int]
-    ) -> int:
+    def available(self, currency: str, terms: Sequence[Terms], marks: Mapping[int, int]) -> int:
         ledger = self.ledger(currency)
-        return ledger.available(self.position_profit(currency, registry, marks))
+        return ledger.available(self.position_profit(currency, terms, marks))
 
     def state(self) -> tuple[object, ...]:
         return (
@@ -306,7 +285,7 @@ class Account:
             code = instrument.currency.code
             frozen_margin[code] = frozen_margin.get(code, 0) + order.frozen_margin
             frozen_commission[code] = frozen_commission.get(code, 0) + order.frozen_commission
-            asset = instrument.base_asset if order.side is Side.SELL else code
+            asset = instrument.base_asset if order.side is _SELL else code
             if order.frozen_asset:
                 frozen_asset[asset] = frozen_asset.get(asset, 0) + order.frozen_asset
             if order.closes:

@@ -57,7 +57,7 @@ def check_conservation(core: AccountsCore) -> None:
     volumes: dict[int, list[int]] = {}
     for account in core.accounts.values():
         for code in account.ledgers:
-            balance = account.balance(code, core.instruments, core.marks)
+            balance = account.balance(code, core.terms, core.marks)
             balances[code] = balances.get(code, 0) + balance
         for index, position in account.positions.items():
             pair = volumes.setdefault(index, [0, 0])

@@ -20,6 +20,7 @@ from engine.accounts.ledger import Ledger
 from engine.accounts.order import Order
 from engine.accounts.position import Position, PositionSide
 from engine.accounts.settlement import SettlementPhase
+from engine.accounts.terms import all_terms
 from engine.enums import (
     Offset,
     OrderStatus,
@@ -80,6 +81,7 @@ def load_state(core: AccountsCore, state: dict[str, Any]) -> None:
     if state.get("version") != VERSION:
         raise ValueError(f"accounts checkpoint version {state.get('version')}, expected {VERSION}")
     _load_instruments(core.instruments, state["instruments"])
+    core.terms = all_terms(core.instruments)
     core.next_order_id = state["next_order_id"]
     core.marks = {index: mark for index, mark in state["marks"]}
     core.transactions = {txn: tuple(details) for txn, *details in state["transactions"]}

@@ -10,12 +10,12 @@ is left when it ends. Rules and rounding: docs/accounting.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from engine.accounts import audit, checkpoint
 from engine.accounts import commands as cmd
-from engine.accounts.account import Account, base_units_per_lot, close_split, open_holds
+from engine.accounts.account import Account, close_split
 from engine.accounts.events import (
     AccountLiquidated,
     AccountUpdated,
@@ -32,7 +32,6 @@ from engine.accounts.order import Order
 from engine.accounts.position import Position
 from engine.accounts.qifi import render_account
 from engine.accounts.risk import (
-    CLOSES,
     RiskConfig,
     bad_order_fields,
     check_open,
@@ -40,11 +39,10 @@ from engine.accounts.risk import (
     risk_ratio_e8,
 )
 from engine.accounts.settlement import Settlement, SettlementPhase, settle_account
+from engine.accounts.terms import Terms, all_terms
 from engine.codes import ResultCode
 from engine.enums import (
     CancelReason,
-    InstrumentKind,
-    InstrumentStatus,
     Offset,
     OrderStatus,
     OrderType,
@@ -57,12 +55,37 @@ from engine.matching import events as me
 
 log = logging.getLogger(__name__)
 
+# Enum members bound once: in Python 3.11 `Side.BUY` costs ~0.2 µs per access.
+_BUY = Side.BUY
+_SELL = Side.SELL
+_OPEN = Offset.OPEN
+_MARKET = OrderType.MARKET
+_LIMIT = OrderType.LIMIT
+_GTC = TimeCondition.GTC
+_IOC = TimeCondition.IOC
+_PENDING = OrderStatus.PENDING
+_ACCEPTED = OrderStatus.ACCEPTED
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_FILLED = OrderStatus.FILLED
+_CANCELLED = OrderStatus.CANCELLED
+_REJECTED = OrderStatus.REJECTED
+_IDLE = SettlementPhase.IDLE
+_EXPIRING = SettlementPhase.EXPIRING
+_USER = CancelReason.USER
+_OK = ResultCode.OK
+_new = tuple.__new__
+
 Out = tuple[list[Any], list[Any]]
 """(matching commands to send, accounts events to publish)."""
 
 
 class AccountsCore:
-    """Accounts, positions, live orders, marks and settlement of one exchange instance."""
+    """Accounts, positions, live orders, marks and settlement of one exchange instance.
+
+    With `snapshots` on, every booking is followed by AccountUpdated/PositionUpdated events;
+    with it off, the core only remembers which accounts changed and `snapshot_events(ts)`
+    builds their snapshots on request (once per batch in the accounts process).
+    """
 
     def __init__(
         self,
@@ -72,6 +95,8 @@ class AccountsCore:
         snapshots: bool = True,
     ) -> None:
         self.instruments = instruments
+        self.terms: list[Terms] = all_terms(instruments)
+        """Per-instrument numbers by index, rebuilt whenever an instrument changes."""
         self.risk = risk or RiskConfig()
         self.snapshots = snapshots
         self.accounts: dict[int, Account] = {}
@@ -85,6 +110,8 @@ class AccountsCore:
         self.withdrawals: dict[str, int] = {}
         self.fees: dict[str, int] = {}
         self.day_orders: set[int] = set()
+        self.touched: dict[int, set[int]] = {}
+        """Accounts changed since the last `snapshot_events`, with the instruments touched."""
         self._commands: dict[type, Callable[[Any], Out]] = {
             cmd.OpenAccount: self._open_account,
             cmd.Deposit: self._deposit,
@@ -123,6 +150,20 @@ class AccountsCore:
         handler = self.execs.get(type(event))
         return handler(event) if handler is not None else ([], [])
 
+    def snapshot_events(self, ts: int) -> list[Any]:
+        """AccountUpdated/PositionUpdated for every account changed since the last call, by id.
+
+        For a core built with `snapshots=False` (per-event snapshots already went out otherwise).
+        """
+        events: list[Any] = []
+        touched, self.touched = self.touched, {}
+        for account_id in sorted(touched):
+            account = self.accounts[account_id]
+            events.extend(self._ledger_events(account, ts))
+            for index in sorted(touched[account_id]):
+                events.extend(self._position_event(account, index, ts))
+        return events
+
     # --- queries -----------------------------------------------------------------------------
 
     def account(self, account_id: int) -> Account | None:
@@ -133,13 +174,13 @@ class AccountsCore:
         return render_account(self.accounts[account_id], self.instruments, self.marks)
 
     def balance(self, account_id: int, currency: str) -> int:
-        return self.accounts[account_id].balance(currency, self.instruments, self.marks)
+        return self.accounts[account_id].balance(currency, self.terms, self.marks)
 
     def available(self, account_id: int, currency: str) -> int:
-        return self.accounts[account_id].available(currency, self.instruments, self.marks)
+        return self.accounts[account_id].available(currency, self.terms, self.marks)
 
     def risk_ratio_e8(self, account: Account, currency: str) -> int:
-        balance = account.balance(currency, self.instruments, self.marks)
+        balance = account.balance(currency, self.terms, self.marks)
         return risk_ratio_e8(account.ledger(currency).margin, balance)
 
     def holders(self, instrument_index: int) -> list[int]:
@@ -195,13 +236,15 @@ class AccountsCore:
         else:
             if account.frozen:
                 return _reject(c, ResultCode.ACCOUNT_FROZEN, f"account {c.account_id} is frozen")
-            available = account.available(c.currency, self.instruments, self.marks)
+            available = account.available(c.currency, self.terms, self.marks)
             if c.amount > available:
                 return _reject(c, failure, f"withdraw {c.amount} above available {available}")
             ledger.withdraw += c.amount
             self.withdrawals[c.currency] = self.withdrawals.get(c.currency, 0) + c.amount
         self.transactions[c.txn_id] = details
-        return [], [CommandAccepted(c.request_id, 0, c.ts), *self._account_events(account, c.ts)]
+        events: list[Any] = [CommandAccepted(c.request_id, 0, c.ts)]
+        self._account_events(events, account, c.ts, -1)
+        return [], events
 
     def _set_frozen(self, c: cmd.SetAccountFrozen) -> Out:
         account = self.accounts.get(c.account_id)
@@ -218,90 +261,100 @@ class AccountsCore:
             return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
         if account.frozen:
             return _reject(c, ResultCode.ACCOUNT_FROZEN, f"account {c.account_id} is frozen")
-        instrument = self.instruments.find(c.instrument_index)
-        if instrument is None:
-            return _reject(c, ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_index}")
-        if self.settlement.phase is not SettlementPhase.IDLE:
+        index = c.instrument_index
+        if not 0 <= index < len(self.terms):
+            return _reject(c, ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {index}")
+        terms = self.terms[index]
+        if self.settlement.phase is not _IDLE:
             return _reject(c, ResultCode.ENGINE_NOT_READY, "settlement in progress")
-        if instrument.status is not InstrumentStatus.TRADING:
-            return _reject(c, ResultCode.INSTRUMENT_NOT_TRADING, f"{instrument.id} not trading")
-        problem = bad_order_fields(c, instrument)
+        if not terms.trading:
+            return _reject(
+                c, ResultCode.INSTRUMENT_NOT_TRADING, f"{terms.instrument.id} not trading"
+            )
+        problem = bad_order_fields(c, terms)
         if problem:
             return _reject(c, ResultCode.BAD_ORDER_PARAMETER, problem)
-        market = c.order_type is OrderType.MARKET
-        if market:
-            price = instrument.upper_limit if c.side is Side.BUY else instrument.lower_limit
-        elif not instrument.in_band(c.price):
-            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
-        else:
+        side = c.side
+        if c.order_type is _MARKET:
+            price = terms.upper if side is _BUY else terms.lower
+        elif terms.lower <= c.price <= terms.upper:
             price = c.price
+        else:
+            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
         if self.risk.self_trade_check:
-            other = crosses_own_order(account, c.instrument_index, c.side, c.order_type, price)
+            other = crosses_own_order(account, index, side, c.order_type, price)
             if other:
                 return _reject(c, ResultCode.SELF_TRADE, f"would trade with own order {other}")
-        base_units = self._base_units(instrument)
-        if c.offset in CLOSES:
-            position = account.positions.get(c.instrument_index) or Position.empty(0)
-            side = position.side(c.side.opposite)
-            if close_split(side, c.offset, instrument.close_today_rule, c.qty) is None:
+        if terms.spot:
+            terms.lot_units()
+        closes = not terms.spot and c.offset is not _OPEN
+        if closes:
+            position = account.positions.get(index) or Position.empty(0)
+            closed = position.long if side is _SELL else position.short
+            if close_split(closed, c.offset, terms.close_today_rule, c.qty) is None:
                 return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position to close")
+            holds = (0, 0, 0)
         else:
-            code, message = self._check_open(account, instrument, c.side, price, c.qty, base_units)
+            holds = terms.holds(side, price, c.qty)
+            code, message = self._check_open(account, terms, side, price, c.qty, holds)
             if code:
                 return _reject(c, code, message)
-        place, update = self._place(account, instrument, c, price, False)
-        return [place], [CommandAccepted(c.request_id, place.order_id, c.ts), update]
+        place, update = self._place(account, terms, c, price, False, holds)
+        return [place], [_new(CommandAccepted, (c.request_id, place[0], c.ts)), update]
 
     def _check_open(
         self,
         account: Account,
-        instrument: Instrument,
+        terms: Terms,
         side: Side,
         price: int,
         qty: int,
-        base_units: int,
+        holds: tuple[int, int, int],
     ) -> tuple[ResultCode, str]:
-        holds = open_holds(instrument, side, price, qty, base_units)
-        currency = holds.asset_currency or instrument.currency.code
-        position_profit = account.position_profit(currency, self.instruments, self.marks)
-        ledger = account.ledger(currency)
-        index = instrument.index
+        currency = terms.asset_currency(side)
+        position_profit = account.position_profit(currency, self.terms, self.marks)
+        ledger = account.ledgers.get(currency) or account.ledger(currency)
+        index = terms.index
         position = account.positions.get(index)
         held = (position.margin if position else 0) + account.frozen_by_instrument.get(index, 0)
+        balance = ledger.static_balance + position_profit
         return check_open(
             self.risk,
             account,
-            instrument,
+            terms,
             holds,
-            instrument.notional(price, qty),
-            ledger.static_balance + position_profit,
-            ledger.available(position_profit),
+            price * qty * terms.per_tick_lot,
+            balance,
+            balance - ledger.margin - ledger.frozen,
             held,
         )
 
     def _place(
         self,
         account: Account,
-        instrument: Instrument,
+        terms: Terms,
         submit: cmd.SubmitOrder,
         price: int,
         liquidation: bool,
+        holds: tuple[int, int, int],
     ) -> tuple[mc.PlaceOrder, OrderUpdated]:
         """Create the order at `price` (its freeze price), hold what it needs, build PlaceOrder.
 
-        A MARKET order is IOC at the band limit, as matching treats it.
+        `holds` are an opening order's (margin, commission, asset), already computed by the
+        risk check; a close order reserves position volume instead. A MARKET order is IOC at
+        the band limit, as matching treats it.
         """
         order_id = self.next_order_id
-        self.next_order_id += 1
-        market = submit.order_type is OrderType.MARKET
-        time_condition = TimeCondition.IOC if market else submit.time_condition
-        spot = instrument.kind is InstrumentKind.SPOT
+        self.next_order_id = order_id + 1
+        time_condition = _IOC if submit.order_type is _MARKET else submit.time_condition
+        spot = terms.spot
+        closes = not spot and submit.offset is not _OPEN
         order = Order(
             order_id,
             account.account_id,
-            instrument.index,
+            terms.index,
             submit.side,
-            Offset.OPEN if spot else submit.offset,
+            _OPEN if spot else submit.offset,
             price,
             submit.qty,
             submit.order_type,
@@ -310,31 +363,44 @@ class AccountsCore:
             submit.min_qty,
             submit.ts,
             price,
-            request_id=submit.request_id,
-            liquidation=liquidation,
-            stp=submit.stp,
-            closes=submit.offset in CLOSES and not spot,
+            submit.request_id,
+            0,
+            _PENDING,
+            0,
+            0,
+            0,
+            0,
+            0,
+            liquidation,
+            submit.stp,
+            closes,
         )
         account.orders[order_id] = order
         self.orders[order_id] = order
-        if time_condition is not TimeCondition.GTC:
+        if time_condition is not _GTC:
             self.day_orders.add(order_id)
-        account.rehold(order, instrument, self._base_units(instrument))
-        place = mc.PlaceOrder(
-            order_id,
-            account.account_id,
-            instrument.index,
-            submit.side,
-            price,
-            submit.qty,
-            submit.order_type,
-            time_condition,
-            submit.volume_condition,
-            submit.min_qty,
-            submit.ts,
-            submit.stp,
+        if closes:
+            account.rehold(order, terms)
+        else:
+            account.hold(order, terms, *holds)
+        place = _new(
+            mc.PlaceOrder,
+            (
+                order_id,
+                account.account_id,
+                terms.index,
+                submit.side,
+                price,
+                submit.qty,
+                submit.order_type,
+                time_condition,
+                submit.volume_condition,
+                submit.min_qty,
+                submit.ts,
+                submit.stp,
+            ),
         )
-        return place, _order_update(order, ResultCode.OK, submit.ts)
+        return place, _order_update(order, _OK, submit.ts)
 
     def _cancel(self, c: cmd.CancelOrder) -> Out:
         account = self.accounts.get(c.account_id)
@@ -343,15 +409,16 @@ class AccountsCore:
         order = account.orders.get(c.order_id)
         if order is None:
             return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
-        cancel = mc.CancelOrder(order.order_id, order.instrument_index, c.ts, CancelReason.USER)
-        return [cancel], [CommandAccepted(c.request_id, order.order_id, c.ts)]
+        order_id = order.order_id
+        cancel = _new(mc.CancelOrder, (order_id, order.instrument_index, c.ts, _USER))
+        return [cancel], [_new(CommandAccepted, (c.request_id, order_id, c.ts))]
 
     def _cancel_all(self, c: cmd.CancelAll) -> Out:
         account = self.accounts.get(c.account_id)
         if account is None:
             return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
         cancels = [
-            mc.CancelOrder(o.order_id, o.instrument_index, c.ts, CancelReason.USER)
+            mc.CancelOrder(o.order_id, o.instrument_index, c.ts, _USER)
             for o in sorted(account.orders.values(), key=lambda o: o.order_id)
             if c.instrument_index in (-1, o.instrument_index)
         ]
@@ -364,54 +431,57 @@ class AccountsCore:
         order = account.orders.get(c.order_id)
         if order is None:
             return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
-        if order.pending_qty or order.order_type is not OrderType.LIMIT:
+        if order.pending_qty or order.order_type is not _LIMIT:
             return _reject(c, ResultCode.AMEND_FAILED, "an amend is pending or not a limit order")
-        instrument = self.instruments.by_index(order.instrument_index)
-        if not instrument.min_qty <= c.qty <= instrument.max_qty or c.price <= 0:
+        terms = self.terms[order.instrument_index]
+        if not terms.min_qty <= c.qty <= terms.max_qty or c.price <= 0:
             return _reject(c, ResultCode.BAD_ORDER_PARAMETER, f"bad qty {c.qty} or price")
-        if not instrument.in_band(c.price):
+        if not terms.lower <= c.price <= terms.upper:
             return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
-        base_units = self._base_units(instrument)
-        extra = c.qty - order.remaining
+        if terms.spot:
+            terms.lot_units()
+        remaining = order.qty - order.filled
         if order.closes:
+            extra = c.qty - remaining
             position = account.positions.get(order.instrument_index) or Position.empty(0)
-            side = position.side(order.side.opposite)
-            rule = instrument.close_today_rule
+            side = position.long if order.side is _SELL else position.short
+            rule = terms.close_today_rule
             if extra > 0 and close_split(side, order.offset, rule, extra) is None:
                 return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position")
+            order.pending_price, order.pending_qty = c.price, c.qty
+            account.rehold(order, terms)
         else:
-            price = max(order.freeze_price, c.price)
-            wanted = open_holds(
-                instrument, order.side, price, max(c.qty, order.remaining), base_units
-            )
+            price = order.freeze_price if order.freeze_price > c.price else c.price
+            wanted = terms.holds(order.side, price, c.qty if c.qty > remaining else remaining)
             held = order.frozen_margin + order.frozen_commission + order.frozen_asset
-            currency = wanted.asset_currency or instrument.currency.code
-            available = account.available(currency, self.instruments, self.marks)
-            need = wanted.margin + wanted.commission + wanted.asset - held
+            currency = terms.asset_currency(order.side)
+            available = account.available(currency, self.terms, self.marks)
+            need = wanted[0] + wanted[1] + wanted[2] - held
             if need > available:
                 return _reject(c, ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, has {available}")
-        order.pending_price, order.pending_qty = c.price, c.qty
-        account.rehold(order, instrument, base_units)
-        amend = mc.AmendOrder(order.order_id, order.instrument_index, c.price, c.qty, c.ts)
-        return [amend], [CommandAccepted(c.request_id, order.order_id, c.ts)]
+            order.pending_price, order.pending_qty = c.price, c.qty
+            account.hold(order, terms, *wanted)
+        order_id = order.order_id
+        amend = _new(mc.AmendOrder, (order_id, order.instrument_index, c.price, c.qty, c.ts))
+        return [amend], [_new(CommandAccepted, (c.request_id, order_id, c.ts))]
 
     # --- matching events ---------------------------------------------------------------------
 
     def _on_accepted(self, e: me.OrderAccepted) -> Out:
         order = self.orders.get(e.order_id)
-        if order is None or order.status is not OrderStatus.PENDING:
+        if order is None or order.status is not _PENDING:
             return [], []
-        order.status = OrderStatus.ACCEPTED
-        return [], [_order_update(order, ResultCode.OK, e.ts)]
+        order.status = _ACCEPTED
+        return [], [_order_update(order, _OK, e.ts)]
 
     def _on_rejected(self, e: me.OrderRejected) -> Out:
-        return self._end(e.order_id, OrderStatus.REJECTED, e.code, e.ts)
+        return self._end(e.order_id, _REJECTED, e.code, e.ts)
 
     def _on_canceled(self, e: me.OrderCanceled) -> Out:
         order = self.orders.get(e.order_id)
-        if order is not None and order.remaining != e.qty:
+        if order is not None and order.qty - order.filled != e.qty:
             raise AssertionError(f"order {e.order_id}: cancel of {e.qty}, open {order.remaining}")
-        return self._end(e.order_id, OrderStatus.CANCELLED, ResultCode.OK, e.ts)
+        return self._end(e.order_id, _CANCELLED, _OK, e.ts)
 
     def _end(self, order_id: int, status: OrderStatus, code: ResultCode, ts: int) -> Out:
         order = self.orders.get(order_id)
@@ -421,8 +491,10 @@ class AccountsCore:
         events = [_order_update(order, code, ts)]
         account = self.accounts[order.account_id]
         self._finish(account, order)
-        events.extend(self._account_events(account, ts, order.instrument_index))
-        return self._after_order_end(events, ts)
+        self._account_events(events, account, ts, order.instrument_index)
+        if self.settlement.phase is _EXPIRING:
+            return self._after_order_end(events, ts)
+        return [], events
 
     def _on_amended(self, e: me.OrderAmended) -> Out:
         order = self.orders.get(e.order_id)
@@ -431,38 +503,36 @@ class AccountsCore:
         order.price = order.freeze_price = e.price
         order.qty = order.filled + e.qty
         order.pending_price = order.pending_qty = 0
-        account = self.accounts[order.account_id]
-        instrument = self.instruments.by_index(order.instrument_index)
-        account.rehold(order, instrument, self._base_units(instrument))
-        return [], [_order_update(order, ResultCode.OK, e.ts)]
+        self.accounts[order.account_id].rehold(order, self.terms[order.instrument_index])
+        return [], [_order_update(order, _OK, e.ts)]
 
     def _on_amend_rejected(self, e: me.AmendRejected) -> Out:
         order = self.orders.get(e.order_id)
         if order is None:
             return [], []
         order.pending_price = order.pending_qty = 0
-        instrument = self.instruments.by_index(order.instrument_index)
-        self.accounts[order.account_id].rehold(order, instrument, self._base_units(instrument))
+        self.accounts[order.account_id].rehold(order, self.terms[order.instrument_index])
         return [], []
 
     def _on_trade(self, e: me.TradeExecuted) -> Out:
-        self.marks[e.instrument_index] = e.price
-        instrument = self.instruments.by_index(e.instrument_index)
+        index = e.instrument_index
+        self.marks[index] = e.price
+        terms = self.terms[index]
         events: list[Any] = []
-        ended = self._book_leg(instrument, e, e.taker_order_id, e.taker_remaining, events)
-        ended |= self._book_leg(instrument, e, e.maker_order_id, e.maker_remaining, events)
+        ended = self._book_leg(terms, e, e.taker_order_id, e.taker_remaining, events)
+        ended |= self._book_leg(terms, e, e.maker_order_id, e.maker_remaining, events)
         to_matching: list[Any] = []
-        if self.risk.intraday_liquidation and self.settlement.phase is SettlementPhase.IDLE:
-            to_matching, liquidations = self._liquidate_over(instrument, e.ts)
+        if self.risk.intraday_liquidation and self.settlement.phase is _IDLE:
+            to_matching, liquidations = self._liquidate_over(terms, e.ts)
             events.extend(liquidations)
-        if ended:
+        if ended and self.settlement.phase is _EXPIRING:
             more, events = self._after_order_end(events, e.ts)
             to_matching.extend(more)
         return to_matching, events
 
     def _book_leg(
         self,
-        instrument: Instrument,
+        terms: Terms,
         e: me.TradeExecuted,
         order_id: int,
         remaining: int,
@@ -473,42 +543,45 @@ class AccountsCore:
         if order is None:
             raise AssertionError(f"trade {e.trade_id} for unknown order {order_id}")
         account = self.accounts[order.account_id]
-        fill = account.fill(order, instrument, e.price, e.qty, self._base_units(instrument))
-        if order.remaining != remaining:
+        price, qty, ts = e.price, e.qty, e.ts
+        commission, profit = account.fill(order, terms, price, qty)
+        if order.qty - order.filled != remaining:
             raise AssertionError(f"order {order_id}: open {order.remaining}, matching {remaining}")
-        code = instrument.currency.code
-        self.fees[code] = self.fees.get(code, 0) + fill.commission
-        order.status = OrderStatus.FILLED if remaining == 0 else OrderStatus.PARTIALLY_FILLED
-        events.append(_order_update(order, ResultCode.OK, e.ts))
+        fees = self.fees
+        fees[terms.currency] = fees.get(terms.currency, 0) + commission
+        order.status = _FILLED if remaining == 0 else _PARTIALLY_FILLED
+        events.append(_order_update(order, _OK, ts))
         events.append(
-            TradeBooked(
-                order.account_id,
-                order_id,
-                e.trade_id,
-                instrument.index,
-                order.side,
-                order.offset,
-                e.price,
-                e.qty,
-                fill.commission,
-                fill.close_profit,
-                e.ts,
+            _new(
+                TradeBooked,
+                (
+                    order.account_id,
+                    order_id,
+                    e.trade_id,
+                    terms.index,
+                    order.side,
+                    order.offset,
+                    price,
+                    qty,
+                    commission,
+                    profit,
+                    ts,
+                ),
             )
         )
         if remaining == 0:
             self._finish(account, order)
-        events.extend(self._account_events(account, e.ts, instrument.index))
+        self._account_events(events, account, ts, terms.index)
         return remaining == 0
 
     def _finish(self, account: Account, order: Order) -> None:
-        instrument = self.instruments.by_index(order.instrument_index)
-        account.finish(order, instrument, self._base_units(instrument))
+        account.finish(order, self.terms[order.instrument_index])
         del self.orders[order.order_id]
         self.day_orders.discard(order.order_id)
 
     def _after_order_end(self, events: list[Any], ts: int) -> Out:
         """A settlement waiting for the day's orders to end continues once the last one has."""
-        if self.settlement.phase is SettlementPhase.EXPIRING and not self.day_orders:
+        if self.settlement.phase is _EXPIRING and not self.day_orders:
             to_matching, more = self._complete_settlement(ts)
             events.extend(more)
             return to_matching, events
@@ -516,16 +589,15 @@ class AccountsCore:
 
     # --- liquidation -------------------------------------------------------------------------
 
-    def _liquidate_over(self, instrument: Instrument, ts: int) -> Out:
-        """Force-close accounts holding `instrument` whose risk ratio reached the threshold."""
+    def _liquidate_over(self, terms: Terms, ts: int) -> Out:
+        """Force-close accounts holding the instrument whose risk ratio reached the threshold."""
         to_matching: list[Any] = []
         events: list[Any] = []
-        code = instrument.currency.code
-        for account_id in self.holders(instrument.index):
+        for account_id in self.holders(terms.index):
             account = self.accounts[account_id]
             if any(o.liquidation for o in account.orders.values()):
                 continue
-            ratio = self.risk_ratio_e8(account, code)
+            ratio = self.risk_ratio_e8(account, terms.currency)
             if ratio >= self.risk.liquidation_ratio_e8:
                 more, happened = self._liquidate(account, ratio, ts)
                 to_matching.extend(more)
@@ -541,8 +613,8 @@ class AccountsCore:
         ]
         events: list[Any] = []
         for submit in closing_orders(account, self.instruments, ts):
-            instrument = self.instruments.by_index(submit.instrument_index)
-            place, update = self._place(account, instrument, submit, submit.price, True)
+            terms = self.terms[submit.instrument_index]
+            place, update = self._place(account, terms, submit, submit.price, True, (0, 0, 0))
             to_matching.append(place)
             events.append(update)
         log.info("force closing account %d at risk ratio %d e-8", account.account_id, ratio)
@@ -566,7 +638,7 @@ class AccountsCore:
         return [], [CommandAccepted(c.request_id, 0, c.ts)]
 
     def _execute_settlement(self, c: cmd.ExecuteSettlement) -> Out:
-        if self.settlement.phase is not SettlementPhase.IDLE:
+        if self.settlement.phase is not _IDLE:
             return _reject(c, ResultCode.SETTLEMENT_FAILED, "a settlement is in progress")
         if c.trading_day in self.settlement.results:
             return _reject(c, ResultCode.SETTLEMENT_FAILED, f"day {c.trading_day} is settled")
@@ -590,17 +662,21 @@ class AccountsCore:
         over: list[tuple[Account, int]] = []
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
-            for code, (fee, gain) in settle_account(account, self.instruments, prices).items():
+            for code, (fee, gain) in settle_account(account, self.terms, prices).items():
                 commission[code] = commission.get(code, 0) + fee
                 profit[code] = profit.get(code, 0) + gain
             ratios = [
-                (account.balance(code, self.instruments, prices), ledger.margin)
+                (account.balance(code, self.terms, prices), ledger.margin)
                 for code, ledger in account.ledgers.items()
             ]
             failed += any(balance < 0 for balance, _ in ratios)
             ratio = max((risk_ratio_e8(margin, balance) for balance, margin in ratios), default=0)
             if ratio >= self.risk.liquidation_ratio_e8 and account.positions:
                 over.append((account, ratio))
+            if not self.snapshots:
+                self._touch(account, -1)
+                for index in account.positions:
+                    self._touch(account, index)
         to_matching: list[Any] = []
         for index in sorted(prices):
             instrument = self.instruments.by_index(index)
@@ -608,6 +684,7 @@ class AccountsCore:
             self.marks[index] = prices[index]
             to_matching.append(mc.UpsertInstrument(self.instruments.by_index(index), ts))
             log.debug("settled %s at %d", instrument.id, prices[index])
+        self.terms = all_terms(self.instruments)
         events: list[Any] = []
         for account, ratio in over:
             more, happened = self._liquidate(account, ratio, ts)
@@ -664,56 +741,73 @@ class AccountsCore:
     def _upserted(self, request_id: int, instrument: Instrument | None, ts: int) -> Out:
         if instrument is None:
             raise AssertionError("an admin command succeeded on a missing instrument")
+        self.terms = all_terms(self.instruments)
         return [mc.UpsertInstrument(instrument, ts)], [CommandAccepted(request_id, 0, ts)]
 
-    # --- helpers -----------------------------------------------------------------------------
+    # --- snapshots ---------------------------------------------------------------------------
 
-    def _base_units(self, instrument: Instrument) -> int:
-        if instrument.kind is not InstrumentKind.SPOT:
-            return 0
-        units = base_units_per_lot(instrument, self.instruments)
-        if units is None:
-            raise AssertionError(f"{instrument.id}: base asset units per lot are not exact")
-        return units
+    def _account_events(self, events: list[Any], account: Account, ts: int, index: int) -> None:
+        """Append the account's snapshots (or, with snapshots off, remember it changed)."""
+        if self.snapshots:
+            events.extend(self._ledger_events(account, ts))
+            events.extend(self._position_event(account, index, ts))
+        else:
+            self._touch(account, index)
 
-    def _account_events(self, account: Account, ts: int, index: int = -1) -> Iterable[Any]:
-        if not self.snapshots:
-            return ()
+    def _touch(self, account: Account, index: int) -> None:
+        touched = self.touched.get(account.account_id)
+        if touched is None:
+            touched = self.touched[account.account_id] = set()
+        if index >= 0:
+            touched.add(index)
+
+    def _ledger_events(self, account: Account, ts: int) -> list[Any]:
         events: list[Any] = []
         for code, ledger in account.ledgers.items():
-            position_profit = account.position_profit(code, self.instruments, self.marks)
+            position_profit = account.position_profit(code, self.terms, self.marks)
+            balance = ledger.static_balance + position_profit
             events.append(
-                AccountUpdated(
-                    account.account_id,
-                    code,
-                    ledger.static_balance + position_profit,
-                    ledger.available(position_profit),
-                    ledger.margin,
-                    ledger.frozen_margin,
-                    ledger.frozen_commission,
-                    position_profit,
-                    ledger.close_profit,
-                    ledger.commission,
-                    ts,
-                )
-            )
-        position = account.positions.get(index)
-        if position is not None:
-            events.append(
-                PositionUpdated(
-                    account.account_id,
-                    index,
-                    position.long.today,
-                    position.long.history,
-                    position.short.today,
-                    position.short.history,
-                    position.long.frozen,
-                    position.short.frozen,
-                    position.margin,
-                    ts,
+                _new(
+                    AccountUpdated,
+                    (
+                        account.account_id,
+                        code,
+                        balance,
+                        balance - ledger.margin - ledger.frozen,
+                        ledger.margin,
+                        ledger.frozen_margin,
+                        ledger.frozen_commission,
+                        position_profit,
+                        ledger.close_profit,
+                        ledger.commission,
+                        ts,
+                    ),
                 )
             )
         return events
+
+    def _position_event(self, account: Account, index: int, ts: int) -> list[Any]:
+        position = account.positions.get(index)
+        if position is None:
+            return []
+        long, short = position.long, position.short
+        return [
+            _new(
+                PositionUpdated,
+                (
+                    account.account_id,
+                    index,
+                    long.today,
+                    long.history,
+                    short.today,
+                    short.history,
+                    long.frozen_today + long.frozen_history,
+                    short.frozen_today + short.frozen_history,
+                    long.margin + short.margin,
+                    ts,
+                ),
+            )
+        ]
 
     # --- state -------------------------------------------------------------------------------
 
@@ -748,18 +842,21 @@ class AccountsCore:
 
 
 def _order_update(order: Order, code: ResultCode, ts: int) -> OrderUpdated:
-    return OrderUpdated(
-        order.account_id,
-        order.order_id,
-        order.instrument_index,
-        order.side,
-        order.offset,
-        order.price,
-        order.qty,
-        order.filled,
-        order.status,
-        code,
-        ts,
+    return _new(
+        OrderUpdated,
+        (
+            order.account_id,
+            order.order_id,
+            order.instrument_index,
+            order.side,
+            order.offset,
+            order.price,
+            order.qty,
+            order.filled,
+            order.status,
+            code,
+            ts,
+        ),
     )
 
 

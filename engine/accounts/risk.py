@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.accounts.account import Account, Holds
+from engine.accounts.account import Account
 from engine.accounts.commands import SubmitOrder
+from engine.accounts.terms import Terms
 from engine.codes import ResultCode
 from engine.enums import (
-    InstrumentKind,
     Offset,
     OrderType,
     Side,
     TimeCondition,
     VolumeCondition,
 )
-from engine.instruments import Instrument
 from engine.money import RATE_SCALE
 
 _SIDES = (Side.BUY, Side.SELL)
@@ -27,6 +26,14 @@ _TYPES = (OrderType.LIMIT, OrderType.MARKET)
 _TIMES = (TimeCondition.GFD, TimeCondition.GTC, TimeCondition.IOC)
 _VOLUMES = (VolumeCondition.ANY, VolumeCondition.MIN, VolumeCondition.ALL)
 CLOSES = (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY)
+_FUTURES_OFFSETS = (Offset.OPEN, *CLOSES)
+_SPOT_OFFSETS = (Offset.NONE, Offset.OPEN)
+_BUY = Side.BUY
+_SELL = Side.SELL
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_MIN = VolumeCondition.MIN
+_OK = ResultCode.OK
 
 NO_RATIO = 2**62
 """Risk ratio of an account with margin but no positive balance."""
@@ -60,8 +67,8 @@ def risk_ratio_e8(margin: int, balance: int) -> int:
 def check_open(
     config: RiskConfig,
     account: Account,
-    instrument: Instrument,
-    holds: Holds,
+    terms: Terms,
+    holds: tuple[int, int, int],
     notional: int,
     balance: int,
     available: int,
@@ -69,27 +76,29 @@ def check_open(
 ) -> tuple[ResultCode, str]:
     """Order value, funds, risk ratio and concentration for an opening futures or spot order.
 
-    `available` is in the currency the order holds (the base asset for a spot sell);
-    `instrument_margin` is this instrument's used plus held margin before the order.
+    `holds` is the order's (margin, commission, asset); `available` is in the currency the
+    order holds (the base asset for a spot sell); `instrument_margin` is this instrument's used
+    plus held margin before the order.
     """
     cap = config.max_order_value
-    if cap is not None and notional > cap * instrument.currency.scale:
+    if cap is not None and notional > cap * terms.scale:
         return ResultCode.ORDER_VALUE_CAP, f"order value {notional} above {cap}"
-    need = holds.margin + holds.commission + holds.asset
+    margin, commission, asset = holds
+    need = margin + commission + asset
     if need > available:
         return ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, available {available}"
-    if instrument.kind is InstrumentKind.SPOT:
-        return ResultCode.OK, ""
-    ledger = account.ledger(instrument.currency.code)
+    if terms.spot:
+        return _OK, ""
+    ledger = account.ledgers[terms.currency]
     ratio = config.max_risk_ratio_e8
-    used = ledger.margin + ledger.frozen_margin + holds.margin
+    used = ledger.margin + ledger.frozen_margin + margin
     if ratio is not None and used * RATE_SCALE > ratio * balance:
         return ResultCode.RISK_RATIO_CAP, f"margin {used} above {ratio}e-8 of balance {balance}"
     share = config.max_concentration_e8
-    held = instrument_margin + holds.margin
+    held = instrument_margin + margin
     if share is not None and held * RATE_SCALE > share * balance:
-        return ResultCode.CONCENTRATION_LIMIT, f"{instrument.id} margin {held} of {balance}"
-    return ResultCode.OK, ""
+        return ResultCode.CONCENTRATION_LIMIT, f"{terms.instrument.id} margin {held} of {balance}"
+    return _OK, ""
 
 
 def crosses_own_order(
@@ -99,27 +108,25 @@ def crosses_own_order(
     for order in account.orders.values():
         if order.instrument_index != instrument_index or order.side is side:
             continue
-        if order_type is OrderType.MARKET:
+        if order_type is _MARKET:
             return order.order_id
-        if (side is Side.BUY and price >= order.price) or (
-            side is Side.SELL and price <= order.price
-        ):
+        if (side is _BUY and price >= order.price) or (side is _SELL and price <= order.price):
             return order.order_id
     return 0
 
 
-def bad_order_fields(c: SubmitOrder, instrument: Instrument) -> str:
+def bad_order_fields(c: SubmitOrder, terms: Terms) -> str:
     """Why an order's fields are invalid (1008), or '' when they are fine."""
     if c.side not in _SIDES or c.order_type not in _TYPES:
         return "bad side or order type"
     if c.time_condition not in _TIMES or c.volume_condition not in _VOLUMES:
         return "bad time or volume condition"
-    if not instrument.min_qty <= c.qty <= instrument.max_qty:
-        return f"qty {c.qty} outside {instrument.min_qty}..{instrument.max_qty}"
-    if c.volume_condition is VolumeCondition.MIN and not 0 < c.min_qty <= c.qty:
+    if not terms.min_qty <= c.qty <= terms.max_qty:
+        return f"qty {c.qty} outside {terms.min_qty}..{terms.max_qty}"
+    if c.volume_condition is _MIN and not 0 < c.min_qty <= c.qty:
         return f"min_qty {c.min_qty} outside 1..{c.qty}"
-    if c.order_type is OrderType.LIMIT and c.price <= 0:
+    if c.order_type is _LIMIT and c.price <= 0:
         return f"price {c.price} must be positive"
-    if instrument.kind is InstrumentKind.SPOT:
-        return "" if c.offset in (Offset.NONE, Offset.OPEN) else "spot orders do not close"
-    return "" if c.offset in (Offset.OPEN, *CLOSES) else "bad offset"
+    if terms.spot:
+        return "" if c.offset in _SPOT_OFFSETS else "spot orders do not close"
+    return "" if c.offset in _FUTURES_OFFSETS else "bad offset"

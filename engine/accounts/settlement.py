@@ -7,13 +7,13 @@ IDLE → EXPIRING (waiting for day orders) → marked and rolled → IDLE, with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 from engine.accounts.account import Account
 from engine.accounts.events import SettlementResult
-from engine.instruments import InstrumentRegistry
+from engine.accounts.terms import Terms
 
 
 class SettlementPhase(IntEnum):
@@ -58,7 +58,7 @@ class Settlement:
 
 
 def settle_account(
-    account: Account, registry: InstrumentRegistry, prices: Mapping[int, int]
+    account: Account, terms: Sequence[Terms], prices: Mapping[int, int]
 ) -> dict[str, tuple[int, int]]:
     """Mark every position at its settlement price, book it, roll today into history.
 
@@ -68,18 +68,17 @@ def settle_account(
     """
     day: dict[str, tuple[int, int]] = {}
     for code, ledger in account.ledgers.items():
-        position_profit = account.position_profit(code, registry, prices)
+        position_profit = account.position_profit(code, terms, prices)
         day[code] = (ledger.commission, ledger.close_profit + position_profit)
         ledger.roll(position_profit)
         ledger.margin = 0
     for index, position in account.positions.items():
-        instrument = registry.by_index(index)
+        instrument = terms[index]
         price = prices[index]
         for side in (position.long, position.short):
-            side.roll(
-                instrument.notional(price, side.volume), instrument.margin(price, side.volume)
-            )
-        account.ledger(instrument.currency.code).margin += position.margin
+            volume = side.volume
+            side.roll(price * volume * instrument.per_tick_lot, instrument.margin(price, volume))
+        account.ledger(instrument.currency).margin += position.margin
     for order in account.orders.values():
         order.reserved_history += order.reserved_today
         order.reserved_today = 0
