@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engine.accounts.core import AccountsCore
-from engine.accounts.events import CommandRejected
+from engine.accounts.events import CommandRejected, SettlementCompleted
 from engine.codes import ResultCode
 from engine.matching.commands import UpsertInstrument
 from ipc.control import ControlServer
@@ -282,6 +282,8 @@ class Accounts(Service):
         if not events:
             return
         self.state.remember(events)
+        # Settlement totals do not fit an events record; `settlement_history` answers them.
+        events = [e for e in events if type(e) is not SettlementCompleted]
         batch = events_to_records(events)
         gateway_of = self.state.gateway_of
         sources = np.array(
