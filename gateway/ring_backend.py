@@ -58,6 +58,7 @@ ANSWER_TIMEOUT_S = 5.0
 WRITE_TIMEOUT_S = 0.2
 LATENCY_SAMPLES = 8192
 FIND_MARKET_DATA_ATTEMPTS = 30
+OPEN_ATTEMPTS = 64
 TRANSACTION_BITS = 31
 TRANSACTION_LIMIT = 1 << TRANSACTION_BITS
 """Client transaction ids per account (the account id fills the bits above them)."""
@@ -208,18 +209,25 @@ class RingBackend:
         return await self._send(request_id, command, lambda _a: {"order_id": order_id})
 
     async def _open_account(self, c: OpenAccount) -> Answer:
+        """Open the next free account id; ids taken by direct clients (bin/loadgen --direct)
+        are skipped, a few at a time."""
         name = c.account_name or ""
-        account_id = self.directory.allocate(c.user_id, name)
-        request_id = next(self._request_ids)
-        command = core.OpenAccount(request_id, account_id, time.time_ns())
+        answer = Answer(ResultCode.ACCOUNT_EXISTS, "no free account id")
+        for _attempt in range(OPEN_ATTEMPTS):
+            account_id = self.directory.allocate(c.user_id, name)
+            request_id = next(self._request_ids)
+            command = core.OpenAccount(request_id, account_id, time.time_ns())
 
-        def accepted(_answer: CommandAccepted) -> dict[str, Any]:
-            self._watch_user(c.user_id)
-            return {"account_id": account_id, "account_name": name, "user_id": c.user_id}
+            def accepted(_answer: CommandAccepted, account_id: int = account_id) -> dict[str, Any]:
+                self._watch_user(c.user_id)
+                return {"account_id": account_id, "account_name": name, "user_id": c.user_id}
 
-        answer = await self._send(request_id, command, accepted)
-        if answer.code is not ResultCode.OK and answer.code is not ResultCode.UNAVAILABLE:
+            answer = await self._send(request_id, command, accepted)
+            if answer.code is ResultCode.OK or answer.code is ResultCode.UNAVAILABLE:
+                return answer
             self.directory.release(account_id)
+            if answer.code is not ResultCode.ACCOUNT_EXISTS:
+                return answer
         return answer
 
     async def _adjust_balance(self, c: AdjustBalance) -> Answer:
@@ -429,9 +437,12 @@ class RingBackend:
         return Answer(ResultCode.OK, data=rows)
 
     async def query_order(self, order_id: int) -> Answer:
-        return await self._ask(
+        answer = await self._ask(
             self._accounts, "order", ResultCode.ORDER_NOT_FOUND, order_id=order_id
         )
+        if answer.ok:
+            return Answer(ResultCode.OK, data=self._renderer.order_row(answer.data))
+        return answer
 
     async def query_user_orders(self, user_id: int) -> Answer:
         rows: list[Any] = []
