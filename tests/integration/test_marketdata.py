@@ -53,6 +53,7 @@ class Feed:
         self.seq = 0
         self.order_id = 0
         self.trades: list[TradeExecuted] = []
+        self.events: list[Any] = []
         self._ring = Ring.attach(f"{instance.prefix}.execs.0", records.EXEC)
         self._writer = self._ring.writer()
 
@@ -74,6 +75,7 @@ class Feed:
 
     def write(self, events: list[Any]) -> int:
         self.model.apply(events)
+        self.events.extend(events)
         self.trades.extend(e for e in events if type(e) is TradeExecuted)
         batch = events_to_execs(events, first_seq=self.seq + 1, ts_init=time.time_ns())
         self._writer.write(batch, timeout=10)
