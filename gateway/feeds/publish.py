@@ -224,6 +224,11 @@ class MarketPublisher:
             "high": market.high,
             "low": market.low,
             "last": market.last,
+            # an external market has no settlement or daily band here: null, 0 ticks
+            "pre_close": 0,
+            "pre_settlement": 0,
+            "upper_limit": 0,
+            "lower_limit": 0,
         }
         for name, ticks in prices.items():
             body[name] = self._price(spec, ticks) if ticks else None
