@@ -44,16 +44,22 @@ class Exchange:
         the order the core produced them (a FIFO, like the orders ring).
         """
         to_matching, events = self.accounts.apply(command)
+        if not to_matching:
+            return events
         pending = deque(to_matching)
         handlers = self.accounts.execs
+        match = self.matching.apply
+        append = events.append
         while pending:
-            for event in self.matching.apply(pending.popleft()):
-                events.append(event)
+            for event in match(pending.popleft()):
+                append(event)
                 handler = handlers.get(type(event))
                 if handler is not None:
                     more, booked = handler(event)
-                    events.extend(booked)
-                    pending.extend(more)
+                    if booked:
+                        events.extend(booked)
+                    if more:
+                        pending.extend(more)
         return events
 
     def export_state(self) -> dict[str, Any]:

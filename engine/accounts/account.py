@@ -136,10 +136,14 @@ class Account:
 
     def finish(self, order: Order, terms: Terms) -> None:
         """The order ended (filled, cancelled, rejected): give back whatever it still holds."""
-        self.rehold(order, terms)
-        del self.orders[order.order_id]
         if order.closes:
+            self._reserve_to(order, 0, terms.close_today_rule)
+            del self.orders[order.order_id]
             self._drop_if_flat(order.instrument_index)
+            return
+        if order.frozen_margin or order.frozen_commission or order.frozen_asset:
+            self.hold(order, terms, 0, 0, 0)
+        del self.orders[order.order_id]
 
     # --- fills -------------------------------------------------------------------------------
 

@@ -571,7 +571,10 @@ class AccountsCore:
         )
         if remaining == 0:
             self._finish(account, order)
-        self._account_events(events, account, ts, terms.index)
+        if self.snapshots:
+            self._account_events(events, account, ts, terms.index)
+        else:
+            self._touch(account, terms.index)
         return remaining == 0
 
     def _finish(self, account: Account, order: Order) -> None:
