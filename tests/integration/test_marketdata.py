@@ -33,7 +33,7 @@ from services.matching_codec import events_to_execs
 from services.mdclient import Stream, klines, publisher_endpoint, recent_trades, snapshot
 from tests.integration.conftest import ROOT, Exchange
 
-START_NS = 1_763_800_000 * NS_PER_SECOND  # 2025-11-22, a whole 3 s bucket boundary
+START_NS = 1_763_800_000 * NS_PER_SECOND  # 2025-11-22 08:26:40 UTC
 ONLY_RECORDER_AND_MARKETDATA = ("--set", "processes.enabled=recorder,marketdata")
 
 
