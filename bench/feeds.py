@@ -5,8 +5,10 @@ same frames the tests check) is written to a temporary file, read back with `rea
 and pushed through parse → normalize (Decimal-exact ticks/lots, quality score) → dedup →
 bounded buffer, drained in blocks of 1,000 as a consumer would. Also: Binance depth diffs
 through the U/u book keeper, and a seed-002-style peer (json + float, no validation, no dedup)
-on the same Binance frames. The seeds' own figures are reference rows. Scale with
-SHMEX_BENCH_FEEDS_N (frames per workload, default 50,000) and SHMEX_BENCH_REPEAT (default 3).
+on the same Binance frames, and the feeds process's publish step (records → market-data JSON
+bodies, K-lines, orjson) on the normalized Binance trades. The seeds' own figures are reference
+rows. Scale with SHMEX_BENCH_FEEDS_N (frames per workload, default 50,000) and
+SHMEX_BENCH_REPEAT (default 3).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from bench.common import Results, median
 from gateway.feeds.config import FeedConfig
+from gateway.feeds.publish import MarketPublisher
 from gateway.feeds.recording import Frame, Recorder, read_recording
 from gateway.feeds.venues import VENUES
 from tests.feeds import fixtures
@@ -73,6 +78,30 @@ def _add(results: Results, workload: str, runs: list[tuple[float, float, int]]) 
     )
 
 
+def _publish(frames: list[Frame]) -> tuple[float, float, int]:
+    """Wall and CPU seconds of the feeds process's publish step for normalized trades, in
+    blocks of 1,000 (one drain each): bodies, K-lines and orjson, no socket."""
+    venue = "BINANCE"
+    feed = VENUES[venue](FeedConfig(venue, ["BTCUSDT"], ["trade"], buffer_rate=0))
+    blocks = []
+    for n, frame in enumerate(frames, 1):
+        feed.feed(frame.data, frame.ts_recv)
+        if n % 1000 == 0:
+            blocks.append(feed.take())
+    table = feed.instruments
+    specs = {spec.instrument_id: spec for spec in map(table.get, table.symbols()) if spec}
+    publisher = MarketPublisher()
+    dumps = orjson.dumps
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for block in blocks:
+        for topic, body in publisher.publish(block, specs.get):
+            topic.encode()
+            dumps(body)
+    elapsed = time.perf_counter() - start
+    return elapsed, time.process_time() - cpu, sum(map(len, blocks))
+
+
 def _seed002_peer(frames: list[Frame]) -> float:
     """Seed 002's parser: json.loads and float(), no tick check, no dedup, no buffer bound."""
     out = []
@@ -120,6 +149,9 @@ def main() -> None:
         trades = _record(
             workdir / "peer.jsonl", "BINANCE", ["trade"], lambda i: fixtures.trade("BINANCE", i)
         )
+        runs = [_publish(trades) for _ in range(REPEAT)]
+        assert all(r[2] == N for r in runs), "every trade must be published"
+        _add(results, "BINANCE trades → md JSON (feeds publish step)", runs)
         peer = median([_seed002_peer(trades) for _ in range(REPEAT)])
         results.add(
             "seed 002 parser (json+float)", "BINANCE trades", "throughput", N / peer, "msg/s"
