@@ -34,6 +34,8 @@ from services import config as configuration
 
 ALL_TYPES = ("tick", "book", "quote", "kline")
 PROCESS = "marketdata"
+REDRAW_S = 0.1
+"""The table view redraws at most this often, however fast messages arrive."""
 
 
 def topic_filter(instruments: Sequence[str], types: Sequence[str]) -> list[str]:
@@ -255,23 +257,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     deadline = math.inf if args.seconds is None else time.monotonic() + args.seconds
     wanted = math.inf if args.count is None else args.count
     received = 0
+    next_draw = 0.0
     live = Live(view.render(), auto_refresh=False) if view_mode == "table" else None
     try:
         if live is not None:
             live.start()
         while received < wanted and time.monotonic() < deadline:
-            item = stream.receive(min(0.2, max(0.0, deadline - time.monotonic())))
+            item = stream.receive(min(REDRAW_S, max(0.0, deadline - time.monotonic())))
             if item is None:
+                if live is not None:
+                    live.update(view.render(), refresh=True)
                 continue
             name, body = item
             if body.get("seq", 0) <= starts.get(parse_topic(name)[0], {}).get("seq", 0):
                 continue  # already in the snapshot this view started from
             received += 1
             view.update(name, body)
-            if live is not None:
-                live.update(view.render(), refresh=True)
-            else:
+            if live is None:
                 print(describe(name, body), flush=True)
+            elif time.monotonic() >= next_draw:
+                next_draw = time.monotonic() + REDRAW_S
+                live.update(view.render(), refresh=True)
     except KeyboardInterrupt:
         pass
     finally:
