@@ -34,6 +34,7 @@ INDEX = 0  # CFFEX.IF2501: band 17,100..20,900 ticks around 19,000
 MID = 19_000
 RESTING = 2_000
 ACCOUNTS = 200  # accounts 1..100 only buy, 101..200 only sell: no self-trades anywhere
+SNAPSHOT_BATCH = 64  # commands per account-snapshot batch in the batched accounts variant
 
 PLACE, CANCEL, AMEND = 0, 1, 2
 _PRICE_UNCHANGED = 0  # liquibook's "keep the price" value for replace()
@@ -397,13 +398,34 @@ def exchange_slot(exchange: Any, ops: list[Op]) -> tuple[Callable[[Any], list[An
     return exchange.apply, commands
 
 
-def run_exchange(ops: list[Op]) -> tuple[Callable[[Any], list[Any]], list[Any]] | None:
+def run_exchange(
+    ops: list[Op], snapshot_batch: int = 0
+) -> tuple[Callable[[Any], list[Any]], list[Any]] | None:
+    """The Exchange facade; `snapshot_batch` > 0: account snapshots once per that many commands.
+
+    With 0 the core builds AccountUpdated/PositionUpdated after every booking (its default);
+    otherwise it only marks changed accounts and `snapshot_events` builds their snapshots once
+    per batch, as the accounts process does once per ring batch.
+    """
     try:
         from engine.exchange import Exchange
     except ImportError:
         return None
     registry = InstrumentRegistry.from_toml(INSTRUMENTS.read_text())
-    return exchange_slot(Exchange(registry), ops)
+    exchange = Exchange(registry, snapshots=not snapshot_batch)
+    apply, commands = exchange_slot(exchange, ops)
+    if not snapshot_batch:
+        return apply, commands
+    snapshot_events = exchange.accounts.snapshot_events
+    counter = iter(range(1, 10**12))
+
+    def batched(command: Any) -> list[Any]:
+        events = apply(command)
+        if next(counter) % snapshot_batch == 0:
+            events.extend(snapshot_events(command.ts))
+        return events
+
+    return batched, commands
 
 
 # -- measurement ------------------------------------------------------------------------------
@@ -475,13 +497,14 @@ def systems(ops: list[Op], warm: int) -> Iterator[tuple[str, Callable[[], Any]]]
 
         yield "liquibook + Python listeners", liquibook_build
     if run_exchange([]) is not None:
+        for label, batch in (("", 0), (f" (snapshots per {SNAPSHOT_BATCH})", SNAPSHOT_BATCH)):
 
-        def exchange() -> tuple[Callable[[Any], Any], list[Any], int]:
-            built = run_exchange(ops)
-            assert built is not None
-            return built[0], built[1], warm
+            def exchange(batch: int = batch) -> tuple[Callable[[Any], Any], list[Any], int]:
+                built = run_exchange(ops, batch)
+                assert built is not None
+                return built[0], built[1], warm
 
-        yield "shmex matching + risk + accounts", exchange
+            yield f"shmex matching + risk + accounts{label}", exchange
 
 
 def main() -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from engine.accounts import commands as c
-from engine.accounts.events import CommandAccepted, OrderUpdated, TradeBooked
+from engine.accounts.events import (
+    AccountUpdated,
+    CommandAccepted,
+    OrderUpdated,
+    PositionUpdated,
+    TradeBooked,
+)
 from engine.enums import InstrumentStatus, Offset, OrderStatus, Side
 from engine.exchange import Exchange
 from engine.matching.events import BookChanged, OrderAccepted, TradeExecuted
@@ -74,3 +80,34 @@ def test_admin_changes_reach_matchings_own_registry() -> None:
     assert exchange.accounts.instruments is not exchange.matching.instruments
     exchange.apply(c.SuspendInstrument(8, "CFFEX.IX2401"))
     assert exchange.matching.instruments.by_index(IX).status is InstrumentStatus.SUSPENDED
+
+
+def test_batched_snapshots_equal_the_last_per_event_snapshots() -> None:
+    """snapshots=False: the core remembers who changed; snapshot_events(ts) reports them once."""
+    per_event, answers = _session()
+    batched = Exchange(registry(), snapshots=False)
+    script = [
+        c.OpenAccount(1, 1),
+        c.OpenAccount(2, 2),
+        c.Deposit(3, 1, 1_000_000 * CNY, 1),
+        c.Deposit(4, 2, 1_000_000 * CNY, 2),
+        c.SubmitOrder(5, 1, IX, Side.BUY, Offset.OPEN, 1000, 3),
+        c.SubmitOrder(6, 2, IX, Side.SELL, Offset.OPEN, 1000, 2),
+    ]
+    for command in script:
+        events = batched.apply(command)
+        assert not [e for e in events if isinstance(e, AccountUpdated | PositionUpdated)]
+    assert batched.state_hash() == per_event.state_hash()
+    last: dict[tuple[type, int], object] = {}
+    for event in (e for events in answers for e in events):
+        if isinstance(event, AccountUpdated | PositionUpdated):
+            last[type(event), event.account_id] = event._replace(ts=99)
+    snapshots = batched.accounts.snapshot_events(99)
+    assert [(type(e), e.account_id) for e in snapshots] == [
+        (AccountUpdated, 1),
+        (PositionUpdated, 1),
+        (AccountUpdated, 2),
+        (PositionUpdated, 2),
+    ]
+    assert {(type(e), e.account_id): e for e in snapshots} == last
+    assert batched.accounts.snapshot_events(100) == []
