@@ -40,7 +40,7 @@ from engine.instruments import InstrumentRegistry
 from gateway.feeds.backoff import GaveUp
 from gateway.feeds.config import FeedConfig
 from gateway.feeds.connector import Connector
-from gateway.feeds.instruments import InstrumentSpec
+from gateway.feeds.instruments import InstrumentSpec, InstrumentTable
 from gateway.feeds.mirror import Mirror, MirrorTarget
 from gateway.feeds.pipeline import Normalizer
 from gateway.feeds.publish import MarketPublisher
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 SETUP_TIMEOUT_S = 30.0
 """How long the house account's opening and deposits may take before the process fails."""
 STOP_TIMEOUT_S = 5.0
+REFRESH_S = 0.1
+"""How often the loop thread copies its figures for `status` (a deep copy; not every drain)."""
 _PROCESS_KEYS = ("mirror", "live")
 """Keys of a `[feeds.venues.<name>]` table that are the process's, not FeedConfig's."""
 
@@ -80,6 +82,15 @@ class VenueSettings:
             )
         self.mirror: dict[str, str] = dict(table.get("mirror", {}))
         self.live = bool(table.get("live", True))
+        venue = VENUES[self.feed.venue]
+        self.instruments = InstrumentTable.from_mapping(
+            venue.venue, {**venue.default_instruments, **self.feed.instruments}
+        )
+        """The table the venue's connector builds (no connector needed to read it)."""
+
+    def specs(self) -> list[InstrumentSpec]:
+        table = self.instruments
+        return [spec for spec in map(table.get, table.symbols()) if spec is not None]
 
 
 def venue_settings(
@@ -118,13 +129,7 @@ class FeedsService(Service):
         self.connectors: dict[str, Connector] = {
             v.name: VENUES[v.feed.venue](v.feed, rng=random.Random()) for v in self.venues if v.live
         }
-        self.specs: dict[str, InstrumentSpec] = {}
-        for venue in self.venues:
-            table = VENUES[venue.feed.venue](venue.feed).instruments
-            for symbol in table.symbols():
-                spec = table.get(symbol)
-                assert spec is not None
-                self.specs[spec.instrument_id] = spec
+        self.specs = {s.instrument_id: s for venue in self.venues for s in venue.specs()}
         clashes = sorted(i for i in self.specs if self.registry.get(i) is not None)
         if clashes:
             raise configuration.ConfigError(
@@ -144,6 +149,7 @@ class FeedsService(Service):
         self._request_ids = itertools.count(1)
         self._figures: dict[str, Any] = {"state": "starting"}
         self._endpoint = ""
+        self._next_refresh = 0.0
         self._stopping = False
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,10 +167,9 @@ class FeedsService(Service):
     def _mirror_targets(self) -> list[MirrorTarget]:
         targets = []
         for venue in self.venues:
-            table = VENUES[venue.feed.venue](venue.feed).instruments
             for local_id, symbol in venue.mirror.items():
                 local = self.registry.get(local_id)
-                spec = table.get(symbol)
+                spec = venue.instruments.get(symbol)
                 if local is None or spec is None:
                     raise configuration.ConfigError(
                         f"feeds.venues.{venue.name}.mirror: {local_id!r} = {symbol!r} names an "
@@ -216,7 +221,10 @@ class FeedsService(Service):
             self._consume(connector.take())
         if self._client is not None:
             self._count_answers(self._client.poll(0.0))
-        self._refresh()
+        now = time.monotonic()
+        if now >= self._next_refresh:
+            self._next_refresh = now + REFRESH_S
+            self._refresh()
 
     def _bind(self, context: zmq.Context[Any]) -> Publisher:
         ports = self.config["ports"]
@@ -278,6 +286,7 @@ class FeedsService(Service):
             orders = self.mirror.orders(trades, self._request_ids, time.time_ns())
             if orders:
                 client.send(orders)
+                self._count_answers(client.poll(0.0))  # keep `events` moving for accounts
 
     @staticmethod
     def _answers(batch: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
