@@ -62,7 +62,7 @@ HTTP_STATUS: Mapping[ResultCode, int] = {
     ResultCode.STORAGE: 500,
     ResultCode.SERIALIZATION: 500,
     ResultCode.NO_SETTLEMENT_PRICE: 409,
-    ResultCode.SETTLEMENT_FAILED: 500,
+    ResultCode.SETTLEMENT_FAILED: 409,  # in progress, or the day is already settled
     ResultCode.LIQUIDATION_FAILED: 500,
     ResultCode.AUTH_FAILED: 401,
     ResultCode.NOT_AUTHENTICATED: 401,

@@ -482,7 +482,7 @@ class RingBackend:
         answer = await self._ask(
             self._accounts,
             "settlement_history",
-            ResultCode.SETTLEMENT_FAILED,
+            ResultCode.BAD_MESSAGE,
             since=_trading_day(start_date) if start_date else 0,
         )
         if answer.ok and end_date:
@@ -495,7 +495,7 @@ class RingBackend:
         return await self._ask(
             self._accounts,
             "settlement_detail",
-            ResultCode.SETTLEMENT_FAILED,
+            ResultCode.BAD_MESSAGE,
             trading_day=_trading_day(date),
         )
 
