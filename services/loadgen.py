@@ -26,6 +26,7 @@ import orjson
 from hdrh.histogram import HdrHistogram
 
 from engine.accounts.commands import AccountsCommand, Deposit, OpenAccount, SubmitOrder
+from engine.codes import ResultCode
 from engine.enums import InstrumentKind, Offset, OrderStatus, Side
 from engine.instruments import InstrumentRegistry
 from ipc.records import CMD, EVENT, EVENT_ANSWER, Kind
@@ -236,6 +237,8 @@ class LoadGenerator:
         self._order_sent: dict[int, int] = {}
 
     def open_accounts(self) -> list[int]:
+        """Open and fund the accounts (again: an existing account and a repeated deposit of
+        the same txn id are fine, so a rerun against the same instance works)."""
         base = self.load.account_base or (os.getpid() % 100_000) * 1000
         ids = list(range(base + 1, base + self.load.accounts + 1))
         now = time.time_ns()
@@ -244,13 +247,17 @@ class LoadGenerator:
             for r, a in zip(self.client.request_ids(len(ids)), ids, strict=True)
         ]
         deposits = [
-            Deposit(r, a, DEPOSIT, r, "CNY", now)
+            Deposit(r, a, DEPOSIT, a, "CNY", now)
             for r, a in zip(self.client.request_ids(len(ids)), ids, strict=True)
         ]
         self.client.send(opens)
         self.client.send(deposits)
         answers = self.client.collect([c.request_id for c in opens + deposits])
-        refused = {r: int(a["code"]) for r, a in answers.items() if int(a["code"])}
+        refused = {
+            r: code
+            for r, a in answers.items()
+            if (code := int(a["code"])) and code != ResultCode.ACCOUNT_EXISTS
+        }
         if refused:
             raise RuntimeError(f"setting up accounts was refused: {refused}")
         return ids

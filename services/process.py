@@ -119,6 +119,7 @@ class Runner:
         self._control: ControlServer | None = None
         self._batch = int(self.config["wait"]["batch"])
         self._idle_s = self.config["wait"]["sleep_ms"] / 1000
+        self._slice_s = self.config["wait"]["idle_slice_ms"] / 1000
         self._heartbeat_s = float(self.config["processes"]["heartbeat_s"])
         self._next_heartbeat = 0.0
         self._next_control = 0.0
@@ -194,7 +195,9 @@ class Runner:
             moved += self._consume(ring, reader, 0.0)
         if moved == 0 and idle_wait:
             if self._rings:
-                share = self._idle_s / len(self._rings)
+                share = self._idle_s
+                if len(self._rings) > 1:  # a record on another input must not wait long
+                    share = min(share / len(self._rings), self._slice_s)
                 for ring, _attached, reader in self._rings:
                     moved += self._consume(ring, reader, share)
                     if moved:
