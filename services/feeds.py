@@ -313,6 +313,15 @@ class FeedsService(Service):
                 "venues": {n: c.stats() for n, c in self.connectors.items()},
                 "health": {n: c.health_line() for n, c in self.connectors.items()},
                 "instruments": sorted(self.publisher.markets),
+                "catalogue": {
+                    name: {
+                        "venue": spec.venue,
+                        "symbol": spec.symbol,
+                        "price_tick": str(spec.tick.step),
+                        "lot_size": str(spec.lot.step),
+                    }
+                    for name, spec in self.specs.items()
+                },
                 "mirror": {
                     "house_account": self.house_account if self.mirror.targets else None,
                     "cmd_ring": self.cmd_ring if self.mirror.targets else None,
@@ -370,6 +379,7 @@ class FeedsService(Service):
         server.register("endpoint", lambda _args: self._figures.get("endpoint", ""))
         server.register("replay", self._on_replay)
         server.register("replay_status", self._on_replay_status)
+        server.register("instruments", lambda _args: self._figures.get("catalogue", {}))
 
     def _on_replay(self, args: dict[str, Any]) -> int:
         path = Path(str(args.get("path", ""))).resolve()

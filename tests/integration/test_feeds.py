@@ -203,6 +203,9 @@ rest_url = "{coinbase.rest_url}"
     status = feeds_status(instance)
     assert status["venues"]["binance"]["written"] >= 2
     assert status["health"]["coinbase"].startswith("COINBASE WebSocket")
+    catalogue = call(instance.endpoint("feeds"), "instruments", 5.0)
+    assert catalogue["BINANCE_FUTURES.BTCUSDT"]["price_tick"] == "0.10"
+    assert catalogue["COINBASE.BTC-USD"]["symbol"] == "BTC-USD"
 
 
 def test_replay_shows_external_quotes_in_md_subscribe(
