@@ -159,9 +159,7 @@ class Account:
         elif order.closes:
             result = self._fill_close(order, terms, price, qty)
         else:
-            notional = price * qty * terms.per_tick_lot
-            margin = terms.margin(price, qty)
-            commission = terms.fee(terms.open_fee, price, qty)
+            notional, margin, commission = terms.open_fill(price, qty)
             position = self.positions.get(order.instrument_index) or self.position(
                 order.instrument_index
             )

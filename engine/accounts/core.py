@@ -296,38 +296,29 @@ class AccountsCore:
             holds = (0, 0, 0)
         else:
             holds = terms.holds(side, price, c.qty)
-            code, message = self._check_open(account, terms, side, price, c.qty, holds)
+            currency = terms.base_asset if terms.spot and side is _SELL else terms.currency
+            ledger = account.ledgers.get(currency) or account.ledger(currency)
+            position = account.positions.get(index)
+            held = account.frozen_by_instrument.get(index, 0)
+            if position is not None:
+                held += position.long.margin + position.short.margin
+            balance = ledger.static_balance + account.position_profit(
+                currency, self.terms, self.marks
+            )
+            code, message = check_open(
+                self.risk,
+                account,
+                terms,
+                holds,
+                price * c.qty * terms.per_tick_lot,
+                balance,
+                balance - ledger.margin - ledger.frozen,
+                held,
+            )
             if code:
                 return _reject(c, code, message)
         place, update = self._place(account, terms, c, price, False, holds)
         return [place], [_new(CommandAccepted, (c.request_id, place[0], c.ts)), update]
-
-    def _check_open(
-        self,
-        account: Account,
-        terms: Terms,
-        side: Side,
-        price: int,
-        qty: int,
-        holds: tuple[int, int, int],
-    ) -> tuple[ResultCode, str]:
-        currency = terms.asset_currency(side)
-        position_profit = account.position_profit(currency, self.terms, self.marks)
-        ledger = account.ledgers.get(currency) or account.ledger(currency)
-        index = terms.index
-        position = account.positions.get(index)
-        held = (position.margin if position else 0) + account.frozen_by_instrument.get(index, 0)
-        balance = ledger.static_balance + position_profit
-        return check_open(
-            self.risk,
-            account,
-            terms,
-            holds,
-            price * qty * terms.per_tick_lot,
-            balance,
-            balance - ledger.margin - ledger.frozen,
-            held,
-        )
 
     def _place(
         self,

@@ -82,6 +82,15 @@ class Terms:
             raise AssertionError(f"{self.instrument.id}: base asset units per lot are not exact")
         return self.base_units
 
+    def open_fill(self, price: int, qty: int) -> tuple[int, int, int]:
+        """(notional, margin, commission) of a futures fill that opens `qty` lots at `price`."""
+        notional = price * qty * self.per_tick_lot
+        if self.by_lot:
+            commission = qty * self.open_fee
+        else:
+            commission = -((-notional * self.open_fee) // RATE_SCALE)
+        return notional, -((-notional * self.margin_rate) // RATE_SCALE), commission
+
     def holds(self, side: Side, price: int, qty: int) -> tuple[int, int, int]:
         """(margin, commission, asset) an opening futures or spot order of `qty` lots holds.
 
