@@ -1,0 +1,132 @@
+"""The accounts service without rings: journal then apply, never twice; restarts rebuild the same
+state; a journal that cannot be written refuses commands with STORAGE and applies none."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.accounts.commands import AccountsCommand, Deposit, OpenAccount, SubmitOrder
+from engine.enums import Offset, Side
+from engine.exchange import Exchange
+from engine.matching.events import MatchingEvent
+from services import config as configuration
+from services.accounts import Accounts
+from services.accounts_codec import commands_to_cmd
+from services.loadgen import DEPOSIT
+from services.matching_codec import events_to_execs
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def config(prefix: str, tmp_path: Path) -> configuration.Config:
+    return configuration.load(
+        env={}, overrides={"instance.prefix": prefix, "instance.home": str(tmp_path)}
+    )
+
+
+def commands(config: configuration.Config) -> list[AccountsCommand]:
+    registry = configuration.load_instruments(config)
+    instrument = registry.get("CFFEX.IF2501")
+    assert instrument is not None
+    price = instrument.pre_settlement
+    out: list[AccountsCommand] = [OpenAccount(1, 1), OpenAccount(2, 2)]
+    out += [Deposit(3, 1, DEPOSIT, 1), Deposit(4, 2, DEPOSIT, 2), Deposit(5, 2, DEPOSIT, 2)]
+    out += [
+        SubmitOrder(6, 1, instrument.index, Side.SELL, Offset.OPEN, price, 3),
+        SubmitOrder(7, 2, instrument.index, Side.BUY, Offset.OPEN, price, 2),
+    ]
+    return out
+
+
+def started(config: configuration.Config) -> Accounts:
+    service = Accounts(config, "accounts")
+    service.start()
+    return service
+
+
+def test_commands_and_execs_once_each_and_restarts_rebuild_the_same_state(
+    config: configuration.Config,
+) -> None:
+    cmd = commands_to_cmd(commands(config), lambda _name: 0, source=2)
+    reference = Exchange(configuration.load_instruments(config), configuration.risk_config(config))
+    matching_events = []
+    for command in commands(config):
+        matching_events += [e for e in reference.apply(command) if isinstance(e, MatchingEvent)]
+    execs = events_to_execs(matching_events)
+
+    service = started(config)
+    service.handle("cmd.2", cmd)
+    service.handle("cmd.2", cmd)  # read again after a crash: skipped
+    service.handle("execs.0", execs)
+    service.handle("execs.0", execs[:2])
+    expected = service.state.core.state_hash()
+    assert expected == reference.accounts.state_hash()
+    assert service.status()["commands_in"] == len(cmd)
+    service.journal.close()
+
+    replayed = started(config)
+    assert replayed.state.core.state_hash() == expected
+    assert replayed.state.gateway_of == {1: 2, 2: 2}
+    replayed.checkpoint()
+    replayed.journal.close()
+
+    from_checkpoint = started(config)
+    assert from_checkpoint.state.core.state_hash() == expected
+    assert from_checkpoint.recovered["replayed"] == 0
+    from_checkpoint.journal.close()
+
+
+_FULL_DISK = """
+import json, resource, signal, sys
+from services import config as configuration
+from services.accounts import Accounts
+from services.accounts_codec import commands_to_cmd
+from engine.accounts.commands import OpenAccount
+config = configuration.load(env={}, overrides={"instance.home": sys.argv[1]})
+service = Accounts(config, "accounts")
+service.start()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+segment = sorted(service.journal.directory.glob("*.wal"))
+used = segment[-1].stat().st_size if segment else 0
+resource.setrlimit(resource.RLIMIT_FSIZE, (used + 5000, resource.RLIM_INFINITY))
+sent = 0
+for first in range(1, 400, 20):
+    batch = [OpenAccount(r, r) for r in range(first, first + 20)]
+    service.handle("cmd.2", commands_to_cmd(batch, lambda _n: 0, first_seq=first, source=2))
+    sent += 20
+print(json.dumps({
+    "sent": sent,
+    "accounts": len(service.state.core.accounts),
+    "journal_seq": service.journal.last_seq,
+    "refused": service.rejected_storage,
+    "error": service.storage_error,
+    "hash": service.state.core.state_hash(),
+}))
+"""
+
+
+def test_a_full_disk_refuses_commands_with_storage_and_applies_none(
+    config: configuration.Config, tmp_path: Path
+) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert result["refused"] > 0 and result["error"]
+    assert result["accounts"] == result["journal_seq"] == result["sent"] - result["refused"]
+    recovered = started(config)  # no limit now: the journal holds exactly what was applied
+    assert recovered.state.core.state_hash() == result["hash"]
+    assert len(recovered.state.core.accounts) == result["accounts"]
+    recovered.journal.close()
+    assert result["refused"] % 20 == 0  # a batch is journaled whole or refused whole
