@@ -89,8 +89,9 @@ class VenueSettings:
         """The table the venue's connector builds (no connector needed to read it)."""
 
     def specs(self) -> list[InstrumentSpec]:
-        table = self.instruments
-        return [spec for spec in map(table.get, table.symbols()) if spec is not None]
+        """The table rows of the configured and mirrored symbols (not every default row)."""
+        wanted = dict.fromkeys([*self.feed.symbols, *self.mirror.values()])
+        return [spec for spec in map(self.instruments.get, wanted) if spec is not None]
 
 
 def venue_settings(
