@@ -2,9 +2,10 @@
 
 It reads every `execs.<shard>` ring with its own cursor, feeds trades and book changes to the
 pure `engine.marketdata.MarketData`, and publishes on a PUB socket: one `tick` per trade, each
-finished K-line, and — conflated, once per batch per touched instrument — `book`, `quote` and
-the open bar of every period (the quote last: a batch's messages end with it). Its control socket answers `snapshot`, `klines`, `recent_trades`
-and `endpoint`, so a late subscriber (or the gateway) starts from the current state.
+finished K-line, and — conflated, once per batch per touched instrument — the open bar of
+every period, `book` and `quote` (last: a batch's messages for an instrument end with it). Its
+control socket answers `snapshot`, `klines`, `recent_trades` and `endpoint`, so a late
+subscriber (or the gateway) starts from the current state.
 
 Crash-only: the state is checkpointed (storage.checkpoint) with the last exec sequence of each
 ring it reflects. A second reader per ring, `<name>.held`, is released only up to the newest
@@ -28,7 +29,6 @@ import zmq
 from engine.instruments import Instrument, InstrumentRegistry
 from engine.marketdata.aggregator import BatchUpdate, MarketData, Tick
 from engine.marketdata.kline import Bar
-from engine.money import units_to_decimal
 from ipc import records
 from ipc.control import ControlError, ControlServer
 from ipc.pubsub import Publisher, topic
@@ -110,12 +110,19 @@ class Renderer:
 
     def __init__(self, instruments: InstrumentRegistry) -> None:
         self._instruments = instruments
+        self._ticks: dict[str, tuple[int, int]] = {}
 
     def _price(self, instrument: Instrument, ticks: int) -> float:
-        return float(instrument.price_tick * ticks)
+        """ticks × tick size as the float nearest the exact decimal (int true division
+        rounds correctly, so 19003 × 0.2 renders 3800.6, not 3800.6000000000004)."""
+        tick = self._ticks.get(instrument.id)
+        if tick is None:
+            scale = 10 ** max(0, -int(instrument.price_tick.as_tuple().exponent))
+            tick = self._ticks[instrument.id] = (int(instrument.price_tick * scale), scale)
+        return ticks * tick[0] / tick[1]
 
     def _money(self, instrument: Instrument, units: int) -> float:
-        return float(units_to_decimal(units, instrument.currency.decimals))
+        return units / instrument.currency.scale
 
     def tick(self, tick: Tick, seq: int | None) -> dict[str, Any]:
         """A trade print; `seq` (its exec record's) is None for the `recent_trades` tape."""

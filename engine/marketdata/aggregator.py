@@ -47,6 +47,11 @@ class InstrumentMarket:
     klines: dict[int, KlineSeries] = field(default_factory=dict)
     last_ts: int = 0
     trades: deque[Tick] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES_KEPT))
+    series: tuple[KlineSeries, ...] = ()
+    """`klines.values()` as a tuple, for the per-trade loop."""
+
+    def __post_init__(self) -> None:
+        self.series = tuple(self.klines.values())
 
 
 @dataclass(slots=True)
@@ -101,9 +106,11 @@ class MarketData:
         turnover = self._instruments.by_index(index).notional(trade.price, trade.qty)
         stats = market.stats
         stats.on_trade(trade.price, trade.qty, turnover, oi_delta)
-        market.last_ts = max(market.last_ts, trade.ts)
-        for series in market.klines.values():
-            done = series.on_trade(trade.ts, trade.price, trade.qty, turnover, stats.open_interest)
+        if trade.ts > market.last_ts:
+            market.last_ts = trade.ts
+        ts, price, qty, oi = trade.ts, trade.price, trade.qty, stats.open_interest
+        for series in market.series:
+            done = series.on_trade(ts, price, qty, turnover, oi)
             if done is not None:
                 update.finished_bars.append((index, done))
         tick = Tick(

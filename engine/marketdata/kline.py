@@ -70,8 +70,10 @@ class KlineSeries:
         bar = self.current
         if bar is not None and bar_id <= bar.bar_id:
             # Same bucket (or a late print, kept in the open bar rather than reopening history).
-            bar.high = max(bar.high, price)
-            bar.low = min(bar.low, price)
+            if price > bar.high:
+                bar.high = price
+            elif price < bar.low:
+                bar.low = price
             bar.close = price
             bar.volume += qty
             bar.turnover += turnover

@@ -207,3 +207,14 @@ def test_duplicates_drop_rows_the_files_already_hold(tmp_path: Path) -> None:
     kept = duplicates.drop("klines", rows)
     assert kept.rows() == [(T0 + 6 * NS_PER_SECOND, 0, 3), (T0, 0, 60)]
     assert duplicates.drop("trades", rows.head(0)).is_empty()
+
+
+def test_rendered_prices_equal_the_exact_decimal(registry: InstrumentRegistry) -> None:
+    render = Renderer(registry)
+    market = MarketData(registry)
+    for instrument in registry:
+        for ticks in (*range(1, 5000, 7), 19003, 10**9 + 3, 2**53 - 1):
+            market.apply([BookChanged(instrument.index, Side.BUY, ticks, 1, T0)])
+            level = render.book(market, instrument.index, 0, 1)["bids"][0]
+            assert level[2] == float(instrument.price_tick * ticks), (instrument.id, ticks)
+            market.apply([BookChanged(instrument.index, Side.BUY, ticks, 0, T0)])
