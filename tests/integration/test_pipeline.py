@@ -229,3 +229,36 @@ def test_sigkill_matching_mid_stream_loses_and_repeats_nothing(
     applied = control(instance, "accounts", "status")["service"]["streams"]
     assert applied["orders.0"][1] == matching["orders_applied"]
     assert live_hash(instance) == clean_replay(config, sent)
+
+
+def test_down_then_up_keeps_the_state_and_new_rings_carry_on(
+    exchange_factory: Callable[..., Instance], tmp_path: Path
+) -> None:
+    config_file = pipeline_config(tmp_path, "async")
+    instance = start(exchange_factory, config_file)
+    config = instance_config(instance, config_file)
+    with DirectClient(config) as client:
+        accounts = [1, 2, 3]
+        sent = setup_commands(client, accounts)
+        assert client.registry is not None
+        stream = OrderStream(client.registry, accounts, LoadConfig(seed=3))
+        sent += stream.next(client.request_ids(300), 9)
+        client.send(sent)
+        client.collect([c.request_id for c in sent], timeout=60)
+        next_request = client.next_request
+    wait_quiet(instance)
+    before = live_hash(instance)
+    assert instance.run("down").returncode == 0
+    result = instance.run("up")
+    assert result.returncode == 0, result.stderr
+    assert f"state hash accounts: {before.split(':')[0]}" in result.stdout
+    assert live_hash(instance) == before
+    with DirectClient(config) as client:
+        client.next_request = next_request
+        more = stream.next(client.request_ids(200), 10)
+        client.send(more)
+        answers = client.collect([c.request_id for c in more], timeout=60)
+        assert len(answers) == len(more)
+    wait_quiet(instance)
+    assert live_hash(instance) == clean_replay(config, sent + more)
+    assert instance.run("recover", "--verify").returncode == 0
