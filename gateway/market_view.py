@@ -89,6 +89,8 @@ _SHAPES = {
 
 def to_update(topic: str, body: Any) -> MarketUpdate | None:
     """A published message as a MarketUpdate; None for what the edge does not use."""
+    if not isinstance(body, dict):
+        return None
     try:
         instrument_id, kind, _seconds = parse_topic(topic)
         channel, shape = _SHAPES[kind]

@@ -45,7 +45,7 @@ from services.process import EXIT_CRASHED, _die_with_parent, parse_arguments, wa
 log = logging.getLogger(__name__)
 
 NAME = "gateway"
-CONTROL_POLL_S = 0.01
+CONTROL_POLL_S = 0.05
 WEBSOCKET_PATHS = frozenset({"/ws", "/ws/diff"})
 ENV_PREFIX = "SHMEX_GATEWAY_"
 

@@ -1,0 +1,84 @@
+"""Engine events → the edge's JSON: driven by the real accounts core and matching engine, and
+checked against the core's own QIFI rendering (what the accounts `account` query answers)."""
+
+from typing import Any
+
+import pytest
+
+from engine.accounts import commands as c
+from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
+from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
+from engine.exchange import Exchange
+from gateway.backend import EventKind
+from gateway.event_view import EventRenderer, OrderDetails
+from gateway.ring_backend import flatten_qifi
+from tests.unit.engine.accounts.conftest import CNY, IX, registry
+
+
+def _crossed() -> tuple[Exchange, list[Any]]:
+    exchange = Exchange(registry())
+    events: list[Any] = []
+    for command in (
+        c.OpenAccount(1, 1),
+        c.OpenAccount(2, 2),
+        c.Deposit(3, 1, 1_000_000 * CNY, 1),
+        c.Deposit(4, 2, 1_000_000 * CNY, 2),
+        c.SubmitOrder(5, 1, IX, Side.BUY, Offset.OPEN, 1000, 3),
+        c.SubmitOrder(6, 2, IX, Side.SELL, Offset.OPEN, 1000, 2),
+    ):
+        events = exchange.apply(command)
+    return exchange, events
+
+
+def test_a_fill_renders_every_kind_for_the_watched_account_only() -> None:
+    exchange, events = _crossed()
+    renderer = EventRenderer(exchange.accounts.instruments)
+    rendered = renderer.render(events, {1: 42})
+    assert {e.user_id for e in rendered} == {42}
+    assert {e.account_id for e in rendered} == {1}
+    kinds = {e.kind for e in rendered}
+    assert {EventKind.ORDER_STATUS, EventKind.TRADE, EventKind.ACCOUNT} <= kinds
+    order = next(e.data for e in rendered if e.kind is EventKind.ORDER_STATUS)
+    assert order["status"] == "PARTIALLY_FILLED"
+    assert order["filled_volume"] + order["remaining_volume"] == order["volume"] == 3
+
+
+def test_pushed_money_equals_the_qifi_query() -> None:
+    exchange, events = _crossed()
+    renderer = EventRenderer(exchange.accounts.instruments)
+    for account_id in (1, 2):
+        pushed = [e for e in events if type(e) is AccountUpdated and e.account_id == account_id]
+        queried = flatten_qifi(account_id, exchange.accounts.to_qifi(account_id))
+        data = renderer.account(pushed[-1])
+        for name in ("balance", "available", "margin", "commission", "frozen_margin"):
+            assert data[name] == pytest.approx(queried[name]), name
+
+
+def test_positions_and_trades_match_the_core() -> None:
+    exchange, events = _crossed()
+    renderer = EventRenderer(exchange.accounts.instruments)
+    position = next(e for e in events if type(e) is PositionUpdated and e.account_id == 2)
+    data = renderer.position(position)
+    qifi = exchange.accounts.to_qifi(2)["positions"][data["instrument_id"]]
+    assert data["volume_short"] == qifi["volume_short"] == 2
+    trade = next(e for e in events if type(e) is TradeBooked and e.account_id == 1)
+    row = renderer.trade_row(
+        {**trade._asdict(), "side": int(trade.side), "offset": int(trade.offset)}
+    )
+    assert row == renderer.trade(trade)
+
+
+def test_client_details_follow_an_order_until_it_finishes() -> None:
+    exchange, events = _crossed()
+    renderer = EventRenderer(exchange.accounts.instruments)
+    update = next(e for e in events if type(e) is OrderUpdated and e.account_id == 1)
+    details = OrderDetails("mine-1", OrderType.LIMIT, TimeCondition.GTC, VolumeCondition.ANY, 7)
+    renderer.remember(update.order_id, 1, details)
+    assert renderer.by_client_id(1, "mine-1") == update.order_id
+    assert renderer.by_client_id(2, "mine-1") is None
+    data = renderer.order(update)
+    assert data["client_order_id"] == "mine-1" and data["time_condition"] == "GTC"
+    finished = exchange.apply(c.CancelOrder(9, 1, update.order_id))
+    cancelled = next(e for e in finished if type(e) is OrderUpdated)
+    assert renderer.order(cancelled)["status"] == "CANCELLED"
+    assert renderer.by_client_id(1, "mine-1") is None
