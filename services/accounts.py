@@ -31,7 +31,7 @@ from ipc.control import ControlServer
 from ipc.records import ALL_INSTRUMENTS, CMD, EXEC, ORDER, Flag, Kind
 from services import accounts_queries
 from services import config as configuration
-from services.accounts_codec import events_to_records
+from services.accounts_codec import UnsupportedRecord, events_to_records
 from services.accounts_state import AccountsState
 from services.matching_codec import commands_to_orders, execs_to_events
 from services.process import Service, main
@@ -241,13 +241,36 @@ class Accounts(Service):
         apply = state.core.apply
         to_matching: list[Any] = []
         events: list[Any] = []
-        for command in state.decoder.decode(records):
+        for command in self._decode(records):
+            if type(command) is CommandRejected:
+                events.append(command)
+                continue
             sent, answered = apply(command)
             if sent:
                 to_matching += sent
             events += answered
         self._send(to_matching)
         self._publish(events, gateway)
+
+    def _decode(self, records: np.ndarray[Any, Any]) -> list[Any]:
+        """The batch's commands; a record that does not decode (a kind accounts does not take,
+        an enum value out of range) becomes its BAD_MESSAGE answer instead of a crash loop,
+        the same way live and in replay (it is journaled like any command)."""
+        decoder = self.state.decoder
+        try:
+            return decoder.decode(records)
+        except (UnsupportedRecord, IndexError, KeyError, ValueError):
+            pass
+        out: list[Any] = []
+        for index in range(len(records)):
+            one = records[index : index + 1]
+            try:
+                out += decoder.decode(one)
+            except (UnsupportedRecord, IndexError, KeyError, ValueError) as exc:
+                request, ts = int(one["request_id"][0]), int(one["ts_event"][0])
+                message = f"kind {int(one['kind'][0])}: {exc}"
+                out.append(CommandRejected(request, ResultCode.BAD_MESSAGE, message, ts))
+        return out
 
     def _execs(self, records: np.ndarray[Any, Any]) -> None:
         """Book a batch of execs (live and replay alike)."""

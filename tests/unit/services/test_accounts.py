@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from engine.accounts.commands import AccountsCommand, Deposit, OpenAccount, SubmitOrder
+from engine.codes import ResultCode
 from engine.enums import Offset, Side
 from engine.exchange import Exchange
 from engine.matching.events import MatchingEvent
+from ipc.records import EVENT, EVENT_ANSWER, Kind
+from ipc.ring import Ring
 from services import config as configuration
 from services.accounts import Accounts
 from services.accounts_codec import commands_to_cmd
@@ -84,6 +87,8 @@ def test_commands_and_execs_once_each_and_restarts_rebuild_the_same_state(
 
 _FULL_DISK = """
 import json, resource, signal, sys
+from ipc.records import EVENT, EVENT_ANSWER, Kind
+from ipc.ring import Ring
 from services import config as configuration
 from services.accounts import Accounts
 from services.accounts_codec import commands_to_cmd
@@ -130,3 +135,31 @@ def test_a_full_disk_refuses_commands_with_storage_and_applies_none(
     assert len(recovered.state.core.accounts) == result["accounts"]
     recovered.journal.close()
     assert result["refused"] % 20 == 0  # a batch is journaled whole or refused whole
+
+
+def test_records_that_do_not_decode_are_refused_not_fatal(
+    config: configuration.Config, prefix: str
+) -> None:
+    cmd = commands_to_cmd([OpenAccount(1, 1), OpenAccount(2, 2), OpenAccount(3, 3)], lambda _: 0)
+    cmd["kind"][0] = Kind.CANCEL_ALL  # a kind accounts does not take yet
+    cmd["kind"][1] = Kind.PLACE_ORDER
+    cmd["side"][1] = 200  # no such side
+    events = Ring.create(f"{prefix}.events", EVENT, 64)
+    try:
+        reader = events.reader("check")
+        service = Accounts(config, "accounts")
+        service.rings["events"] = events
+        service.writers["events"] = events.writer()
+        service.start()
+        service.handle("cmd.2", cmd)
+        assert list(service.state.core.accounts) == [3]
+        answers = reader.read(max_n=64, timeout=1.0).view(EVENT_ANSWER)
+        refused = answers[answers["kind"] == Kind.COMMAND_REJECTED]
+        assert refused["request_id"].tolist() == [1, 2]
+        assert set(refused["code"].tolist()) == {ResultCode.BAD_MESSAGE}
+        service.journal.close()
+        service.writers["events"].close()
+    finally:
+        events.close()
+        events.unlink()
+    assert started(config).state.core.state_hash() == service.state.core.state_hash()
