@@ -97,8 +97,9 @@ class Recording:
 
     def _tick_row(self, trade: TradeExecuted, seq: int) -> None:
         index = trade.instrument_index
-        tick = self.market.recent_trades(index, 1)[0]
-        depth = self.market.market(index).depth
+        market = self.market.market(index)
+        tick = market.trades[-1]
+        depth = market.depth
         bid = depth.best_bid or (0, 0)
         ask = depth.best_ask or (0, 0)
         per = self._instruments.by_index(index).money_per_tick_lot
@@ -234,13 +235,14 @@ class Recorder(Service):
             tables[table] = {name: values[:, n] for n, name in enumerate(TABLES[table].names)}
         now = time.time_ns()
         for table, columns in tables.items():
-            frame = pl.DataFrame(pl.from_arrow(to_record_batch(table, columns)))
+            rows = to_record_batch(table, columns)
             if self._duplicates is not None:
-                frame = self._duplicates.drop(table, frame)
-            if frame.height:
-                self._writer.append(table, frame.to_arrow(), now)
-                self._buffered += frame.height
-                self._pending[table] += frame.height
+                frame = self._duplicates.drop(table, pl.DataFrame(pl.from_arrow(rows)))
+                rows = to_record_batch(table, frame.to_arrow())
+            if rows.num_rows:
+                self._writer.append(table, rows, now)
+                self._buffered += rows.num_rows
+                self._pending[table] += rows.num_rows
         self._oldest = self._oldest or time.monotonic()
 
     def flush(self) -> dict[str, int]:
