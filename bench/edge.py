@@ -94,14 +94,16 @@ def _add_load(results: Results, workload: str, load: LoadResult) -> None:
         results.add("shmex", workload, "rejected", rejected, "orders")
 
 
-def _plan(url: str, mode: str, clients: int, orders: int, rate: float = 0.0) -> Plan:
+def _plan(
+    url: str, mode: str, clients: int, orders: int, rate: float = 0.0, seconds: float = 0.0
+) -> Plan:
     return Plan(
         url=url,
         mode=mode,
         clients=clients,
         users=min(clients, 10),
         orders=int(orders * SCALE),
-        seconds=0.0,
+        seconds=seconds * SCALE,
         rate=rate,
         instrument=INSTRUMENT,
         tag=f"{mode}{clients}r{int(rate)}",
@@ -181,10 +183,10 @@ async def fanout(url: str, clients: int) -> tuple[HdrHistogram, float]:
 
 async def measure(url: str, results: Results) -> None:
     for mode in ("ws", "http"):
-        for clients, orders in ((10, 3000), (100, 5000)):
+        for clients, orders in ((10, 2000), (100, 3000)):
             load = await run_load(_plan(url, mode, clients, orders))
             _add_load(results, f"{mode} {clients} clients, flat out", load)
-    paced = await run_load(_plan(url, "ws", 100, 15000, rate=5000.0))
+    paced = await run_load(_plan(url, "ws", 100, 0, rate=5000.0, seconds=5.0))
     _add_load(results, "ws 100 clients, offered 5,000 orders/s", paced)
     latency, connected = await fanout(url, DIFF_CLIENTS)
     workload = f"DIFF quote fan-out, {DIFF_CLIENTS} clients"
