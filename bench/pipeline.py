@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Results
+from ipc.control import call
 from ipc.shm import unlink_prefix
 from services import config as configuration
 from services.loadgen import DirectClient, LoadConfig, LoadGenerator
@@ -79,7 +80,21 @@ class Instance:
             unlink_prefix(self.prefix + ".")
 
 
+def settle(instance: Instance, timeout: float = 300.0) -> None:
+    """Wait until the previous run's backlog is gone: matching has taken every order and
+    accounts has read every exec (twice in a row), so runs do not measure each other."""
+    endpoint = instance.config().control_endpoint("accounts")
+    quiet = 0
+    deadline = time.monotonic() + timeout
+    while quiet < 2 and time.monotonic() < deadline:
+        rings = call(endpoint, "status", timeout=10.0)["rings"]
+        lags = [r["lag"] for name in ("orders.0", "execs.0") for r in rings[name]["readers"]]
+        quiet = quiet + 1 if not any(lags) else 0
+        time.sleep(0.2)
+
+
 def run_load(instance: Instance, load: LoadConfig) -> dict[str, Any]:
+    settle(instance)
     with DirectClient(instance.config()) as client:
         return LoadGenerator(client, load).run().summary()
 
