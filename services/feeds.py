@@ -347,9 +347,9 @@ class FeedsService(Service):
         settings.buffer_rate = 0
         settings.buffer_capacity = 1_000_000
         normalizer = VENUES[venue](settings)
-        for symbol in normalizer.instruments.symbols():
-            spec = normalizer.instruments.get(symbol)
-            assert spec is not None
+        for spec in map(normalizer.instruments.get, settings.symbols):
+            if spec is None:
+                continue  # not in the table: the normalizer counts its frames `unknown_symbol`
             if self.registry.get(spec.instrument_id) is not None:
                 raise ControlError(
                     f"{spec.instrument_id} is a local instrument; configure a [feeds.venues] "
@@ -371,6 +371,11 @@ class FeedsService(Service):
         except (OSError, ValueError, KeyError, ControlError) as exc:
             state["state"] = "failed"
             state["error"] = str(exc)
+        except Exception as exc:  # a bug: fail the replay and crash the process
+            state["state"] = "failed"
+            state["error"] = repr(exc)
+            self._failure = exc
+            raise
         self._drain()
         log.info("replay %d of %s: %s", replay_id, path, state["state"])
 
