@@ -8,7 +8,6 @@ changes reach matching through UpsertInstrument like they would through the orde
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from engine.accounts.commands import AccountsCommand
@@ -43,15 +42,12 @@ class Exchange:
         The accounts' own answer to the command comes first. Matching commands are applied in
         the order the core produced them (a FIFO, like the orders ring).
         """
-        to_matching, events = self.accounts.apply(command)
-        if not to_matching:
-            return events
-        pending = deque(to_matching)
+        pending, events = self.accounts.apply(command)
         handlers = self.accounts.execs
         match = self.matching.apply
         append = events.append
-        while pending:
-            for event in match(pending.popleft()):
+        for command_to_matching in pending:  # grows while iterating: a FIFO without a deque
+            for event in match(command_to_matching):
                 append(event)
                 handler = handlers.get(type(event))
                 if handler is not None:
