@@ -22,6 +22,7 @@ NS_PER_SECOND = 1_000_000_000
 _PERIOD = re.compile(r"^(\d+)\s*(s|sec|m|min|h|hour|d|day)?$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400}
 HIVE_SCHEMA = {"date": pl.Date, "instrument": pl.Int32}
+SQL_ATTEMPTS = 5
 
 
 def period_seconds(period: int | str) -> int:
@@ -61,9 +62,20 @@ class HistoryQuery:
         )
 
     def sql(self, query: str) -> pl.DataFrame:
-        """Run SQL over every table of `storage.schemas.TABLES`, each registered by its name."""
-        context = pl.SQLContext(frames={name: self.scan(name) for name in TABLES})
-        return context.execute(query, eager=False).collect()
+        """Run SQL over every table of `storage.schemas.TABLES`, each registered by its name.
+
+        A compaction of a live history can delete a file between planning and reading; the
+        query is then planned again over the new files (a few times, then the error stands).
+        """
+        attempt = 1
+        while True:
+            context = pl.SQLContext(frames={name: self.scan(name) for name in TABLES})
+            try:
+                return context.execute(query, eager=False).collect()
+            except FileNotFoundError:
+                if attempt >= SQL_ATTEMPTS:
+                    raise
+                attempt += 1
 
     def klines(
         self,

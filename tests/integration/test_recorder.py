@@ -216,3 +216,32 @@ def test_bin_query_prints_the_history_of_a_running_instance(
     header, row = result.stdout.strip().splitlines()
     assert header == "instrument_id,n,volume"
     assert row == f"0,{len(feed.trades)},{sum(t.qty for t in feed.trades)}"
+
+
+def test_compaction_merges_small_files_and_keeps_every_row(
+    exchange_factory: Callable[..., Exchange],
+) -> None:
+    instance = exchange_factory(
+        *ONLY_RECORDER_AND_MARKETDATA,
+        "--set",
+        "ports.md_pub=0",
+        "--set",
+        "recorder.flush_interval_s=3600",
+        "--set",
+        "recorder.compact_interval_s=0.5",
+    )
+    assert instance.run("up").returncode == 0
+    feed = Feed(instance, seed=9)
+    try:
+        for _ in range(6):
+            query = _flush(instance, feed.orders(30))
+        partition = instance.home / "history" / "trades"
+
+        def merged() -> bool:
+            return any("-c" in path.name for path in partition.glob("*/*/*.parquet"))
+
+        instance.wait_for(merged, timeout=30)
+        stored = query.sql("SELECT trade_id FROM trades")  # replans if compaction races it
+        assert sorted(stored["trade_id"].to_list()) == sorted(t.trade_id for t in feed.trades)
+    finally:
+        feed.close()
