@@ -202,7 +202,7 @@ class View:
             f"{name}  last {quote.get('last')}  volume {quote.get('volume', 0)}  "
             f"OI {quote.get('open_interest', 0)}"
         )
-        table = Table(title=title, title_justify="left", expand=False)
+        table = Table(title=title, title_justify="left", min_width=64)
         for column in ("bid vol", "bid", "ask", "ask vol"):
             table.add_column(column, justify="right")
         book = state.get("book", {"bids": [], "asks": []})
@@ -223,7 +223,9 @@ class View:
             f"V{bar['volume']}"
             for period, bar in bars[:3]
         )
-        table.caption = caption or "no bars yet"
+        tick = state.get("tick")
+        trade = f"last trade {tick['price']} x{tick['qty']} {tick['side']}\n" if tick else ""
+        table.caption = trade + (caption or "no bars yet")
         return table
 
 
