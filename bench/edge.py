@@ -101,12 +101,12 @@ def _plan(
         url=url,
         mode=mode,
         clients=clients,
-        users=min(clients, 10),
+        users=clients,
         orders=int(orders * SCALE),
         seconds=seconds * SCALE,
         rate=rate,
         instrument=INSTRUMENT,
-        tag=f"{mode}{clients}r{int(rate)}",
+        tag=f"c{clients}",
     )
 
 

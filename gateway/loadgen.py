@@ -1,7 +1,9 @@
 """`bin/loadgen --ws | --http`: N concurrent clients placing orders through the web edge.
 
 Each client has its own connection (a `/ws` socket, or one keep-alive HTTP connection) and
-its own funded account; clients share `--users` users (logins cost a deliberate scrypt each).
+its own funded account; by default each client is its own user (a user's pushes go to every
+one of its connections, so sharing users multiplies the pushes). A `/ws` client subscribes to
+the `trade` channel only (its order statuses and fills), as an order-entry client would.
 Clients alternate buying one tick above and selling one tick below the instrument's reference
 price, so orders cross and the whole pipeline (risk, matching, fills, pushes) works. The latency
 of each order is send → the gateway's answer (`order_response` or the HTTP reply), in an HDR
@@ -181,6 +183,8 @@ async def _ws_client(
     async with session.ws_connect(plan.url + "/ws", heartbeat=None) as ws:
         await ws.send_str(orjson.dumps({"type": "auth", "token": owner.token}).decode())
         await _until(ws, "auth_response")
+        await ws.send_str(orjson.dumps({"type": "subscribe", "channels": ["trade"]}).decode())
+        await _until(ws, "subscribe_response")
         orders = _orders(account, plan, n, mid, tick)
         started, sent = time.perf_counter(), 0
         while budget.take():
@@ -248,7 +252,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     mode.add_argument("--http", action="store_true", help="REST clients")
     parser.add_argument("--url", default=None, help="gateway URL (default: the instance's)")
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--users", type=int, default=0, help="users the clients share (0 = 10)")
+    parser.add_argument(
+        "--users", type=int, default=0, help="users the clients share (0: one each)"
+    )
     parser.add_argument("--orders", type=int, default=10_000, help="orders to send in all")
     parser.add_argument("--seconds", type=float, default=0.0, help="send for this long instead")
     parser.add_argument("--rate", type=float, default=0.0, help="orders/s offered; 0 = flat out")
@@ -266,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         url=url.rstrip("/"),
         mode="ws" if args.ws else "http",
         clients=args.clients,
-        users=args.users or min(args.clients, 10),
+        users=args.users or args.clients,
         orders=args.orders,
         seconds=args.seconds,
         rate=args.rate,
