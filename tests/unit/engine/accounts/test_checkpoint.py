@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 
 from engine.accounts import commands as c
 from engine.accounts.core import AccountsCore
@@ -119,3 +120,11 @@ def test_a_settlement_waiting_for_day_orders_survives_a_restore() -> None:
     assert restored.settlement_results() == core.settlement_results()
     assert restored.state_hash() == core.state_hash()
     restored.check_invariants()
+
+
+def test_a_mismatched_checkpoint_is_refused() -> None:
+    state = _through_json(AccountsCore(registry()).export_state())
+    with pytest.raises(ValueError, match="version"):
+        AccountsCore.from_state(registry(), {**state, "version": 0})
+    with pytest.raises(ValueError, match="instruments"):
+        AccountsCore.from_state(registry(), {**state, "instruments": state["instruments"][:1]})
