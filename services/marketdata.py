@@ -37,6 +37,7 @@ from ipc.ring import Ring, RingReader
 from services import config as configuration
 from services.matching_codec import execs_to_events
 from services.process import Service, main, wait_config
+from services.recovery import Streams, epoch_of
 from services.topology import execs_rings
 from storage.checkpoint import latest_checkpoint, write_checkpoint
 
@@ -55,7 +56,7 @@ class HeldCursor:
     """
 
     def __init__(self, ring: Ring, main_reader: str, reader: RingReader) -> None:
-        self._ring = ring
+        self.ring = ring
         self._main = main_reader
         self._reader = reader
 
@@ -67,12 +68,12 @@ class HeldCursor:
 
     def pending(self) -> np.ndarray[Any, Any]:
         """Copies of the records the main reader released past this cursor, in ring order."""
-        main = next((r.cursor for r in self._ring.readers() if r.name == self._main), None)
+        main = next((r.cursor for r in self.ring.readers() if r.name == self._main), None)
         start = self._reader.cursor
         if main is None or main <= start:
-            return self._ring.slots[:0].copy()
-        positions = np.arange(start, main, dtype=np.int64) & (self._ring.capacity - 1)
-        return self._ring.slots[positions]
+            return self.ring.slots[:0].copy()
+        positions = np.arange(start, main, dtype=np.int64) & (self.ring.capacity - 1)
+        return self.ring.slots[positions]
 
     def advance(self, seq: int) -> None:
         """Release every record whose header sequence is at or below `seq`."""
@@ -85,11 +86,32 @@ class HeldCursor:
 
     def close(self) -> None:
         self._reader.close()
-        self._ring.close()
+        self.ring.close()
 
 
-def held_cursors(config: configuration.Config, rings: Iterable[str], name: str) -> dict[str, Any]:
+def held_cursors(
+    config: configuration.Config, rings: Iterable[str], name: str
+) -> dict[str, HeldCursor]:
     return {ring: HeldCursor.attach(config, ring, name) for ring in rings}
+
+
+def adopt_streams(
+    exported: dict[str, list[int]] | None, held: dict[str, HeldCursor]
+) -> tuple[Streams, bool]:
+    """The checkpointed per-ring sequences, restarted from 0 for a ring that is a new epoch
+    (`bin/exchange down` + `up` recreates rings, whose sequences start at 1 again); also
+    whether every ring is still the checkpoint's epoch."""
+    streams = Streams.load(exported or {})
+    same = exported is not None
+    for ring, cursor in held.items():
+        epoch = epoch_of(cursor.ring)
+        same = same and streams.get(ring).epoch == epoch
+        streams.adopt(ring, epoch)
+    return streams, same
+
+
+def sequences(streams: Streams, rings: Iterable[str]) -> dict[str, int]:
+    return {ring: streams.get(ring).seq for ring in rings}
 
 
 def market_events(
@@ -209,14 +231,14 @@ class MarketDataService(Service):
         self._render = Renderer(self.instruments)
         self._directory = self.config.home / "checkpoints"
         self._checkpoint_name = self.instance_name.replace(".", "_")
-        self._seqs = dict.fromkeys(self.inputs(), 0)
+        self._held = held_cursors(self.config, self.inputs(), self.instance_name)
         self.market = MarketData(self.instruments)
         found = latest_checkpoint(self._directory, self._checkpoint_name)
-        if found is not None:
-            state = orjson.loads(found[1])
+        state = None if found is None else orjson.loads(found[1])
+        self._generation = 0 if found is None else found[0]
+        if state is not None:
             self.market = MarketData.from_state(self.instruments, state["market"])
-            self._seqs.update(state["seqs"])
-        self._held = held_cursors(self.config, self.inputs(), self.instance_name)
+        self._streams, _same = adopt_streams(state and state["streams"], self._held)
         self._since_checkpoint = 0
         self._changed_at = 0.0
         self.published = 0
@@ -235,7 +257,7 @@ class MarketDataService(Service):
                 "fields": {
                     "endpoint": self._publisher.endpoint,
                     "replayed": self.replayed,
-                    "seqs": ",".join(f"{r}={s}" for r, s in self._seqs.items()),
+                    "seqs": ",".join(f"{r}={s}" for r, s in self._seqs().items()),
                 }
             },
         )
@@ -259,13 +281,12 @@ class MarketDataService(Service):
             self.checkpoint()
 
     def _apply(self, ring: str, batch: np.ndarray[Any, Any], publish: bool) -> None:
-        fresh = batch[batch["seq"] > self._seqs[ring]]
+        fresh = self._streams.fresh(ring, batch)
         if not len(fresh):
             return
         events, trade_seqs = market_events(fresh, len(self.instruments))
         update = self.market.apply(events)
         last_seq = int(fresh["seq"][-1])
-        self._seqs[ring] = last_seq
         self._since_checkpoint += len(fresh)
         self._changed_at = self._changed_at or time.monotonic()
         if publish:
@@ -299,13 +320,20 @@ class MarketDataService(Service):
 
     def checkpoint(self) -> dict[str, int]:
         """Write the state with the sequences it reflects, then let the held cursors catch up."""
-        payload = orjson.dumps({"seqs": self._seqs, "market": self.market.export_state()})
-        write_checkpoint(self._directory, self._checkpoint_name, sum(self._seqs.values()), payload)
+        state = {"streams": self._streams.export(), "market": self.market.export_state()}
+        seqs = self._seqs()
+        self._generation += 1
+        write_checkpoint(
+            self._directory, self._checkpoint_name, self._generation, orjson.dumps(state)
+        )
         for ring, held in self._held.items():
-            held.advance(self._seqs[ring])
+            held.advance(seqs[ring])
         self._since_checkpoint = 0
         self._changed_at = 0.0
-        return dict(self._seqs)
+        return seqs
+
+    def _seqs(self) -> dict[str, int]:
+        return sequences(self._streams, self.inputs())
 
     def stop(self) -> None:
         self.checkpoint()
@@ -320,7 +348,7 @@ class MarketDataService(Service):
             "published": self.published,
             "dropped": self._publisher.dropped,
             "replayed": self.replayed,
-            "seqs": dict(self._seqs),
+            "seqs": self._seqs(),
             "instruments": [
                 self.instruments.by_index(i).id for i in self.market.instruments_seen()
             ],
@@ -347,7 +375,7 @@ class MarketDataService(Service):
 
     def _seq_of(self, index: int) -> int:
         ring = f"execs.{self.config.shard_of(self.instruments.by_index(index).id)}"
-        return self._seqs.get(ring, 0)
+        return self._streams.get(ring).seq
 
     def _on_snapshot(self, args: dict[str, Any]) -> dict[str, Any]:
         index = self._index(args)

@@ -32,7 +32,7 @@ from engine.marketdata.kline import NS_PER_SECOND
 from engine.matching.events import TradeExecuted
 from ipc.records import Kind
 from services import config as configuration
-from services.marketdata import held_cursors, market_events
+from services.marketdata import adopt_streams, held_cursors, market_events, sequences
 from services.process import Service, main
 from services.topology import execs_rings
 from storage.checkpoint import latest_checkpoint, write_checkpoint
@@ -192,17 +192,18 @@ class Recorder(Service):
         self._oldest = 0.0
         self._directory = self.config.home / "checkpoints"
         self._checkpoint_name = self.instance_name.replace(".", "_")
-        self._seqs = dict.fromkeys(self.inputs(), 0)
+        self._held = held_cursors(self.config, self.inputs(), self.instance_name)
         market, seconds = MarketData(self.instruments, keep=1), {}
         found = latest_checkpoint(self._directory, self._checkpoint_name)
-        if found is not None:
-            state = orjson.loads(found[1])
-            self._seqs.update(state["seqs"])
+        state = None if found is None else orjson.loads(found[1])
+        self._generation = 0 if found is None else found[0]
+        if state is not None:
             market = MarketData.from_state(self.instruments, state["market"])
             seconds = {int(k): v for k, v in state["seconds"].items()}
+        self._streams, same_rings = adopt_streams(state and state["streams"], self._held)
         self._recording = Recording(self.instruments, market, seconds)
-        self._duplicates: Duplicates | None = Duplicates(HistoryQuery(self.root))
-        self._held = held_cursors(self.config, self.inputs(), self.instance_name)
+        # Files newer than the checkpoint exist only after a crash on these very rings.
+        self._duplicates = Duplicates(HistoryQuery(self.root)) if same_rings else None
         self.replayed = 0
         for ring, held in self._held.items():
             pending = held.pending()
@@ -220,10 +221,9 @@ class Recorder(Service):
             self.flush()
 
     def _record(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
-        fresh = batch[batch["seq"] > self._seqs[ring]]
+        fresh = self._streams.fresh(ring, batch)
         if not len(fresh):
             return
-        self._seqs[ring] = int(fresh["seq"][-1])
         events, trade_seqs = market_events(fresh, len(self.instruments))
         self._recording.apply(events, trade_seqs.tolist())
         tables: dict[str, Any] = {
@@ -254,18 +254,20 @@ class Recorder(Service):
             self._pending = dict.fromkeys(TABLES, 0)
         payload = orjson.dumps(
             {
-                "seqs": self._seqs,
+                "streams": self._streams.export(),
                 "market": self._recording.market.export_state(),
                 "seconds": {str(k): v for k, v in self._recording.seconds.items()},
             }
         )
-        write_checkpoint(self._directory, self._checkpoint_name, sum(self._seqs.values()), payload)
+        seqs = sequences(self._streams, self.inputs())
+        self._generation += 1
+        write_checkpoint(self._directory, self._checkpoint_name, self._generation, payload)
         for ring, held in self._held.items():
-            held.advance(self._seqs[ring])
+            held.advance(seqs[ring])
         self._buffered = 0
         self._oldest = 0.0
         self._duplicates = None
-        return dict(self._seqs)
+        return seqs
 
     def tick(self, now_ns: int) -> None:
         now = time.monotonic()
@@ -301,7 +303,7 @@ class Recorder(Service):
             "counts": self.counts(),
             "total": int(self._counts.sum()),
             "last_seq": self._last_seq,
-            "seqs": dict(self._seqs),
+            "seqs": sequences(self._streams, self.inputs()),
             "rows_written": dict(self.rows_written),
             "files_written": self.files_written,
             "buffered_rows": self._buffered,

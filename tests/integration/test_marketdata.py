@@ -50,11 +50,17 @@ class Feed:
         self.model = MarketData(self.instruments)
         self.rng = random.Random(seed)
         self.ts = START_NS
-        self.seq = 0
         self.order_id = 0
         self.trades: list[TradeExecuted] = []
         self.events: list[Any] = []
-        self._ring = Ring.attach(f"{instance.prefix}.execs.0", records.EXEC)
+        self._instance = instance
+        self.reattach()
+
+    def reattach(self) -> None:
+        """Write into the instance's current `execs.0` (after `down` + `up`: a new ring, whose
+        sequences start at 1 again); the engine and the model carry on."""
+        self.seq = 0
+        self._ring = Ring.attach(f"{self._instance.prefix}.execs.0", records.EXEC)
         self._writer = self._ring.writer()
 
     def orders(self, count: int, index: int = 0, step_ns: int = 400_000_000) -> int:
@@ -299,3 +305,21 @@ def test_md_subscribe_prints_live_data_and_exits_after_count(
     live = lines[1:]
     assert len(live) == 5
     assert all(f"{INSTRUMENT} tick" in line or "kline.3" in line for line in live)
+
+
+def test_down_and_up_keep_the_bars_and_follow_the_new_rings(
+    market: tuple[Exchange, Feed],
+) -> None:
+    instance, feed = market
+    wait_seq(instance, feed.orders(50))
+    feed.close()
+    assert instance.run("down").returncode == 0
+    assert instance.run("up").returncode == 0
+    feed.reattach()
+    last = feed.orders(50)
+    assert last == feed.seq < len(feed.events)  # the new ring numbers from 1 again
+    wait_seq(instance, last)
+    volume, bars = _uninterrupted_state(feed, instance)
+    model = feed.model
+    assert volume[0] == model.quote(0)["volume"]
+    assert bars == [(b.bar_id, b.open, b.close, b.volume) for b in model.klines(0, 3, 1000)]
