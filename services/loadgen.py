@@ -199,7 +199,9 @@ class OrderStream:
     """A seeded stream of limit orders that cross often: prices a few ticks around each
     instrument's pre-settlement, sides at random, OPEN only (deposits cover the margin)."""
 
-    def __init__(self, registry: InstrumentRegistry, accounts: Sequence[int], load: LoadConfig):
+    def __init__(
+        self, registry: InstrumentRegistry, accounts: Sequence[int], load: LoadConfig
+    ) -> None:
         futures = [i for i in registry if i.kind is InstrumentKind.FUTURE and i.trading]
         self.instruments = futures[: load.instruments]
         self.accounts = list(accounts)

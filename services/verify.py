@@ -9,8 +9,6 @@ quiet, with the live state (replayed to the journal's end).
 from __future__ import annotations
 
 import argparse
-import logging
-from collections.abc import Callable
 from typing import Any
 
 from ipc.control import ControlError, call
@@ -21,10 +19,6 @@ from services.recovery import checkpoint_dir, journal_dir
 from services.topology import matching_shards
 from storage.checkpoint import latest_checkpoint
 from storage.recovery import journal_last_seq
-
-log = logging.getLogger(__name__)
-
-Builder = Callable[[], Any]
 
 
 def live_hashes(config: configuration.Config) -> dict[str, str]:
