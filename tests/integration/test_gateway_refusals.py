@@ -18,6 +18,7 @@ import pytest
 
 from gateway.client import EdgeClient, order_body
 from tests.integration.test_gateway_fixtures import (
+    DiffSocket,
     NativeSocket,
     RunningEdge,
     edge_instance,
@@ -170,11 +171,31 @@ def test_no_user_reaches_another_users_ids(edge: RunningEdge) -> None:
                 refused = answer.get("type") == "error" or answer.get("success") is False
                 assert refused, (message, answer)
             await ws.close()
+            diff = await DiffSocket.open(session, edge)
+            await diff.send(
+                {"aid": "req_login", "bid": "shmex", "user_name": "thief", "password": thief.token}
+            )
+            await diff.until(lambda s: "thief" in s.get("trade", {}))
+            for message in (
+                {"aid": "cancel_order", "user_id": "thief", "order_id": str(order_id)},
+                {"aid": "cancel_order", "user_id": "olivia", "order_id": str(order_id)},
+            ):
+                await diff.send(message)
+            await diff.until(lambda _s: len(_refusals(diff)) >= 2)
+            assert not any(code in (0, 5000) for code in _refusals(diff))
+            assert "olivia" not in diff.state["trade"]
+            await diff.close()
             assert await _state(owner, account) == before
             order = await owner.expect("GET", f"/api/order/{order_id}")
             assert order["status"] in ("PENDING", "ACCEPTED")
 
     run(scenario)
+
+
+def _refusals(diff: DiffSocket) -> list[int]:
+    """The codes of every ERROR notice received (the state keeps only the latest notice)."""
+    notices = [n for packet in diff.packets for p in packet for n in p.get("notify", {}).values()]
+    return [n["code"] for n in notices if n and n.get("level") == "ERROR"]
 
 
 def test_rate_limit_answers_9004(edge: RunningEdge) -> None:
