@@ -10,8 +10,10 @@ from collections.abc import Callable
 
 import orjson
 import polars as pl
+import zmq
 
 from ipc.control import call
+from ipc.pubsub import Subscriber
 from services.mdclient import Stream, klines, publisher_endpoint, snapshot
 from storage.query import HistoryQuery
 from tests.integration.conftest import ROOT, Exchange
@@ -32,7 +34,10 @@ def test_loadgen_trades_reach_subscribers_marketdata_and_history(
     assert result.returncode == 0, f"up failed:\n{result.stdout}\n{result.stderr}"
     instruments = registry()
     names = [instrument.id for instrument in instruments]
-    stream = Stream(names, ["tick"], publisher_endpoint(instance.home))
+    endpoint = publisher_endpoint(instance.home)
+    stream = Stream(names, ["tick"], endpoint)
+    # A subscriber that never reads, with a tiny queue: ZeroMQ drops for it, marketdata keeps up.
+    stalled = Subscriber(zmq.Context.instance(), [endpoint], ["md."], recv_hwm=1)
     try:
         time.sleep(0.5)  # let the subscription reach the publisher; checked below anyway
         load = subprocess.run(
@@ -62,6 +67,7 @@ def test_loadgen_trades_reach_subscribers_marketdata_and_history(
             last_tick[item[1]["instrument"]] = item[1]
     finally:
         stream.close()
+        stalled.close()
     call(instance.endpoint("recorder"), "checkpoint", timeout=30)
     query = HistoryQuery(instance.home / "history")
     traded = (
