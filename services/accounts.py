@@ -141,11 +141,11 @@ class Accounts(Service):
         }
 
     def _load(self, payload: bytes | None) -> AccountsState:
+        registry = configuration.load_instruments(self.config)
+        risk = configuration.risk_config(self.config)
         if payload is None:
-            registry = configuration.load_instruments(self.config)
-            core = AccountsCore(registry, configuration.risk_config(self.config))
-            return AccountsState.empty(core)
-        return AccountsState.loads(payload)
+            return AccountsState.empty(AccountsCore(registry, risk))
+        return AccountsState.loads(payload, registry, risk)
 
     def _bind_outputs(self) -> None:
         streams = self.state.streams

@@ -308,6 +308,16 @@ class CommandDecoder:
         self._prices: list[tuple[int, int]] = []
         self._admin = {kind: cls for cls, kind in _ADMIN_KINDS.items()}
 
+    @property
+    def pending(self) -> list[tuple[int, int]]:
+        """The (instrument, price) pairs of a request still waiting for its last record
+        (part of the accounts process's checkpoint)."""
+        return list(self._prices)
+
+    @pending.setter
+    def pending(self, pairs: list[tuple[int, int]]) -> None:
+        self._prices = [(int(i), int(p)) for i, p in pairs]
+
     def decode(self, batch: np.ndarray[Any, Any]) -> list[AccountsCommand]:
         def other(kind: int, where: list[int]) -> list[Any]:
             if kind == Kind.SET_SETTLEMENT_PRICES:

@@ -1,22 +1,23 @@
 """Everything the accounts process rebuilds on start: the core and what the process keeps beside it.
 
-The core (`AccountsCore`) has no exported state yet, so its checkpoint is a pickle of these
-objects, written and read only by the same accounts code (never sent to another process and
-checked on load against the state hash written beside it). When the core grows an
-`export_state`, only `dumps`/`loads` change.
+The checkpoint is canonical JSON in two sections: `core` (`AccountsCore.export_state`, the
+engine's format, docs/accounting.md §10) and `process` (per-ring sequences, the gateway each
+account last spoke through, a settlement-prices request still being read, query history).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.accounts.core import AccountsCore
 from engine.accounts.events import OrderUpdated, TradeBooked
+from engine.accounts.risk import RiskConfig
 from engine.instruments import InstrumentRegistry
 from services.accounts_codec import CommandDecoder
 from services.recovery import Streams
+from storage.canonical import canonical_dumps, canonical_loads, pack_sections, unpack_sections
 
 TRADES_KEPT = 1000
 """Most recent trades kept per account for the `trades` control query."""
@@ -67,11 +68,33 @@ class AccountsState:
             del updates[next(iter(updates))]
 
     def dumps(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        process = {
+            "streams": self.streams.export(),
+            "gateway_of": [[a, g] for a, g in self.gateway_of.items()],
+            "pending_prices": [list(pair) for pair in self.decoder.pending],
+            "last_update": [list(u) for u in self.last_update.values()],
+            "trades": [[a, [list(t) for t in kept]] for a, kept in self.trades.items()],
+        }
+        return pack_sections(
+            {
+                "core": canonical_dumps(self.core.export_state()),
+                "process": canonical_dumps(process),
+            }
+        )
 
-    @staticmethod
-    def loads(data: bytes) -> AccountsState:
-        state = pickle.loads(data)
-        if not isinstance(state, AccountsState):
-            raise TypeError(f"accounts checkpoint holds {type(state).__name__}")
+    @classmethod
+    def loads(cls, data: bytes, registry: InstrumentRegistry, risk: RiskConfig) -> AccountsState:
+        """The state `dumps` wrote, over `registry` (its currencies) and the configured risk."""
+        sections = unpack_sections(data)
+        core_state: Any = canonical_loads(sections["core"])
+        process: Any = canonical_loads(sections["process"])
+        state = cls.empty(AccountsCore.from_state(registry, core_state, risk))
+        state.streams = Streams.load(process["streams"])
+        state.gateway_of = {a: g for a, g in process["gateway_of"]}
+        state.decoder.pending = [tuple(pair) for pair in process["pending_prices"]]
+        state.last_update = {u[1]: OrderUpdated(*u) for u in process["last_update"]}
+        state.trades = {
+            a: deque((TradeBooked(*t) for t in kept), maxlen=TRADES_KEPT)
+            for a, kept in process["trades"]
+        }
         return state

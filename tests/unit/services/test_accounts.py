@@ -82,6 +82,10 @@ def test_commands_and_execs_once_each_and_restarts_rebuild_the_same_state(
     from_checkpoint = started(config)
     assert from_checkpoint.state.core.state_hash() == expected
     assert from_checkpoint.recovered["replayed"] == 0
+    assert from_checkpoint.state.gateway_of == replayed.state.gateway_of
+    assert from_checkpoint.state.streams.export() == replayed.state.streams.export()
+    assert from_checkpoint.state.last_update == replayed.state.last_update
+    assert from_checkpoint.state.trades == replayed.state.trades
     from_checkpoint.journal.close()
 
 
