@@ -93,6 +93,7 @@ class Flag(IntFlag):
     NONE = 0
     REPLAY = 1  # re-emitted while recovering from the journal; consumers may already have it
     LAST_IN_BATCH = 2  # the writer's batch ends here (lets a reader flush at a natural boundary)
+    BATCH_END = 4  # journal only: the last record of a batch accounts took in one loop turn
 
 
 HEADER_SIZE = 32

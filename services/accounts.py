@@ -144,7 +144,7 @@ class Accounts(Service):
         registry = configuration.load_instruments(self.config)
         risk = configuration.risk_config(self.config)
         if payload is None:
-            return AccountsState.empty(AccountsCore(registry, risk))
+            return AccountsState.empty(AccountsCore(registry, risk, snapshots=False))
         return AccountsState.loads(payload, registry, risk)
 
     def _bind_outputs(self) -> None:
@@ -176,7 +176,8 @@ class Accounts(Service):
             count += len(records)
             kinds = records["kind"] // _CMD_BAND
             sources = records["source"]
-            cut = np.flatnonzero((np.diff(kinds) != 0) | (np.diff(sources) != 0)) + 1
+            ends = (records["flags"][:-1] & Flag.BATCH_END) != 0
+            cut = np.flatnonzero((np.diff(kinds) != 0) | (np.diff(sources) != 0) | ends) + 1
             for part in np.split(records, cut):
                 self._apply_journaled(part)
         return count
@@ -197,15 +198,16 @@ class Accounts(Service):
     def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
         fresh = self.state.streams.fresh(ring, batch)
         if ring.startswith("cmd."):
-            gateway = int(ring[4:])
-            if len(fresh) and (fresh["source"] != gateway).any():
-                fresh = fresh.copy()  # the journal names the ring; published records stay as is
-                fresh["source"] = gateway
             if len(fresh):
+                gateway = int(ring[4:])
+                fresh = fresh.copy()  # the journal's copy; published records stay as they are
+                fresh["source"] = gateway  # names the ring
+                fresh["flags"][-1] |= Flag.BATCH_END  # replay ends the batch here too
                 self._on_commands(gateway, fresh)
             return
-        fresh = fresh[np.isin(fresh["kind"], EXEC_KINDS)]
+        fresh = fresh[np.isin(fresh["kind"], EXEC_KINDS)]  # a copy
         if len(fresh):
+            fresh["flags"][-1] |= Flag.BATCH_END
             self.journal.append_array(fresh)  # a failure here crashes: restart and replay
             self._execs(fresh)
 
@@ -249,6 +251,7 @@ class Accounts(Service):
             if sent:
                 to_matching += sent
             events += answered
+        events += state.core.snapshot_events(int(records["ts_event"][-1]))
         self._send(to_matching)
         self._publish(events, gateway)
 
@@ -283,6 +286,7 @@ class Accounts(Service):
             if sent:
                 to_matching += sent
             events += booked
+        events += self.state.core.snapshot_events(int(records["ts_event"][-1]))
         self._send(to_matching)
         self._publish(events, 0)
 

@@ -88,7 +88,7 @@ class AccountsState:
         sections = unpack_sections(data)
         core_state: Any = canonical_loads(sections["core"])
         process: Any = canonical_loads(sections["process"])
-        state = cls.empty(AccountsCore.from_state(registry, core_state, risk))
+        state = cls.empty(AccountsCore.from_state(registry, core_state, risk, snapshots=False))
         state.streams = Streams.load(process["streams"])
         state.gateway_of = {a: g for a, g in process["gateway_of"]}
         state.decoder.pending = [tuple(pair) for pair in process["pending_prices"]]

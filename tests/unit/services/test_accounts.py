@@ -43,6 +43,7 @@ def commands(config: configuration.Config) -> list[AccountsCommand]:
     out += [
         SubmitOrder(6, 1, instrument.index, Side.SELL, Offset.OPEN, price, 3),
         SubmitOrder(7, 2, instrument.index, Side.BUY, Offset.OPEN, price, 2),
+        Deposit(8, 1, DEPOSIT, 3),
     ]
     return out
 
@@ -64,10 +65,12 @@ def test_commands_and_execs_once_each_and_restarts_rebuild_the_same_state(
     execs = events_to_execs(matching_events)
 
     service = started(config)
-    service.handle("cmd.2", cmd)
-    service.handle("cmd.2", cmd)  # read again after a crash: skipped
+    service.handle("cmd.2", cmd[:3])  # account 1 is booked in this batch and the next
+    service.handle("cmd.2", cmd)  # read again after a crash: the first three are skipped
+    service.handle("execs.0", execs[:1])
     service.handle("execs.0", execs)
     service.handle("execs.0", execs[:2])
+    events = service.state.streams.get("events").seq
     expected = service.state.core.state_hash()
     assert expected == reference.accounts.state_hash()
     assert service.status()["commands_in"] == len(cmd)
@@ -75,6 +78,7 @@ def test_commands_and_execs_once_each_and_restarts_rebuild_the_same_state(
 
     replayed = started(config)
     assert replayed.state.core.state_hash() == expected
+    assert replayed.events_out.regenerated == events  # batch ends kept: same snapshots, same count
     assert replayed.state.gateway_of == {1: 2, 2: 2}
     replayed.checkpoint()
     replayed.journal.close()
