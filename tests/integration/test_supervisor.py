@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
 from ipc import records
 from ipc.control import call
@@ -19,6 +20,18 @@ from ipc.ring import Ring
 from tests.integration.conftest import EXCHANGE, Exchange
 
 SHM = Path("/dev/shm")
+RECORDER_ONLY = ("--set", "processes.enabled=recorder")
+"""These tests are about the supervisor, so they run an instance whose only process is the
+recorder and play matching themselves by writing `execs.0` (the real pipeline has its own tests)."""
+
+
+@pytest.fixture
+def exchange(exchange_factory: Callable[..., Exchange]) -> Exchange:
+    """A running recorder-only instance."""
+    instance = exchange_factory(*RECORDER_ONLY)
+    result = instance.run("up")
+    assert result.returncode == 0, f"up failed:\n{result.stdout}\n{result.stderr}"
+    return instance
 
 
 def _objects(prefix: str) -> list[str]:
@@ -101,9 +114,10 @@ def test_sigkilled_recorder_is_restarted_and_resumes_at_its_cursor(exchange: Exc
     _write_execs(exchange, [Kind.ORDER_CANCELED] * 4, 21)
     exchange.wait_for(lambda: _recorder(exchange)["service"]["total"] == 4)
     answer = _recorder(exchange)
-    assert answer["service"] == {"counts": {"ORDER_CANCELED": 4}, "total": 4, "last_seq": 24}
-    (reader,) = answer["rings"]["execs.0"]["readers"]
-    assert (reader["cursor"], reader["lag"]) == (24, 0)
+    counted = {key: answer["service"][key] for key in ("counts", "total", "last_seq")}
+    assert counted == {"counts": {"ORDER_CANCELED": 4}, "total": 4, "last_seq": 24}
+    readers = {r["name"]: r for r in answer["rings"]["execs.0"]["readers"]}
+    assert (readers["recorder"]["cursor"], readers["recorder"]["lag"]) == (24, 0)
 
 
 def test_down_leaves_no_process_and_no_shared_memory(exchange: Exchange) -> None:
@@ -120,7 +134,7 @@ def test_down_leaves_no_process_and_no_shared_memory(exchange: Exchange) -> None
 
 
 def test_two_instances_run_side_by_side(exchange_factory: Callable[..., Exchange]) -> None:
-    first, second = exchange_factory(), exchange_factory()
+    first, second = exchange_factory(*RECORDER_ONLY), exchange_factory(*RECORDER_ONLY)
     for instance in (first, second):
         result = instance.run("up")
         assert result.returncode == 0, result.stderr
@@ -138,14 +152,14 @@ def test_up_twice_is_refused_and_status_of_a_stopped_instance_says_so(
 ) -> None:
     again = exchange.run("up")
     assert again.returncode == 1 and "already running" in again.stdout
-    idle = exchange_factory()
+    idle = exchange_factory(*RECORDER_ONLY)
     assert idle.run("status").returncode == 3
 
 
 def test_foreground_up_prints_endpoints_last_and_stops_on_sigterm(
     exchange_factory: Callable[..., Exchange],
 ) -> None:
-    instance = exchange_factory("--set", "ports.md_pub=15555")
+    instance = exchange_factory(*RECORDER_ONLY, "--set", "ports.md_pub=15555")
     proc = subprocess.Popen(
         instance.command("up", "--foreground"),
         stdout=subprocess.PIPE,
