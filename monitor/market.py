@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 MAX_BARS = 120
+PRICE_FIELDS = ("open", "high", "low", "close")
+"""Bar prices are charted in ticks, like the book: the rendered bars carry `<field>_ticks` beside
+the decimal price; the engine's own bars have only the integer field."""
 DEPTH_LEVELS = 20
 
 
@@ -63,7 +66,8 @@ class MarketView:
         self.bars[key] = {
             "id": key,
             "datetime": int(bar.get("datetime", 0)),
-            **{field: int(bar[field]) for field in ("open", "high", "low", "close", "volume")},
+            **{field: int(bar.get(f"{field}_ticks", bar[field])) for field in PRICE_FIELDS},
+            "volume": int(bar.get("volume", 0)),
         }
         for old in sorted(self.bars)[:-MAX_BARS]:
             del self.bars[old]

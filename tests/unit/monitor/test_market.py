@@ -44,3 +44,21 @@ def test_unusable_answers_mark_the_view_unavailable() -> None:
     assert not view.available and view.reason
     view.unavailable("no answer")
     assert view.as_dict()["reason"] == "no answer"
+
+
+def test_rendered_bars_are_charted_in_ticks_like_the_book() -> None:
+    """The marketdata process renders bars as decimals with `<field>_ticks` beside them."""
+    view = MarketView("CFFEX.IF2501")
+    bar = {"id": 7, "datetime": 21_000_000_000, "volume": 3}
+    for field, ticks in (("open", 19003), ("high", 19005), ("low", 19001), ("close", 19002)):
+        bar[field] = ticks * 0.2
+        bar[f"{field}_ticks"] = ticks
+    view.update({"book": {"bids": [[19001, 2, 3800.2]], "asks": []}, "klines": {"3": bar}})
+    (charted,) = view.as_dict()["bars"]
+    assert (charted["open"], charted["high"], charted["low"], charted["close"]) == (
+        19003,
+        19005,
+        19001,
+        19002,
+    )
+    assert view.as_dict()["bids"] == [[19001, 2]]
