@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -76,6 +77,23 @@ class Exchange:
         return found
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's choice for port 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def private_ports() -> tuple[str, ...]:
+    """`--set` flags giving an instance its own HTTP and market-data ports, so parallel tests never
+    reach each other's processes (a test's own `--set` comes later and wins)."""
+    return tuple(
+        flag
+        for key in ("ports.http", "ports.md_pub", "ports.feeds_pub")
+        for flag in ("--set", f"{key}={free_port()}")
+    )
+
+
 def _tear_down(instance: Exchange) -> None:
     try:
         instance.run("down", timeout=90)
@@ -95,7 +113,7 @@ def exchange_factory(prefix: str, tmp_path: Path) -> Iterator[Callable[..., Exch
     def make(*extra: str) -> Exchange:
         index = len(made)
         name = prefix if index == 0 else f"{prefix}_{index}"
-        instance = Exchange(name, tmp_path / f"h{next(_instances)}", tuple(extra))
+        instance = Exchange(name, tmp_path / f"h{next(_instances)}", private_ports() + extra)
         made.append(instance)
         return instance
 

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -24,17 +23,11 @@ import orjson
 from gateway.client import EdgeClient
 from gateway.diff.merge_patch import apply_merge_patch
 from ipc.control import call
-from tests.integration.conftest import Exchange, _tear_down
+from tests.integration.conftest import Exchange, _tear_down, private_ports
 
 ADMIN = ("admin", "admin-password-123")
 WAIT_S = 15.0
 TEST_DEADLINE_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -51,7 +44,7 @@ def edge_instance(tag: str, **env: str) -> Iterator[RunningEdge]:
     """`bin/exchange up` with free ports and an administrator; always torn down."""
     prefix = f"shmex_gw{tag}{os.getpid()}"
     home = Path(tempfile.mkdtemp(prefix="shmex-gw-"))
-    ports = ("--set", f"ports.http={free_port()}", "--set", f"ports.md_pub={free_port()}")
+    ports = private_ports()
     instance = Exchange(prefix, home / "run", ports)
     settings = {
         "SHMEX_GATEWAY_ADMIN_USER": ADMIN[0],
