@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 from engine.codes import ResultCode
 from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
 from engine.instruments import Instrument
+from gateway.external import ExternalInstrument
 
 
 class InstrumentSpec(Protocol):
@@ -176,6 +177,11 @@ class ExchangeBackend(Protocol):
         ...
 
     def instruments(self) -> Sequence[Instrument]: ...
+
+    async def external_instrument(self, instrument_id: str) -> ExternalInstrument | None:
+        """An instrument of another venue the feeds process publishes (watch only, never
+        traded); None for local ids and unknown ones."""
+        ...
 
     async def submit(self, command: Command) -> Answer: ...
 

@@ -45,6 +45,7 @@ from gateway.backend import (
 from gateway.directory import AccountDirectory
 from gateway.event_view import EventRenderer, OrderDetails
 from gateway.events_pump import EventsPump
+from gateway.external import ExternalCatalogue, ExternalInstrument
 from gateway.market_feed import MarketFeed
 from ipc.control import ControlError, ControlTimeout
 from ipc.errors import RingTimeout
@@ -96,6 +97,7 @@ class RingBackend:
         marketdata_control: str,
         market_data: list[str],
         answer_timeout_s: float = ANSWER_TIMEOUT_S,
+        feeds_control: str | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.registry = registry
@@ -111,6 +113,11 @@ class RingBackend:
         self._accounts = AsyncControlClient(context, accounts_control)
         self._marketdata = AsyncControlClient(context, marketdata_control)
         self._market = MarketFeed(context, market_data)
+        self.external = (
+            ExternalCatalogue(AsyncControlClient(context, feeds_control), self._market.connect)
+            if feeds_control
+            else None
+        )
         self._subscribers: dict[int, list[EventSink]] = {}
         self._watched: dict[int, int] = {}
         self._finder: asyncio.Task[None] | None = None
@@ -133,6 +140,8 @@ class RingBackend:
         self.directory.load()
         self._pump.start(asyncio.get_running_loop())
         self._finder = asyncio.create_task(self._find_market_data())
+        if self.external is not None:
+            self.external.start()
 
     async def close(self) -> None:
         self._pump.stop()
@@ -142,6 +151,8 @@ class RingBackend:
                 await self._finder
         for client in (self._accounts, self._marketdata):
             await client.close()
+        if self.external is not None:
+            await self.external.close()
         await self._market.close()
         for pending in self._pending.values():
             if not pending.future.done():
@@ -154,6 +165,11 @@ class RingBackend:
 
     def instruments(self) -> Sequence[Instrument]:
         return self.registry.as_list()
+
+    async def external_instrument(self, instrument_id: str) -> ExternalInstrument | None:
+        if self.external is None or self.registry.get(instrument_id) is not None:
+            return None
+        return await self.external.lookup(instrument_id)
 
     async def query_instruments(self) -> Answer:
         return Answer(ResultCode.OK, data=[describe(i) for i in self.registry])
@@ -587,6 +603,7 @@ class RingBackend:
             "event_users": len(self._subscribers),
             "market_instruments": self._market.watched,
             "market_received": self._market.received,
+            "external": self.external.status() if self.external is not None else None,
         }
 
 

@@ -133,6 +133,7 @@ class GatewayProcess:
                 f"tcp://{ports['host']}:{ports['md_pub']}",
                 f"tcp://{ports['host']}:{ports['feeds_pub']}",  # external venues (feeds)
             ],
+            feeds_control=config.control_endpoint("feeds") if config.enabled("feeds") else None,
         )
         runner: web.AppRunner | None = None
         try:

@@ -172,14 +172,29 @@ class DiffConnection:
             self.quote_feeds.pop(symbol)()
         patches: list[Patch] = []
         for symbol in symbols:
-            instrument = self.edge.backend.instrument(symbol)
-            if symbol in self.quote_feeds or instrument is None:
+            if symbol in self.quote_feeds:
                 continue
-            snapshot = await self.edge.backend.market_snapshot(symbol)
-            market = m.quote_fields(snapshot.data["quote"]) if snapshot.ok else {}
-            patches.append(m.full_quote(symbol, m.static_quote(instrument), market))
+            first = await self._first_quote(symbol)
+            if first is None:
+                continue
+            patches.append(first)
             self.quote_feeds[symbol] = self.edge.backend.subscribe_market(symbol, self._on_quote)
         self.session.push(*patches, m.ins_list_patch(ins_list))
+
+    async def _first_quote(self, symbol: str) -> Patch | None:
+        """A symbol's full first quote: a local instrument with marketdata's snapshot, an
+        external one (feeds catalogue) with its static fields until its next quote arrives;
+        None for a symbol nobody publishes."""
+        backend = self.edge.backend
+        instrument = backend.instrument(symbol)
+        if instrument is not None:
+            snapshot = await backend.market_snapshot(symbol)
+            market = m.quote_fields(snapshot.data["quote"]) if snapshot.ok else {}
+            return m.full_quote(symbol, m.static_quote(instrument), market)
+        external = await backend.external_instrument(symbol)
+        if external is None:
+            return None
+        return m.full_quote(symbol, m.external_static_quote(external), {})
 
     async def _set_chart(self, message: dict[str, Any]) -> None:
         fields = DIFF_SET_CHART.parse(message)

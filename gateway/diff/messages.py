@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.enums import Offset, OrderStatus
 from engine.instruments import NO_LIMIT, Instrument
+from gateway.external import ExternalInstrument
 
 Patch = dict[str, Any]
 
@@ -120,6 +121,35 @@ def static_quote(instrument: Instrument) -> dict[str, Any]:
         "pre_settlement": _price(instrument, instrument.pre_settlement),
         "upper_limit": _price(instrument, instrument.upper_limit),
         "lower_limit": _price(instrument, instrument.lower_limit),
+    }
+
+
+def external_static_quote(instrument: ExternalInstrument) -> dict[str, Any]:
+    """The static fields of another venue's instrument: what the feeds catalogue knows (venue,
+    tick); "NAN" for what it does not (contract size, margins, order limits: never traded here).
+    Prices of external quotes are the venue's, volumes in its lots."""
+    exponent = instrument.price_tick.normalize().as_tuple().exponent
+    unknown = (
+        "ins_class",
+        "volume_multiple",
+        "max_market_order_volume",
+        "min_market_order_volume",
+        "max_limit_order_volume",
+        "min_limit_order_volume",
+        "margin",
+        "commission",
+        "pre_close",
+        "pre_settlement",
+        "upper_limit",
+        "lower_limit",
+    )
+    return {
+        "instrument_id": instrument.id,
+        "exchange_id": instrument.venue,
+        "price_tick": float(instrument.price_tick),
+        "price_decs": max(0, -exponent) if isinstance(exponent, int) else 0,
+        "expired": False,
+        **dict.fromkeys(unknown, NAN),
     }
 
 
