@@ -1,53 +1,33 @@
 """Normalized market-data records that every venue parser produces.
 
-Plain slotted classes rather than dataclasses: the hot path builds one per message and
-`__slots__` keeps that cheap. Prices are integer ticks and quantities integer lots of the
-instrument's table entry; `ts_event` is the venue's timestamp and `ts_recv` ours, both int ns.
-`to_record()` is the hook the market-data ring writer uses: a flat dict of integer fields named
-like the `md` ring's fields, so the writer maps it onto its numpy dtype without knowing venues.
+Slotted dataclasses (identity equality, like plain objects): the hot path builds one per message
+and the generated `__init__` costs the same as a hand-written one. Prices are integer ticks and
+quantities integer lots of the instrument's table entry; `ts_event` is the venue's timestamp and
+`ts_recv` ours, both int ns. `to_record()` is the hook the market-data ring writer uses: a flat
+dict of integer fields named like the `md` ring's fields, so the writer maps it onto its numpy
+dtype without knowing venues.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from engine.enums import Side
 
 
+@dataclass(slots=True, eq=False)
 class Trade:
     """One external trade: `side` is the taker's; `quality` is reference/ingestion.md's score."""
 
-    __slots__ = (
-        "instrument",
-        "price",
-        "qty",
-        "quality",
-        "sequence",
-        "side",
-        "trade_id",
-        "ts_event",
-        "ts_recv",
-    )
-
-    def __init__(
-        self,
-        instrument: str,
-        ts_event: int,
-        ts_recv: int,
-        price: int,
-        qty: int,
-        side: Side,
-        trade_id: int,
-        sequence: int,
-        quality: int,
-    ) -> None:
-        self.instrument = instrument
-        self.ts_event = ts_event
-        self.ts_recv = ts_recv
-        self.price = price
-        self.qty = qty
-        self.side = side
-        self.trade_id = trade_id
-        self.sequence = sequence
-        self.quality = quality
+    instrument: str
+    ts_event: int
+    ts_recv: int
+    price: int
+    qty: int
+    side: Side
+    trade_id: int
+    sequence: int
+    quality: int
 
     def to_record(self) -> dict[str, int | str]:
         return {
@@ -70,49 +50,22 @@ class Trade:
         )
 
 
+@dataclass(slots=True, eq=False)
 class Ticker:
     """Best bid/ask and 24 h statistics; `fields` holds the venue's raw fields kept by config
     (seed 001's field selection), as the strings the venue sent, so nothing is rounded."""
 
-    __slots__ = (
-        "ask",
-        "ask_qty",
-        "bid",
-        "bid_qty",
-        "fields",
-        "instrument",
-        "last",
-        "sequence",
-        "ts_event",
-        "ts_recv",
-        "volume",
-    )
-
-    def __init__(
-        self,
-        instrument: str,
-        ts_event: int,
-        ts_recv: int,
-        last: int,
-        bid: int,
-        bid_qty: int,
-        ask: int,
-        ask_qty: int,
-        volume: int,
-        sequence: int,
-        fields: dict[str, str],
-    ) -> None:
-        self.instrument = instrument
-        self.ts_event = ts_event
-        self.ts_recv = ts_recv
-        self.last = last
-        self.bid = bid
-        self.bid_qty = bid_qty
-        self.ask = ask
-        self.ask_qty = ask_qty
-        self.volume = volume
-        self.sequence = sequence
-        self.fields = fields
+    instrument: str
+    ts_event: int
+    ts_recv: int
+    last: int
+    bid: int
+    bid_qty: int
+    ask: int
+    ask_qty: int
+    volume: int
+    sequence: int
+    fields: dict[str, str]
 
     def to_record(self) -> dict[str, int | str]:
         return {
@@ -140,6 +93,7 @@ Level = tuple[int, int]
 """(price ticks, qty lots); qty 0 removes the level."""
 
 
+@dataclass(slots=True, eq=False)
 class BookUpdate:
     """A book change as applied to our local book: a full snapshot or a diff.
 
@@ -148,42 +102,16 @@ class BookUpdate:
     `checksum` is the venue's digest of its book after this update (Kraken), if it sends one.
     """
 
-    __slots__ = (
-        "asks",
-        "bids",
-        "checksum",
-        "first_id",
-        "instrument",
-        "last_id",
-        "prev_id",
-        "snapshot",
-        "ts_event",
-        "ts_recv",
-    )
-
-    def __init__(
-        self,
-        instrument: str,
-        ts_event: int,
-        ts_recv: int,
-        bids: list[Level],
-        asks: list[Level],
-        snapshot: bool,
-        first_id: int = 0,
-        last_id: int = 0,
-        prev_id: int = 0,
-        checksum: int | None = None,
-    ) -> None:
-        self.instrument = instrument
-        self.ts_event = ts_event
-        self.ts_recv = ts_recv
-        self.bids = bids
-        self.asks = asks
-        self.snapshot = snapshot
-        self.first_id = first_id
-        self.last_id = last_id
-        self.prev_id = prev_id
-        self.checksum = checksum
+    instrument: str
+    ts_event: int
+    ts_recv: int
+    bids: list[Level]
+    asks: list[Level]
+    snapshot: bool
+    first_id: int = 0
+    last_id: int = 0
+    prev_id: int = 0
+    checksum: int | None = None
 
     def to_record(self) -> dict[str, int | str]:
         """Header only: the ring writer emits one MD_BOOK_LEVEL per entry of bids/asks
@@ -205,45 +133,20 @@ class BookUpdate:
         )
 
 
+@dataclass(slots=True, eq=False)
 class Bar:
     """A K-line (candle) as the venue reports it; `closed` is true once the interval is final."""
 
-    __slots__ = (
-        "close",
-        "closed",
-        "high",
-        "instrument",
-        "interval_s",
-        "low",
-        "open",
-        "ts_open",
-        "ts_recv",
-        "volume",
-    )
-
-    def __init__(
-        self,
-        instrument: str,
-        interval_s: int,
-        ts_open: int,
-        ts_recv: int,
-        open: int,
-        high: int,
-        low: int,
-        close: int,
-        volume: int,
-        closed: bool,
-    ) -> None:
-        self.instrument = instrument
-        self.interval_s = interval_s
-        self.ts_open = ts_open
-        self.ts_recv = ts_recv
-        self.open = open
-        self.high = high
-        self.low = low
-        self.close = close
-        self.volume = volume
-        self.closed = closed
+    instrument: str
+    interval_s: int
+    ts_open: int
+    ts_recv: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    closed: bool
 
     def to_record(self) -> dict[str, int | str]:
         return {
