@@ -27,6 +27,7 @@ import zmq
 
 from ipc import records
 from ipc.control import ControlServer
+from ipc.metrics import Counter, Metrics
 from ipc.ring import Ring, RingReader, RingWriter
 from ipc.wait import WaitConfig
 from services import config as configuration
@@ -50,6 +51,8 @@ class Service:
         self.config = config
         self.instance_name = instance_name
         self.shard = shard
+        self.metrics = Metrics()
+        """Counters, gauges and histograms of this process; `status` returns their snapshot."""
         self.writers: dict[str, RingWriter] = {}
         """The writers of `outputs()`, by ring name, set up by the Runner before `start()`."""
         self.rings: dict[str, Ring] = {}
@@ -128,6 +131,9 @@ class Runner:
         self.batches_in = 0
         self.heartbeat_ns = 0
         self._handle_ns = np.zeros(HANDLE_SAMPLES, dtype=np.int64)
+        self._stage_latency = service.metrics.histogram("stage_latency")
+        self._batch_size = service.metrics.histogram("batch_size", unit="records")
+        self._records_in: dict[str, Counter] = {}
 
     @property
     def pid_file(self) -> Path:
@@ -175,6 +181,7 @@ class Runner:
             name = self.config.ring_name(ring)
             attached = Ring.attach(name, records.ring_dtype(ring))
             reader = attached.reader(self.service.instance_name, wait=waits)
+            self._records_in[ring] = self.service.metrics.counter("records_in", ring=ring)
             self._rings.append((ring, attached, reader))
             self.service.rings[ring] = attached
         for ring in self.service.outputs():
@@ -215,7 +222,11 @@ class Runner:
             self._current = (ring, view)
             started = time.perf_counter_ns()
             self.service.handle(ring, view)
-            self._handle_ns[self.batches_in % HANDLE_SAMPLES] = time.perf_counter_ns() - started
+            elapsed = time.perf_counter_ns() - started
+            self._handle_ns[self.batches_in % HANDLE_SAMPLES] = elapsed
+            self._stage_latency.record(elapsed)
+            self._batch_size.record(count)
+            self._records_in[ring].inc(count)
             self._current = None
             reader.release(count)
             self.records_in += count
@@ -260,6 +271,7 @@ class Runner:
             "handle_us": self._handle_percentiles(),
             "rings": rings,
             "service": self.service.status(),
+            "metrics": self.service.metrics.snapshot(),
         }
 
     def _handle_percentiles(self) -> dict[str, float]:

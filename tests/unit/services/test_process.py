@@ -105,6 +105,12 @@ def test_shutdown_request_drains_and_returns_zero(setup: tuple[cfg.Config, Ring]
     assert result[-1] == "stopping"
     assert result[0]["rings"]["execs.0"]["published"] == 40
     assert 0 < result[0]["handle_us"]["p50"] <= result[0]["handle_us"]["max"]
+    metrics = result[0]["metrics"]
+    (records_in,) = [c for c in metrics["counters"] if c["name"] == "records_in"]
+    assert (records_in["labels"], records_in["value"]) == ({"ring": "execs.0"}, 40)
+    sizes = next(h for h in metrics["histograms"] if h["name"] == "batch_size")["histogram"]
+    latency = next(h for h in metrics["histograms"] if h["name"] == "stage_latency")["histogram"]
+    assert sizes["sum"] == 40 and latency["count"] == sizes["count"] >= 1
     assert service.seen == list(range(1, 41))
     (info,) = ring.readers()
     assert info.cursor == 40
