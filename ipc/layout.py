@@ -3,7 +3,9 @@
     line 0-1  static header: magic, version, dtype fingerprint, capacity, record size, ...
     line 2    the writer: published sequence, pid, heartbeat, asleep flag, counters
     line 3+i  reader i: cursor, pid, heartbeat, asleep flag, registration token, counters
-    then      reader names (64 bytes each), the layout text (dtype.descr), then the slots
+    then      reader names (64 bytes each), each reader's doorbell name (64 bytes each, empty
+              when the reader sleeps on its own semaphore), the layout text (dtype.descr), then
+              the slots
 
 Each writer or reader line is 64 bytes so that a process's hot stores never share a cache line
 with another process's. Slots start on a page boundary.
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = 0x31474E4952584D53  # b"SMXRING1" read as a little-endian int64
-VERSION = 1
+VERSION = 2  # 2: a doorbell name per reader slot
 LINE_WORDS = 8
 NAME_BYTES = 64
 PAGE = 4096
@@ -85,8 +87,12 @@ class Geometry:
         return reader_line(self.max_readers) * 8
 
     @property
-    def layout_offset(self) -> int:
+    def doorbells_offset(self) -> int:
         return self.names_offset + NAME_BYTES * self.max_readers
+
+    @property
+    def layout_offset(self) -> int:
+        return self.doorbells_offset + NAME_BYTES * self.max_readers
 
     @property
     def slots_offset(self) -> int:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import posix_ipc
 
 from ipc import layout as L
 from ipc.cpu import full_fence
 from ipc.errors import IpcError
 from ipc.layout import PUBLISHED, WRITER_ASLEEP, WRITER_SLEEPS
 from ipc.liveness import now_ns
-from ipc.wait import WaitConfig, Waiter
+from ipc.wait import AsleepFlag, WaitConfig, Waiter
 
 if TYPE_CHECKING:
     from ipc.ring import Ring
@@ -29,9 +30,19 @@ GET_BATCH = 256  # most records get() copies out of the ring at once
 class RingReader:
     """Consumes a ring at its own pace; the writer waits for it when the ring is full."""
 
-    def __init__(self, ring: Ring, slot: int, name: str, config: WaitConfig) -> None:
-        """Made by Ring.reader(); starts at the slot's stored cursor."""
+    def __init__(
+        self,
+        ring: Ring,
+        slot: int,
+        name: str,
+        config: WaitConfig,
+        semaphore: posix_ipc.Semaphore,
+    ) -> None:
+        """Made by Ring.reader(); starts at the slot's stored cursor and sleeps on `semaphore`
+        (the slot's own, or the process's doorbell)."""
         self.name = name
+        self.doorbell = ring.slot_doorbell(slot)
+        """The doorbell this reader sleeps on ("" = the slot's own semaphore)."""
         self._ring = ring
         self._words = ring.words
         self._slots = ring.slots
@@ -55,9 +66,9 @@ class RingReader:
         self._copied_from = 0
         self._copied_until = 0  # get() hands out copies of sequences [from, until)
         self._dtype = ring.slots.dtype
-        self._waiter = Waiter(
-            config, ring.words, base + L.ASLEEP, ring.reader_semaphores[slot], self._maintain
-        )
+        self.asleep_flag: AsleepFlag = (ring.words, base + L.ASLEEP)
+        """Where this reader announces it is asleep, for a process-wide wait (ipc/doorbell.py)."""
+        self._waiter = Waiter(config, [self.asleep_flag], semaphore, self._maintain)
 
     @property
     def cursor(self) -> int:
@@ -112,6 +123,14 @@ class RingReader:
         if self._writer_sleeps:
             self._wake_writer()
         return record
+
+    def ready(self) -> bool:
+        """True if a record is waiting (never waits)."""
+        return self._published > self._cursor or self._has_data()
+
+    def beat(self) -> None:
+        """Refresh the heartbeat and check the registration (a process-wide wait calls it)."""
+        self._maintain()
 
     def close(self) -> None:
         """Stop reading but keep the registration: a reader of this name resumes here."""

@@ -12,6 +12,9 @@ byte layout and ipc/wait.py for how endpoints wait.
     reader = ring.reader("matching")                        # named: a restart resumes here
     batch = reader.read(1024, timeout=0.1); handle(batch.tolist()); reader.release(len(batch))
 
+A process that reads several rings passes its Doorbell to every `reader(...)` and waits on all
+of them at once with an `Inbox` (ipc/doorbell.py).
+
 Each endpoint belongs to one thread. A timeout of None means the endpoint's
 WaitConfig.timeout; 0 means do not wait; math.inf waits forever.
 """
@@ -33,6 +36,7 @@ import posix_ipc
 from ipc import layout as L
 from ipc import shm
 from ipc.cpu import full_fence, require_x86_64
+from ipc.doorbell import Doorbell
 from ipc.errors import IpcError, RingExists, RingMismatch, RingMissing
 from ipc.liveness import now_ns, pid_alive
 from ipc.reader import RingReader
@@ -68,6 +72,7 @@ class ReaderInfo:
     alive: bool
     asleep: bool
     stalls: int
+    doorbell: str  # "" when the reader sleeps on its slot's own semaphore
 
 
 class Ring:
@@ -86,7 +91,8 @@ class Ring:
         self.capacity = geometry.capacity
         self.max_readers = geometry.max_readers
         self.words = self._memory[: geometry.names_offset].cast("q")
-        self._names = self._memory[geometry.names_offset : geometry.layout_offset]
+        self._names = self._memory[geometry.names_offset : geometry.doorbells_offset]
+        self._doorbells = self._memory[geometry.doorbells_offset : geometry.layout_offset]
         self.slots_offset = geometry.slots_offset
         self.slots = np.frombuffer(segment, dtype, count=self.capacity, offset=self.slots_offset)
         self.lock_semaphore = posix_ipc.Semaphore(shm.lock_semaphore_name(name))
@@ -167,6 +173,7 @@ class Ring:
         for sem in (self.lock_semaphore, self.writer_semaphore, *self.reader_semaphores):
             sem.close()
         self._names.release()
+        self._doorbells.release()
         self.words.release()
         self._memory.release()
         del self.slots
@@ -200,8 +207,14 @@ class Ring:
             self.words[L.WRITER_SLEEPS] = int(config.sleep)
         return RingWriter(self, config)
 
-    def reader(self, name: str, wait: WaitConfig | None = None) -> RingReader:
-        """Register the named reader, or take over its existing slot (resuming at its cursor)."""
+    def reader(
+        self, name: str, wait: WaitConfig | None = None, doorbell: Doorbell | None = None
+    ) -> RingReader:
+        """Register the named reader, or take over its existing slot (resuming at its cursor).
+
+        With a doorbell the reader sleeps on it (and the writer posts it) instead of on its
+        slot's own semaphore, so one process can sleep on all its rings at once.
+        """
         encoded = name.encode()
         if not encoded or len(encoded) >= L.NAME_BYTES:
             raise ValueError(f"reader name must be 1..{L.NAME_BYTES - 1} bytes, not {name!r}")
@@ -209,10 +222,11 @@ class Ring:
         with self._registration():
             slot = self._find_reader(name)
             if slot is None:
-                slot = self._register_new(encoded, config)
+                slot = self._register_new(encoded, config, doorbell)
             else:
-                self._reattach(slot, name, config)
-        return RingReader(self, slot, name, config)
+                self._reattach(slot, name, config, doorbell)
+        semaphore = self.reader_semaphores[slot] if doorbell is None else doorbell.semaphore
+        return RingReader(self, slot, name, config, semaphore)
 
     # -- readers and statistics -------------------------------------------------------------
 
@@ -235,6 +249,7 @@ class Ring:
                     alive=pid_alive(pid),
                     asleep=bool(words[base + L.ASLEEP]),
                     stalls=words[base + L.STALLS],
+                    doorbell=self.slot_doorbell(slot),
                 )
             )
         return infos
@@ -253,11 +268,13 @@ class Ring:
             pid = self.words[base + L.PID]
             if pid_alive(pid) and not force:
                 raise IpcError(f"reader {name!r} of ring {self.name} is alive (pid {pid})")
+            doorbell = self.slot_doorbell(slot)
             self.words[base + L.TOKEN] = 0
             self.words[base + L.PID] = 0
             self.words[L.GENERATION] += 1
             self._names[slot * L.NAME_BYTES : (slot + 1) * L.NAME_BYTES] = bytes(L.NAME_BYTES)
-        self.reader_semaphores[slot].release()
+            self._set_doorbell(slot, None)
+        self._wake_reader(slot, doorbell)
         if self.words[L.WRITER_ASLEEP]:
             self.writer_semaphore.release()
         log.info("ring %s: unregistered reader %s (pid %d)", self.name, name, pid)
@@ -300,7 +317,30 @@ class Ring:
             words[L.LOCK_OWNER] = 0
             self.lock_semaphore.release()
 
-    def _register_new(self, encoded_name: bytes, config: WaitConfig) -> int:
+    def slot_doorbell(self, slot: int) -> str:
+        """The doorbell reader `slot` sleeps on; "" for its own semaphore."""
+        raw = bytes(self._doorbells[slot * L.NAME_BYTES : (slot + 1) * L.NAME_BYTES])
+        return raw.rstrip(b"\0").decode()
+
+    def _set_doorbell(self, slot: int, doorbell: Doorbell | None) -> None:
+        encoded = b"" if doorbell is None else doorbell.name.encode()
+        start = slot * L.NAME_BYTES
+        self._doorbells[start : start + L.NAME_BYTES] = encoded.ljust(L.NAME_BYTES, b"\0")
+
+    def _wake_reader(self, slot: int, doorbell: str) -> None:
+        """Post whatever the (unregistered) reader sleeps on, so that it notices."""
+        if not doorbell:
+            self.reader_semaphores[slot].release()
+            return
+        try:
+            with Doorbell.attach(doorbell) as bell:
+                bell.ring()
+        except posix_ipc.ExistentialError:
+            log.debug("ring %s: doorbell %s is gone", self.name, doorbell)
+
+    def _register_new(
+        self, encoded_name: bytes, config: WaitConfig, doorbell: Doorbell | None
+    ) -> int:
         """Claim a free slot for a new reader starting at the current published position.
 
         The cursor is stored before the token, then re-read after a fence: either the writer's
@@ -320,6 +360,7 @@ class Ring:
         words[base + L.STALLS] = 0
         start = slot * L.NAME_BYTES
         self._names[start : start + L.NAME_BYTES] = encoded_name.ljust(L.NAME_BYTES, b"\0")
+        self._set_doorbell(slot, doorbell)
         generation = words[L.GENERATION] + 1
         words[base + L.TOKEN] = generation
         words[L.GENERATION] = generation
@@ -327,8 +368,11 @@ class Ring:
         words[base + L.CURSOR] = words[L.PUBLISHED]
         return slot
 
-    def _reattach(self, slot: int, name: str, config: WaitConfig) -> None:
-        """Take over an existing reader slot; its cursor is kept, so nothing is missed."""
+    def _reattach(
+        self, slot: int, name: str, config: WaitConfig, doorbell: Doorbell | None
+    ) -> None:
+        """Take over an existing reader slot; its cursor is kept, so nothing is missed.
+        The writer rescans (generation bump), so it posts the new doorbell from now on."""
         words = self.words
         base = L.reader_line(slot)
         pid = words[base + L.PID]
@@ -338,6 +382,7 @@ class Ring:
         words[base + L.HEARTBEAT] = now_ns()
         words[base + L.ASLEEP] = 0
         words[base + L.SLEEPS] = int(config.sleep)
+        self._set_doorbell(slot, doorbell)
         words[L.GENERATION] += 1
 
     def _find_reader(self, name: str) -> int | None:

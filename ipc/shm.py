@@ -2,8 +2,9 @@
 
 A ring called "shmex_x.orders" owns the segment /dev/shm/shmex_x.orders and the semaphores
 sem.shmex_x.orders.lock (registration), .w (the writer sleeps on it) and .r<i> (reader i sleeps
-on it). Everything an instance creates starts with its prefix, so `unlink_prefix` can clean up
-after a crash without knowing which rings existed.
+on it). A consuming process's doorbell "shmex_x.bell.accounts" (ipc/doorbell.py) is the
+semaphore sem.shmex_x.bell.accounts. Everything an instance creates starts with its prefix, so
+`unlink_prefix` can clean up after a crash without knowing which rings existed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def writer_semaphore_name(name: str) -> str:
 
 def reader_semaphore_name(name: str, index: int) -> str:
     return f"/{name}.r{index}"
+
+
+def doorbell_semaphore_name(doorbell: str) -> str:
+    return f"/{doorbell}"
 
 
 def semaphore_names(name: str, max_readers: int) -> list[str]:
@@ -86,6 +91,15 @@ def unlink_ring(name: str, max_readers: int) -> list[str]:
         except posix_ipc.ExistentialError:
             pass
     return removed
+
+
+def unlink_doorbell(doorbell: str) -> bool:
+    """Remove a doorbell's semaphore; False if it did not exist."""
+    try:
+        posix_ipc.unlink_semaphore(doorbell_semaphore_name(doorbell))
+    except posix_ipc.ExistentialError:
+        return False
+    return True
 
 
 def unlink_prefix(prefix: str) -> list[str]:

@@ -3,9 +3,11 @@
 A reader waits for data and the writer waits for space the same way. Spinning answers in a
 microsecond but burns a core; yielding lets the other processes of a 2-core machine run;
 sleeping on a POSIX semaphore costs a wake-up (~25 µs) but nothing while idle. The sleeper
-sets its "asleep" word, fences, and checks once more before it sleeps; the other side stores its
-progress, fences, and posts only if it sees the word set. Either the sleeper sees the progress
-or the poster sees the word, so no wake-up is lost.
+sets its "asleep" word(s), fences, and checks once more before it sleeps; the other side stores
+its progress, fences, and posts only if it sees the word set. Either the sleeper sees the
+progress or the poster sees the word, so no wake-up is lost. A process reading several rings
+sets one word per ring and sleeps on its doorbell (ipc/doorbell.py): the same handshake, once
+per ring.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import posix_ipc
@@ -61,20 +63,24 @@ class WaitConfig:
             raise ValueError(f"bad wait configuration {self}")
 
 
+AsleepFlag = tuple[memoryview, int]
+"""A ring header (as int64 words) and the index of an endpoint's "asleep" word in it."""
+
+
 class Waiter:
-    """Runs the spin → yield → sleep sequence for one endpoint until `ready()` or a deadline."""
+    """Runs the spin → yield → sleep sequence for one endpoint (or one process's readers)
+    until `ready()` or a deadline; asleep, it flags every word of `flags` and waits on
+    `semaphore`, which whoever clears one of those words posts."""
 
     def __init__(
         self,
         config: WaitConfig,
-        words: memoryview,
-        asleep_word: int,
+        flags: Sequence[AsleepFlag],
         semaphore: posix_ipc.Semaphore,
         beat: Callable[[], None],
     ) -> None:
         self.config = config
-        self._words = words
-        self._asleep_word = asleep_word
+        self._flags = tuple(flags)
         self._semaphore = semaphore
         self._beat = beat
         self._spin_s = config.spin_us * 1e-6
@@ -129,23 +135,27 @@ class Waiter:
 
     def _sleep(self, ready: Callable[[], bool], deadline: float) -> bool:
         """Sleep on the semaphore in slices of sleep_timeout, re-checking after each."""
-        words = self._words
-        asleep = self._asleep_word
+        flags = self._flags
         acquire = self._semaphore.acquire
         clock = time.perf_counter
         while True:
-            words[asleep] = 1
+            for words, index in flags:
+                words[index] = 1
             full_fence()
             if ready():
-                words[asleep] = 0
+                self._awake()
                 return True
             remaining = deadline - clock()
             if remaining <= 0:
-                words[asleep] = 0
+                self._awake()
                 return False
-            with contextlib.suppress(posix_ipc.BusyError):
-                acquire(min(self.config.sleep_timeout, remaining))
-            words[asleep] = 0
+            with contextlib.suppress(posix_ipc.BusyError, posix_ipc.SignalError):
+                acquire(min(self.config.sleep_timeout, remaining))  # a signal is a wake-up too
+            self._awake()
             self._beat()
             if ready():
                 return True
+
+    def _awake(self) -> None:
+        for words, index in self._flags:
+            words[index] = 0

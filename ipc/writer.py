@@ -3,10 +3,15 @@
 Hot path: the writer keeps its sequence and a space limit (lowest reader cursor + capacity) in
 Python ints, so a put is one slot store, one 8-byte sequence store and one comparison. The
 readers' cursors are scanned only when the limit is reached.
+
+Wake-ups: each sleeping reader is posted on what it sleeps on, its slot's semaphore or its
+process's doorbell (ipc/doorbell.py). Readers that share a doorbell form one group, posted once
+per publish however many of them are asleep.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import TYPE_CHECKING
@@ -16,6 +21,7 @@ import posix_ipc
 
 from ipc import layout as L
 from ipc.cpu import full_fence
+from ipc.doorbell import Doorbell
 from ipc.errors import RingMismatch, RingTimeout
 from ipc.layout import GENERATION, PUBLISHED, WRITER_WAKEUPS
 from ipc.liveness import now_ns
@@ -23,6 +29,11 @@ from ipc.wait import WaitConfig, Waiter
 
 if TYPE_CHECKING:
     from ipc.ring import Ring
+
+log = logging.getLogger(__name__)
+
+Sleepers = tuple[tuple[tuple[int, ...], posix_ipc.Semaphore], ...]
+"""Per wake-up semaphore, the asleep words of the readers that sleep on it."""
 
 
 class RingWriter:
@@ -42,9 +53,10 @@ class RingWriter:
         self._reserved = 0
         self._generation = -1
         self._cursor_words: tuple[int, ...] = ()
-        self._sleepers: tuple[tuple[int, posix_ipc.Semaphore], ...] = ()
+        self._sleepers: Sleepers = ()
+        self._doorbells: dict[str, Doorbell] = {}
         self._waiter = Waiter(
-            config, ring.words, L.WRITER_ASLEEP, ring.writer_semaphore, self._beat
+            config, [(ring.words, L.WRITER_ASLEEP)], ring.writer_semaphore, self._beat
         )
 
     @property
@@ -105,6 +117,7 @@ class RingWriter:
         """Give up the writer role (the published sequence stays for the next writer)."""
         if self._words[L.WRITER_PID] == os.getpid():
             self._words[L.WRITER_PID] = 0
+        self._close_doorbells()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -125,15 +138,20 @@ class RingWriter:
             self._after_publish()
 
     def _after_publish(self) -> None:
-        """Rescan the readers if one (un)registered; post every sleeping reader's semaphore."""
+        """Rescan the readers if one (un)registered; post each semaphore (slot or doorbell)
+        that a sleeping reader waits on, once, clearing the asleep words of its group."""
         words = self._words
         if words[GENERATION] != self._generation:
             self._scan_readers()
         if self._sleepers:
             full_fence()
-            for asleep_word, semaphore in self._sleepers:
-                if words[asleep_word]:
-                    words[asleep_word] = 0
+            for asleep_words, semaphore in self._sleepers:
+                posted = False
+                for asleep_word in asleep_words:
+                    if words[asleep_word]:
+                        words[asleep_word] = 0
+                        posted = True
+                if posted:
                     semaphore.release()
                     words[WRITER_WAKEUPS] += 1
 
@@ -166,16 +184,42 @@ class RingWriter:
         """Rebuild the list of registered readers after a (un)registration."""
         words = self._words
         self._generation = words[GENERATION]
+        self._close_doorbells()  # reopened by name: a restarted reader may have a new one
         cursors = []
-        sleepers = []
+        groups: dict[str, list[int]] = {}
+        semaphores: dict[str, posix_ipc.Semaphore] = {}
         for slot in range(self._ring.max_readers):
             base = L.reader_line(slot)
-            if words[base + L.TOKEN]:
-                cursors.append(base + L.CURSOR)
-                if words[base + L.SLEEPS]:
-                    sleepers.append((base + L.ASLEEP, self._ring.reader_semaphores[slot]))
+            if not words[base + L.TOKEN]:
+                continue
+            cursors.append(base + L.CURSOR)
+            if not words[base + L.SLEEPS]:
+                continue
+            doorbell = self._ring.slot_doorbell(slot)
+            key = doorbell or f"slot {slot}"
+            semaphore = self._doorbell(doorbell) if doorbell else self._ring.reader_semaphores[slot]
+            if semaphore is not None:
+                semaphores[key] = semaphore
+                groups.setdefault(key, []).append(base + L.ASLEEP)
         self._cursor_words = tuple(cursors)
-        self._sleepers = tuple(sleepers)
+        self._sleepers = tuple((tuple(group), semaphores[key]) for key, group in groups.items())
+
+    def _close_doorbells(self) -> None:
+        for doorbell in self._doorbells.values():
+            doorbell.close()
+        self._doorbells.clear()
+
+    def _doorbell(self, name: str) -> posix_ipc.Semaphore | None:
+        """The open doorbell `name` (kept open while a reader names it); None if it is gone, so
+        that reader is woken only by its own sleep timeout."""
+        doorbell = self._doorbells.get(name)
+        if doorbell is None:
+            try:
+                doorbell = self._doorbells[name] = Doorbell.attach(name)
+            except posix_ipc.ExistentialError:
+                log.debug("ring %s: doorbell %s is gone (its reader exited)", self._ring.name, name)
+                return None
+        return doorbell.semaphore
 
     def _count_stall(self) -> None:
         """Count a full ring, against the writer and against the reader(s) at the lowest cursor."""

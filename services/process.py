@@ -2,8 +2,10 @@
 
 A process is a thin shell around a pure core. `Service` subclasses say which rings they read
 and what to do with a batch; `Runner` owns everything else: it attaches the rings, answers the
-control socket between batches (never blocking on it), sleeps through the ring's wait strategy
-when idle (bounded, so control and heartbeats still run), stops gracefully on SIGTERM or a
+control socket between batches (never blocking on it), and when every input is empty waits once
+for all of them: a bounded spin over every input ring, then one sleep on the process's doorbell
+(ipc/doorbell.py), which any input's writer posts; the sleep is bounded by `wait.sleep_ms` so
+control and heartbeats still run. It stops gracefully on SIGTERM or a
 `shutdown` request after draining its inputs, and turns any exception into one log line naming
 the record it died on plus a non-zero exit for the supervisor to restart it. A batch is released
 only after its handler returns, so a restarted process resumes at the batch that killed it.
@@ -27,6 +29,7 @@ import zmq
 
 from ipc import records
 from ipc.control import ControlServer
+from ipc.doorbell import Doorbell, Inbox, doorbell_name
 from ipc.metrics import Counter, Metrics
 from ipc.ring import Ring, RingReader, RingWriter
 from ipc.wait import WaitConfig
@@ -120,9 +123,10 @@ class Runner:
         self._outputs: list[tuple[Ring, RingWriter]] = []
         self._context: zmq.Context[Any] | None = None
         self._control: ControlServer | None = None
+        self._doorbell: Doorbell | None = None
+        self._inbox: Inbox | None = None
         self._batch = int(self.config["wait"]["batch"])
         self._idle_s = self.config["wait"]["sleep_ms"] / 1000
-        self._slice_s = self.config["wait"]["idle_slice_ms"] / 1000
         self._heartbeat_s = float(self.config["processes"]["heartbeat_s"])
         self._next_heartbeat = 0.0
         self._next_control = 0.0
@@ -177,13 +181,20 @@ class Runner:
         self._control.register("checkpoint", lambda _args: self.service.checkpoint())
         self.service.register_commands(self._control)
         waits = wait_config(self.config)
+        if self.service.inputs():
+            self._doorbell = Doorbell.open(
+                doorbell_name(self.config.prefix, self.service.instance_name)
+            )
         for ring in self.service.inputs():
             name = self.config.ring_name(ring)
             attached = Ring.attach(name, records.ring_dtype(ring))
-            reader = attached.reader(self.service.instance_name, wait=waits)
+            self.service.rings[ring] = attached
+            reader = attached.reader(self.service.instance_name, waits, self._doorbell)
             self._records_in[ring] = self.service.metrics.counter("records_in", ring=ring)
             self._rings.append((ring, attached, reader))
-            self.service.rings[ring] = attached
+        if self._doorbell is not None:
+            readers = [reader for _ring, _attached, reader in self._rings]
+            self._inbox = Inbox(readers, self._doorbell, waits)
         for ring in self.service.outputs():
             attached = Ring.attach(self.config.ring_name(ring), records.ring_dtype(ring))
             writer = attached.writer(wait=waits)
@@ -196,27 +207,27 @@ class Runner:
         return "stopping"
 
     def _turn(self, idle_wait: bool) -> int:
-        """Read and handle one batch from each input; wait (bounded) when all were empty."""
-        moved = 0
-        for ring, _attached, reader in self._rings:
-            moved += self._consume(ring, reader, 0.0)
+        """Read and handle one batch from each input; when all were empty, wait (bounded) for
+        any of them at once, then read them all again."""
+        moved = self._consume_all()
         if moved == 0 and idle_wait:
-            if self._rings:
-                share = self._idle_s
-                if len(self._rings) > 1:  # a record on another input must not wait long
-                    share = min(share / len(self._rings), self._slice_s)
-                for ring, _attached, reader in self._rings:
-                    moved += self._consume(ring, reader, share)
-                    if moved:
-                        break
+            if self._inbox is not None:
+                if self._inbox.wait(self._idle_s):
+                    moved = self._consume_all()
             else:
                 assert self._control is not None
                 self._control.poll(int(self._idle_s * 1000))
         self._housekeeping(moved == 0)
         return moved
 
-    def _consume(self, ring: str, reader: RingReader, timeout: float) -> int:
-        view = reader.read(max_n=self._batch, timeout=timeout)
+    def _consume_all(self) -> int:
+        moved = 0
+        for ring, _attached, reader in self._rings:
+            moved += self._consume(ring, reader)
+        return moved
+
+    def _consume(self, ring: str, reader: RingReader) -> int:
+        view = reader.read(max_n=self._batch, timeout=0)
         count = 0 if view is None else len(view)
         if count:
             self._current = (ring, view)
@@ -309,6 +320,11 @@ class Runner:
         for _ring, attached, _reader in self._rings:
             attached.close()
         self._rings.clear()
+        self._inbox = None
+        if self._doorbell is not None:
+            self._doorbell.close()
+            self._doorbell.unlink()  # writers reopen a restarted reader's doorbell by name
+            self._doorbell = None
         if self._control is not None:
             self._control.close()
             self._control = None

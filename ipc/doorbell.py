@@ -1,0 +1,105 @@
+"""One wake-up semaphore per consuming process, shared by every ring it reads.
+
+A process that reads several rings cannot sleep on each ring's own semaphore in turn: a record
+on one ring would wait out the sleep on another. Instead the process owns one doorbell, the
+named POSIX semaphore `/<prefix>.bell.<process>`. Each of its reader slots names the doorbell
+in the ring header (ipc/layout.py), and a writer that publishes posts the doorbell of every
+reader that announced it is asleep, once per doorbell however many of its slots are asleep
+(ipc/writer.py). The process then waits in one place, `Inbox.wait`: spin over all its rings
+for a bounded budget, announce itself asleep on every ring, fence, re-check every ring, and
+only then wait on the doorbell (ipc/wait.py), so a record published at any moment wakes it.
+
+The semaphore outlives the process: a restarted process reopens it by name (a post left from
+before costs one spurious wake-up), and posting the doorbell of a dead reader never blocks the
+writer (a writer posts only a reader that flagged itself asleep, and clears the flag, so a dead
+one is posted at most once). `unlink_prefix` removes doorbells with the instance's rings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import posix_ipc
+
+from ipc import shm
+from ipc.layout import NAME_BYTES
+from ipc.wait import WaitConfig, Waiter
+
+if TYPE_CHECKING:
+    from ipc.reader import RingReader
+
+
+def doorbell_name(prefix: str, process: str) -> str:
+    """The doorbell of `process` in the instance `prefix` (starts with the prefix, like rings)."""
+    return f"{prefix}.bell.{process}"
+
+
+class Doorbell:
+    """A process's wake-up semaphore; pass it to `Ring.reader(..., doorbell=...)`."""
+
+    def __init__(self, name: str, semaphore: posix_ipc.Semaphore) -> None:
+        """Wrap an open semaphore (use `Doorbell.open`)."""
+        self.name = name
+        self.semaphore = semaphore
+
+    @classmethod
+    def open(cls, name: str) -> Doorbell:
+        """Open the doorbell, creating it if it does not exist yet (a restart reattaches)."""
+        shm.check_name(name)
+        if len(name.encode()) >= NAME_BYTES:
+            raise ValueError(f"doorbell name must be shorter than {NAME_BYTES} bytes: {name!r}")
+        semaphore = posix_ipc.Semaphore(
+            shm.doorbell_semaphore_name(name), posix_ipc.O_CREAT, mode=0o600, initial_value=0
+        )
+        return cls(name, semaphore)
+
+    @classmethod
+    def attach(cls, name: str) -> Doorbell:
+        """Open an existing doorbell (writers do); posix_ipc.ExistentialError if it is gone."""
+        return cls(name, posix_ipc.Semaphore(shm.doorbell_semaphore_name(name)))
+
+    def ring(self) -> None:
+        """Wake the process (writers do this; also a way to interrupt its sleep)."""
+        self.semaphore.release()
+
+    def close(self) -> None:
+        self.semaphore.close()
+
+    def unlink(self) -> None:
+        """Remove the semaphore from the system (`unlink_prefix` does it for an instance)."""
+        shm.unlink_doorbell(self.name)
+
+    def __enter__(self) -> Doorbell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Inbox:
+    """The readers of one process that share its doorbell: one wait covers all their rings."""
+
+    def __init__(
+        self, readers: Sequence[RingReader], doorbell: Doorbell, config: WaitConfig
+    ) -> None:
+        """`readers` must have been registered with this doorbell, or no writer will post it."""
+        self.readers = tuple(readers)
+        for reader in self.readers:
+            if reader.doorbell != doorbell.name:
+                raise ValueError(f"reader {reader.name!r} does not name doorbell {doorbell.name}")
+        self._waiter = Waiter(
+            config, [reader.asleep_flag for reader in self.readers], doorbell.semaphore, self._beat
+        )
+
+    def ready(self) -> bool:
+        """True if any of the rings has a record this process has not released."""
+        return any(reader.ready() for reader in self.readers)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout."""
+        return self._waiter.wait(self.ready, timeout)
+
+    def _beat(self) -> None:
+        for reader in self.readers:
+            reader.beat()
