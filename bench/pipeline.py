@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.common import Results
 from ipc.control import call
 from ipc.shm import unlink_prefix
@@ -30,6 +32,8 @@ SCALE = float(os.environ.get("SHMEX_BENCH_SCALE", "1"))
 FLAT_ORDERS = int(30_000 * SCALE)
 RATE_SECONDS = 4.0 * SCALE
 RATES = (1_000, 10_000, 50_000)
+MEASURED = ("accounts", "matching.0")
+"""The processes whose CPU time per order each run reports."""
 
 
 class Instance:
@@ -93,13 +97,36 @@ def settle(instance: Instance, timeout: float = 300.0) -> None:
         time.sleep(0.2)
 
 
+def cpu_seconds(instance: Instance) -> dict[str, float]:
+    """User + system CPU seconds each measured process has used so far (from its pid)."""
+    config = instance.config()
+    out = {}
+    for name in MEASURED:
+        pid = call(config.control_endpoint(name), "status", timeout=10.0)["pid"]
+        times = psutil.Process(pid).cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
 def run_load(instance: Instance, load: LoadConfig) -> dict[str, Any]:
+    """Run one load; the summary gains `cpu_us_per_order` per process (CPU time the process
+    used during the run over the orders sent: stable under other load, unlike wall time)."""
     settle(instance)
+    before = cpu_seconds(instance)
     with DirectClient(instance.config()) as client:
-        return LoadGenerator(client, load).run().summary()
+        summary = LoadGenerator(client, load).run().summary()
+    settle(instance)
+    after = cpu_seconds(instance)
+    orders = max(1, int(summary["answered"]))
+    summary["cpu_us_per_order"] = {
+        name: round((after[name] - before[name]) * 1e6 / orders, 1) for name in MEASURED
+    }
+    return summary
 
 
 def add_latency(results: Results, workload: str, summary: dict[str, Any]) -> None:
+    for name, value in summary["cpu_us_per_order"].items():
+        results.add("shmex", workload, f"{name.split('.')[0]} CPU per order", value, "us")
     for kind in ("answer", "matched"):
         percentiles = summary[f"{kind}_latency_us"]
         for q in ("p50", "p99", "p99.9"):
