@@ -1,10 +1,18 @@
 """Per-venue instrument tables: venue symbol → our instrument id, tick and lot sizes.
 
-Venue numbers arrive as decimal strings (or, for venues that send JSON numbers, as `Decimal`
-because those venues' JSON is parsed with `parse_float=Decimal`). They are converted to integer
-ticks and lots exactly: a power-of-ten tick takes a string fast path, anything else `Decimal`.
-A value that is not a whole number of ticks (lots) raises `OffTick`, which the parser counts
-and rejects; floats are never involved.
+Venue numbers arrive as decimal strings, or, for venues that send JSON numbers, as ints,
+floats whose `repr` is the venue's literal, or `Decimal`s when that cannot be guaranteed
+(gateway/feeds/numbers.py). They are converted to integer ticks and lots exactly: a
+power-of-ten step takes a digit-string fast path, anything else `Decimal`. A value that is not
+a whole number of ticks (lots) raises `OffTick`, which the parser counts and rejects.
+
+A float f (literal L of ≤ 15 significant digits, step 10**-k) takes one multiplication:
+n = round(f · 10**k). When L = m·10**-k is on the grid with |m| < 10**15, f·10**k is within
+m·2**-52 < 0.5 of m, so n = m, and n / 10**k (both exact doubles, one correctly rounded
+division) is the double nearest m·10**-k = L, i.e. f itself. When L is off the grid, n·10**-k
+and L are distinct decimals of ≤ 15 significant digits, so their doubles differ (DBL_DIG) and
+the check `n / 10**k == f` fails; the float then goes through its `repr` and the string path,
+which raises `OffTick`. No float result is ever trusted without that exact check.
 """
 
 from __future__ import annotations
@@ -28,6 +36,13 @@ def _decimals_of(step: Decimal) -> int | None:
     return -exponent
 
 
+Number = str | int | float | Decimal
+"""What a venue number arrives as (see the module docstring)."""
+
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+_EXACT_UNITS = 10**15
+"""Below this many units a float's units are found by one multiplication (see `_convert`)."""
+
 MEMO_SIZE = 4096
 """Converted strings remembered per scale: trades print the same few prices over and over."""
 
@@ -35,7 +50,7 @@ MEMO_SIZE = 4096
 class Scale:
     """Converts decimal strings to integer multiples of one step (a tick or a lot)."""
 
-    __slots__ = ("_k", "_memo", "_pad", "_pads", "step")
+    __slots__ = ("_float_scale", "_k", "_memo", "_pad", "_pads", "step")
 
     def __init__(self, step: str | Decimal) -> None:
         self.step = Decimal(step)
@@ -45,20 +60,38 @@ class Scale:
         k = self._k if self._k is not None and self._k >= 0 else -1
         self._pad = ["0" * (k - n) for n in range(k + 1)]  # zeros to append to n fraction digits
         self._pads = len(self._pad)
-        self._memo: dict[str, int] = {}
+        self._float_scale = 10.0**k if 0 <= k <= 22 else 0.0  # 10**k is an exact double
+        self._memo: dict[Number, int] = {}
 
-    def units(self, value: str | Decimal) -> int:
+    def units(self, value: Number) -> int:
         """The exact number of steps in `value`; raises OffTick when it is not whole."""
-        units = self._memo.get(value)  # type: ignore[arg-type]
-        if units is None:
+        units = self._memo.get(value)
+        if units is None or value.__class__ is bool:  # True == 1 == 1.0 as a dict key
             units = self._convert(value)
-            if value.__class__ is str:
+            if value.__class__ is not Decimal:  # equal numbers, equal units: one memo serves all
                 if len(self._memo) >= MEMO_SIZE:
                     self._memo.clear()
-                self._memo[value] = units  # type: ignore[index]
+                self._memo[value] = units
         return units
 
-    def _convert(self, value: str | Decimal) -> int:
+    def _convert(self, value: Number) -> int:
+        cls = value.__class__
+        if cls is float:
+            scale = self._float_scale
+            if scale:
+                try:
+                    units = round(value * scale)  # type: ignore[operator]
+                except (ValueError, OverflowError) as error:  # NaN, infinity
+                    raise OffTick(repr(value)) from error
+                # exact: the product is within 0.5 of the true units, and only the units of
+                # an on-grid value divide back to the very same double (module docstring)
+                if -_EXACT_UNITS < units < _EXACT_UNITS and units / scale == value:
+                    return units  # type: ignore[no-any-return]
+            if 0.0 < abs(value) < _SMALLEST_NORMAL:  # type: ignore[arg-type]
+                raise OffTick(repr(value))  # subnormal: repr may not be the literal
+            value = repr(value)  # the literal itself (gateway/feeds/numbers.py)
+        elif cls is int and self._pads:
+            return value * 10**self._k  # type: ignore[operator]
         if value.__class__ is str and self._pads:
             whole, _, frac = value.partition(".")
             digits = whole + frac
@@ -72,7 +105,9 @@ class Scale:
                 return int(whole + frac[:k])
         return self._slow(value)
 
-    def _slow(self, value: str | Decimal) -> int:
+    def _slow(self, value: Number) -> int:
+        if value.__class__ is bool:
+            raise OffTick(str(value))
         try:
             number = value if isinstance(value, Decimal) else Decimal(value)
             quotient = number / self.step

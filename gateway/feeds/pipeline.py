@@ -83,7 +83,7 @@ class Normalizer:
     # -- venue contract --------------------------------------------------------------------
 
     loads: ClassVar[Callable[[str], Any]] = staticmethod(orjson.loads)
-    """JSON → Python; venues that send prices as JSON numbers use a Decimal-keeping decoder."""
+    """JSON → Python; venues that send prices as JSON numbers use `numbers.loads_exact`."""
 
     def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
         """One decoded venue message → normalized records (none for acks, pongs, heartbeats)."""
@@ -135,8 +135,9 @@ class Normalizer:
         buffered = 0
         offer = self.buffer.offer
         seen = self.dedup.seen
+        count = 0
         for record in records:
-            self.counters["records"] += 1
+            count += 1
             cls = record.__class__
             if cls is Trade:
                 if seen((record.instrument, record.trade_id, record.ts_event), ts_recv):  # type: ignore[union-attr]
@@ -148,6 +149,7 @@ class Normalizer:
                 if seen(self._event_key(record), ts_recv):
                     continue
                 buffered += offer(record, ts_recv)
+        self.counters["records"] += count
         return buffered
 
     @staticmethod
@@ -224,7 +226,12 @@ class Normalizer:
         if ticks <= 0 or lots <= 0:
             self.counters["rejected"] += 1
             return None
-        score = quality_score(ticks, lots, spec.symbol_valid, spec.dust_lots, spec.max_price_ticks)
+        if lots >= spec.dust_lots and ticks <= spec.max_price_ticks and spec.symbol_valid:
+            score = 100  # the common case, without the call
+        else:
+            score = quality_score(
+                ticks, lots, spec.symbol_valid, spec.dust_lots, spec.max_price_ticks
+            )
         return Trade(
             spec.instrument_id,
             ts_event,

@@ -28,6 +28,11 @@ def _epoch_seconds(prefix: str) -> int:
 
 def iso_to_ns(text: str) -> int:
     """Accepts a 'Z' or '+00:00' suffix and 0–9 fraction digits; other offsets are rejected."""
+    if len(text) == 27 and text[19] == "." and text[26] == "Z":  # Coinbase's microseconds
+        seconds = _SECONDS.get(text[:19])
+        fraction = text[20:26]
+        if seconds is not None and fraction.isdigit() and fraction.isascii():
+            return seconds * _NS + int(fraction) * 1000
     if text.endswith("Z"):
         body = text[:-1]
     elif text.endswith("+00:00"):

@@ -1,28 +1,27 @@
 """Kraken WebSocket v2: trade, ticker, book (snapshot + updates), {"method": "ping"} keep-alive.
 
 v2 sends prices and quantities as JSON numbers, so this venue parses JSON with
-`parse_float=Decimal` (orjson would round them through float). Book levels are objects
-({"price", "qty"}). Every book message carries a CRC32 of the top ten levels after the update;
-a mismatch means our book drifted, and the book is resubscribed for a fresh snapshot. Kraken
-books are kept to the subscribed depth (`book_depth`), as its docs require.
+`numbers.loads_exact` (orjson, with floats only where their `repr` is the literal). Book
+levels are objects ({"price", "qty"}). Every book message carries a CRC32 of the top ten
+levels after the update; a mismatch means our book drifted, and the book is resubscribed for
+a fresh snapshot. Kraken books are kept to the subscribed depth (`book_depth`), as its docs
+require.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from engine.enums import Side
 from gateway.feeds.book import OrderBook
 from gateway.feeds.connector import Connector
+from gateway.feeds.numbers import loads_exact
 from gateway.feeds.records import BookUpdate, Record
 from gateway.feeds.timeparse import iso_to_ns
 
 _SIDE = {"buy": Side.BUY, "sell": Side.SELL}
-_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 class Kraken(Connector):
@@ -36,7 +35,7 @@ class Kraken(Connector):
 
     book_depth: ClassVar[int] = 10
 
-    loads = staticmethod(_DECODER.decode)
+    loads = staticmethod(loads_exact)
 
     def subscribe_messages(self) -> list[Any]:
         out = []

@@ -2,22 +2,21 @@
 
 A request is a list: a ticket, one object per data type (trade, ticker, orderbook) with its
 codes, and a format. Data arrives in binary frames holding UTF-8 JSON whose prices are JSON
-numbers, parsed with `parse_float=Decimal`. Every orderbook message is a whole book (a
-snapshot). The socket is kept alive with a text "PING" (answered {"status": "UP"}).
+numbers, parsed with `numbers.loads_exact` (exact without Decimal on the hot path). Every
+orderbook message is a whole book (a snapshot). The socket is kept alive with a text "PING"
+(answered {"status": "UP"}).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from engine.enums import Side
 from gateway.feeds.connector import Connector
+from gateway.feeds.numbers import loads_exact
 from gateway.feeds.records import BookUpdate, Record
 
-_DECODER = json.JSONDecoder(parse_float=Decimal)
 _TAKER = {"BID": Side.BUY, "ASK": Side.SELL}  # ask_bid: the taker's side
 
 
@@ -31,7 +30,7 @@ class Upbit(Connector):
         "KRW-ETH": {"tick": "1", "lot": "0.00000001", "max_price": "10000000000"},
     }
 
-    loads = staticmethod(_DECODER.decode)
+    loads = staticmethod(loads_exact)
 
     def subscribe_messages(self) -> list[Any]:
         request: list[dict[str, Any]] = [{"ticket": "shmex-feed"}]
