@@ -4,8 +4,9 @@ The feeds process (services/feeds.py) publishes its instruments on its own ZeroM
 them with its `instruments` control command. The edge keeps a copy of that catalogue, refreshed
 periodically and on demand when a client names an id it does not know yet (a replay can add
 instruments at any time). The feeds process may not run at all: then the catalogue stays empty
-and nothing changes. External instruments can be watched, never traded: orders go through the
-local registry only.
+and nothing changes. External instruments can be watched and charted (the feeds process keeps
+their K-lines and recent trades and answers `klines`/`recent_trades` like the marketdata
+process), never traded: orders go through the local registry only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,22 +32,42 @@ LAZY_REFRESH_S = 1.0
 """At most one on-demand refresh this often, so unknown ids cannot flood the feeds process."""
 
 ASK_TIMEOUT_S = 0.5
+QUERY_TIMEOUT_S = 3.0
+"""A market query waits for the feeds loop thread (its own limit is 2 s)."""
 
 
 @dataclass(frozen=True)
 class ExternalInstrument:
-    """One entry of the feeds catalogue: venue, the venue's symbol, tick and lot sizes."""
+    """One entry of the feeds catalogue: venue, the venue's symbol, tick and lot sizes, and
+    the catalogue it came from, which answers for its market history (charts)."""
 
     id: str
     venue: str
     symbol: str
     price_tick: Decimal
     lot_size: Decimal
+    catalogue: ExternalCatalogue | None = field(default=None, compare=False, repr=False)
+
+    async def klines(self, period_seconds: int, count: int) -> list[dict[str, Any]]:
+        """The newest `count` bars, oldest first, as the marketdata `klines` answer shapes them
+        (the feeds process builds them from the venue's trades); raises ControlError."""
+        return await self._ask("klines", period=period_seconds, count=count)
+
+    async def recent_trades(self, count: int) -> list[dict[str, Any]]:
+        """The newest trade prints, oldest first, as the marketdata `recent_trades` answer."""
+        return await self._ask("recent_trades", count=count)
+
+    async def _ask(self, command: str, **args: Any) -> list[dict[str, Any]]:
+        if self.catalogue is None:
+            raise ControlError(f"{self.id}: no feeds process to ask")
+        return await self.catalogue.market_query(command, self.id, **args)
 
 
-def parse_catalogue(data: Any) -> dict[str, ExternalInstrument]:
-    """The `instruments` answer (`{id: {venue, symbol, price_tick, lot_size}}`); entries that
-    are not of that shape are skipped and logged."""
+def parse_catalogue(
+    data: Any, source: ExternalCatalogue | None = None
+) -> dict[str, ExternalInstrument]:
+    """The `instruments` answer (`{id: {venue, symbol, price_tick, lot_size}}`) from `source`;
+    entries that are not of that shape are skipped and logged."""
     catalogue: dict[str, ExternalInstrument] = {}
     if not isinstance(data, Mapping):
         return catalogue
@@ -58,6 +79,7 @@ def parse_catalogue(data: Any) -> dict[str, ExternalInstrument]:
                 str(entry["symbol"]),
                 Decimal(str(entry["price_tick"])),
                 Decimal(str(entry["lot_size"])),
+                source,
             )
         except (KeyError, TypeError, InvalidOperation):
             log.warning("feeds catalogue: skipped a malformed entry for %r", instrument_id)
@@ -119,10 +141,22 @@ class ExternalCatalogue:
             self.failures += 1
             return
         self.refreshes += 1
-        fresh = parse_catalogue(data)
+        fresh = parse_catalogue(data, self)
         if fresh.keys() != self._instruments.keys():
             log.info("external instruments: %d from feeds", len(fresh))
         self._instruments = fresh
+
+    async def market_query(
+        self, command: str, instrument_id: str, **args: Any
+    ) -> list[dict[str, Any]]:
+        """One of the feeds process's market queries (`klines`, `recent_trades`), answered in
+        the marketdata process's shapes; raises ControlError (ControlTimeout when silent)."""
+        rows = await self._client.request(
+            command, timeout=QUERY_TIMEOUT_S, instrument=instrument_id, **args
+        )
+        if not isinstance(rows, list):
+            raise ControlError(f"feeds {command}: unexpected answer {rows!r:.200}")
+        return rows
 
     def start(self) -> None:
         """Refresh every REFRESH_S (call on the running loop)."""

@@ -18,6 +18,7 @@ which is what `bin/feed replay FILE --prefix P` asks for.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import itertools
 import logging
@@ -26,7 +27,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 SETUP_TIMEOUT_S = 30.0
 """How long the house account's opening and deposits may take before the process fails."""
 STOP_TIMEOUT_S = 5.0
+QUERY_TIMEOUT_S = 2.0
+"""How long a market query (snapshot, klines, recent_trades) may wait for the loop thread."""
 REFRESH_S = 0.1
 """How often the loop thread copies its figures for `status` (a deep copy; not every drain)."""
 _PROCESS_KEYS = ("mirror", "live")
@@ -386,6 +389,65 @@ class FeedsService(Service):
         server.register("replay", self._on_replay)
         server.register("replay_status", self._on_replay_status)
         server.register("instruments", lambda _args: self._figures.get("catalogue", {}))
+        server.register("snapshot", self._on_snapshot)
+        server.register("klines", self._on_klines)
+        server.register("recent_trades", self._on_recent_trades)
+
+    # The market queries read the publisher, which the loop thread owns: they run there.
+
+    def _on_loop(self, query: Callable[[], Any]) -> Any:
+        loop = self._loop
+        if loop is None or self._stopping:
+            raise ControlError("feeds loop not running")
+        answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                answer.set_result(query())
+            except Exception as exc:  # handed to the control caller, not the loop
+                answer.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        try:
+            return answer.result(QUERY_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise ControlError("feeds loop did not answer in time") from None
+
+    def _market_answer(self, args: dict[str, Any], found: Any) -> Any:
+        if found is None:
+            raise ControlError(f"no external market data for {args.get('instrument')!r} yet")
+        return found
+
+    def _on_snapshot(self, args: dict[str, Any]) -> dict[str, Any]:
+        """marketdata's `snapshot` for an external instrument: book, quote, open bars."""
+        name = str(args.get("instrument", ""))
+        return self._market_answer(args, self._on_loop(lambda: self.publisher.snapshot(name)))
+
+    def _on_klines(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """marketdata's `klines` for an external instrument (bars built from its trades)."""
+        name = str(args.get("instrument", ""))
+        try:
+            period, count = int(args["period"]), int(args.get("count", 1000))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ControlError(f"klines: {exc!r}") from None
+
+        def query() -> list[dict[str, Any]] | None:
+            try:
+                return self.publisher.klines(name, period, count)
+            except ValueError as exc:
+                raise ControlError(f"klines: {exc}") from None
+
+        return self._market_answer(args, self._on_loop(query))
+
+    def _on_recent_trades(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """marketdata's `recent_trades` for an external instrument."""
+        name = str(args.get("instrument", ""))
+        try:
+            count = int(args.get("count", 50))
+        except (TypeError, ValueError) as exc:
+            raise ControlError(f"recent_trades: {exc!r}") from None
+        found = self._on_loop(lambda: self.publisher.recent_trades(name, count))
+        return self._market_answer(args, found)
 
     def _on_replay(self, args: dict[str, Any]) -> int:
         path = Path(str(args.get("path", ""))).resolve()

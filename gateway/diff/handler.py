@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from engine.codes import ResultCode
+from gateway import market_view
 from gateway.auth import Principal
 from gateway.backend import (
     AccountEvent,
@@ -36,6 +37,7 @@ from gateway.diff.session import DiffSession, Patch
 from gateway.edge import Edge
 from gateway.encoding import to_json_text
 from gateway.errors import Rejected
+from gateway.external import ExternalInstrument
 from gateway.requests import (
     DIFF_CANCEL_ORDER,
     DIFF_INSERT_ORDER,
@@ -44,6 +46,7 @@ from gateway.requests import (
     DIFF_SUBSCRIBE_QUOTE,
 )
 from gateway.rest import KLINE_PERIODS
+from ipc.control import ControlError
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +208,14 @@ class DiffConnection:
         if not symbol:
             self.session.push(m.drop_chart_patch(chart_id))
             return
+        external = None
         if self.edge.backend.instrument(symbol) is None:
-            raise Rejected(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {symbol}")
+            external = await self.edge.backend.external_instrument(symbol)
+            if external is None:
+                raise Rejected(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {symbol}")
         duration, width = fields["duration"], fields["view_width"] or 200
         width = min(width, self.edge.config.max_query_count)
-        rows = await self._chart_rows(symbol, duration, width)
+        rows = await self._chart_rows(symbol, duration, width, external)
         ids = [row["id"] for row in rows]
         left, right = (ids[0], ids[-1]) if ids else (-1, -1)
         stop = self.edge.backend.subscribe_market(
@@ -273,12 +279,16 @@ class DiffConnection:
             patches.append(m.trade_record_patch(user, str(trade["trade_id"]), m.diff_trade(trade)))
         return patches
 
-    async def _chart_rows(self, symbol: str, duration: int, width: int) -> list[dict[str, Any]]:
-        if duration == 0:
-            return _rows(await self.edge.backend.recent_trades(symbol, width))
-        if duration % NS or duration // NS not in KLINE_PERIODS.values():
+    async def _chart_rows(
+        self, symbol: str, duration: int, width: int, external: ExternalInstrument | None
+    ) -> list[dict[str, Any]]:
+        if duration and (duration % NS or duration // NS not in KLINE_PERIODS.values()):
             periods = sorted({s * NS for s in KLINE_PERIODS.values()})
             raise Rejected(ResultCode.BAD_MESSAGE, f"duration {duration} is not one of {periods}")
+        if external is not None:
+            return await _external_chart_rows(external, duration, width)
+        if duration == 0:
+            return _rows(await self.edge.backend.recent_trades(symbol, width))
         return _rows(await self.edge.backend.klines(symbol, duration // NS, width))
 
     def _series_patch(
@@ -383,6 +393,20 @@ def _first_account(answer: Answer) -> int | None:
 
 def _rows(answer: Answer) -> list[dict[str, Any]]:
     return list(answer.data) if answer.ok and answer.data else []
+
+
+async def _external_chart_rows(
+    external: ExternalInstrument, duration: int, width: int
+) -> list[dict[str, Any]]:
+    """An external instrument's chart history from the feeds process (its bars are built from
+    the venue's trades there); none yet when it has not traded since feeds started."""
+    try:
+        if duration == 0:
+            return [market_view.tick(row) for row in await external.recent_trades(width)]
+        return [market_view.bar(row) for row in await external.klines(duration // NS, width)]
+    except ControlError as exc:
+        log.info("chart of %s: feeds has no history (%s)", external.id, exc)
+        return []
 
 
 def _bar(row: dict[str, Any]) -> dict[str, Any]:

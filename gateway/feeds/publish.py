@@ -11,6 +11,7 @@ open bars (if it traded), `book` and, last, `quote`. No I/O here: the feeds proc
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,8 @@ from ipc.pubsub import topic
 Message = tuple[str, dict[str, Any]]
 SpecLookup = Callable[[str], InstrumentSpec | None]
 _SIDE_NAMES = {Side.BUY: "BUY", Side.SELL: "SELL"}
+RECENT_TICKS = 1000
+"""Tick bodies kept per external instrument for `recent_trades` (like marketdata's keep)."""
 
 
 class ExternalMarket:
@@ -39,13 +42,16 @@ class ExternalMarket:
         "last",
         "low",
         "open",
+        "recent",
         "spec",
         "ts",
         "turnover",
         "volume",
     )
 
-    def __init__(self, spec: InstrumentSpec, periods: Iterable[int]) -> None:
+    def __init__(
+        self, spec: InstrumentSpec, periods: Iterable[int], recent: int = RECENT_TICKS
+    ) -> None:
         self.spec = spec
         self.depth = Depth()
         self.has_book = False
@@ -57,6 +63,8 @@ class ExternalMarket:
         """Price ticks × lots summed: × tick × lot step is the quote-currency turnover."""
         self.ts = 0
         self.klines = [KlineSeries(period) for period in periods]
+        self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
+        """The last published tick bodies, for `recent_trades` (a chart of ticks)."""
 
     def on_trade(self, trade: Trade) -> list[Bar]:
         price, qty = trade.price, trade.qty
@@ -128,7 +136,9 @@ class MarketPublisher:
                 continue
             market = self.market(spec)
             if isinstance(record, Trade):
-                out.append(self._tick(market, record, seq))
+                tick = self._tick(market, record, seq)
+                market.recent.append(tick[1])
+                out.append(tick)
                 for bar in market.on_trade(record):
                     out.append(self._bar(market, bar, seq, finished=True))
                 touched[record.instrument] = True
@@ -242,6 +252,28 @@ class MarketPublisher:
             external=True,
         )
         return body
+
+    def klines(self, instrument: str, period: int, count: int) -> list[dict[str, Any]] | None:
+        """The marketdata `klines` answer's shape: the newest `count` bars of `period`, oldest
+        first, the open bar last (`finished` false); None for an unknown instrument."""
+        market = self.markets.get(instrument)
+        if market is None:
+            return None
+        series = next((s for s in market.klines if s.period == period), None)
+        if series is None:
+            raise ValueError(f"no {period} s K-lines (periods: {list(self.periods)})")
+        return [
+            self._bar(market, bar, self.seq, finished=bar is not series.current)[1]
+            for bar in series.bars(count)
+        ]
+
+    def recent_trades(self, instrument: str, count: int) -> list[dict[str, Any]] | None:
+        """The marketdata `recent_trades` answer's shape: the newest `count` tick bodies,
+        oldest first; None for an unknown instrument."""
+        market = self.markets.get(instrument)
+        if market is None:
+            return None
+        return list(market.recent)[-count:] if count > 0 else []
 
     def snapshot(self, instrument: str) -> dict[str, Any] | None:
         """The marketdata `snapshot` answer's shape for an external instrument, or None."""

@@ -2,8 +2,9 @@
 
 Real processes through `bin/exchange up` (accounts, matching, marketdata, feeds with a
 replay-only Binance USD-M table, gateway); a recording is replayed into the feeds process with
-`bin/feed replay`, and the DIFF client's `rtn_data` carries the external quote. Orders on the
-external id are refused with 1007: it is watched, never traded.
+`bin/feed replay`, and the DIFF client's `rtn_data` carries the external quote, and its
+`set_chart` K-lines and ticks (served by the feeds process). Orders on the external id are
+refused with 1007: it is watched, never traded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import aiohttp
 import pytest
 
 from engine.codes import ResultCode
-from ipc.control import call
+from ipc.control import ControlError, call
 from tests.integration.conftest import Exchange
 from tests.integration.test_feeds import replay, up, write_recording
 from tests.integration.test_gateway_fixtures import DiffSocket, RunningEdge, run, user
@@ -81,6 +82,53 @@ def test_diff_client_sees_replayed_external_quotes(
             assert quote["volume"] > 0
             assert quote["datetime"].startswith("2")
 
+            # charts of the external id: 1-minute bars and ticks, from the feeds process
+            minute = 60 * 1_000_000_000
+            await diff.send(
+                {
+                    "aid": "set_chart",
+                    "chart_id": "ext-bars",
+                    "ins_list": EXTERNAL,
+                    "duration": minute,
+                    "view_width": 10,
+                }
+            )
+            await diff.until(lambda s: s.get("charts", {}).get("ext-bars", {}).get("ready"))
+            bars = diff.state["klines"][EXTERNAL][str(minute)]["data"]
+            (bar,) = (b for b in bars.values() if b)
+            assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
+                16500.0,
+                16504.0,
+                16500.0,
+                16504.0,
+            )
+            assert bar["volume"] > 0 and bar["volume"] % 2500 == 0  # 5 × 500 lots per replay
+            await diff.send(
+                {
+                    "aid": "set_chart",
+                    "chart_id": "ext-ticks",
+                    "ins_list": EXTERNAL,
+                    "duration": 0,
+                    "view_width": 3,
+                }
+            )
+            await diff.until(lambda s: s.get("charts", {}).get("ext-ticks", {}).get("ready"))
+            ticks = [t for t in diff.state["ticks"][EXTERNAL]["data"].values() if t]
+            assert ticks and {t["last_price"] for t in ticks} <= replayed
+            await diff.send(
+                {
+                    "aid": "set_chart",
+                    "chart_id": "nope",
+                    "ins_list": "NOPE.X",
+                    "duration": minute,
+                    "view_width": 10,
+                }
+            )
+            missing = int(ResultCode.NO_SUCH_INSTRUMENT)
+            await diff.until(
+                lambda s: any(n.get("code") == missing for n in s.get("notify", {}).values() if n)
+            )
+
             await diff.send(
                 {
                     "aid": "req_login",
@@ -116,3 +164,16 @@ def test_diff_client_sees_replayed_external_quotes(
     run(scenario)
     external = call(instance.endpoint("gateway.1"), "status", timeout=5.0)["service"]["external"]
     assert external["known"] == 1 and external["refreshes"] >= 1
+    # the feeds control socket answers marketdata's queries for its instruments
+    feeds = instance.endpoint("feeds")
+    snapshot = call(feeds, "snapshot", timeout=5.0, instrument=EXTERNAL)
+    assert snapshot["quote"]["last_ticks"] == 165040 and snapshot["quote"]["external"]
+    assert snapshot["klines"]["60"]["close_ticks"] == 165040
+    (bar,) = call(feeds, "klines", timeout=5.0, instrument=EXTERNAL, period=60, count=5)
+    assert bar["open_ticks"] == 165000 and bar["finished"] is False
+    trades = call(feeds, "recent_trades", timeout=5.0, instrument=EXTERNAL, count=2)
+    assert [t["price_ticks"] for t in trades] == [165030, 165040]
+    with pytest.raises(ControlError):
+        call(feeds, "klines", timeout=5.0, instrument="NOPE.X", period=60)
+    with pytest.raises(ControlError):
+        call(feeds, "klines", timeout=5.0, instrument=EXTERNAL, period=7)
