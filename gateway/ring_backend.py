@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,13 @@ import zmq.asyncio
 from engine.accounts import commands as core
 from engine.accounts.events import CommandAccepted, CommandRejected
 from engine.codes import ResultCode
-from engine.instruments import Instrument, InstrumentRegistry, describe
+from engine.instruments import (
+    Instrument,
+    InstrumentConfigError,
+    InstrumentRegistry,
+    describe,
+    parse_instrument,
+)
 from gateway import market_view
 from gateway.async_control import AsyncControlClient
 from gateway.backend import (
@@ -67,6 +73,43 @@ TRADES_KEPT = 1000
 """Most trades one `trades` query asks the accounts process for."""
 
 EventSink = Callable[[Sequence[AccountEvent]], None]
+
+DEFAULT_CURRENCY = "CNY"
+"""The currency of an instrument created over REST (its schema has no currency field)."""
+_TABLE_NAMES = {
+    "instrument_name": "name",
+    "instrument_type": "kind",
+    "contract_multiplier": "multiplier",
+    "price_tick": "price_tick",
+    "lot_size": "lot_size",
+    "margin_rate": "margin_rate",
+}
+"""REST field → the registry's TOML name, for the fields that map one to one."""
+
+
+def _instrument_table(fields: Mapping[str, Any]) -> dict[str, Any] | Answer:
+    """The registry's TOML-shaped table for REST instrument fields (decimals as strings, the
+    multiplier an int, one commission rate for every offset, the symmetric band)."""
+    table: dict[str, Any] = {}
+    for name, key in _TABLE_NAMES.items():
+        if fields.get(name) is not None:
+            value = fields[name]
+            table[key] = str(value) if isinstance(value, Decimal) else value
+    multiplier = fields.get("contract_multiplier")
+    if multiplier is not None:
+        if multiplier != multiplier.to_integral_value():
+            return Answer(ResultCode.CONFIG, f"contract_multiplier {multiplier} is not whole")
+        table["multiplier"] = int(multiplier)
+    rate = fields.get("commission_rate")
+    if rate is not None:
+        offsets = ("open", "close", "close_today")
+        table["commission"] = {"by": "rate", **dict.fromkeys(offsets, str(rate))}
+    bands = {fields.get(n) for n in ("limit_up_rate", "limit_down_rate")} - {None}
+    if len(bands) > 1:
+        return Answer(ResultCode.CONFIG, "limit_up_rate and limit_down_rate must be equal")
+    if bands:
+        table["band"] = str(bands.pop())
+    return table
 
 
 class _Pending:
@@ -121,6 +164,7 @@ class RingBackend:
         self._subscribers: dict[int, list[EventSink]] = {}
         self._watched: dict[int, int] = {}
         self._finder: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self._latency_ns = np.zeros(LATENCY_SAMPLES, dtype=np.int64)
         self.answers = 0
         self.answer_codes: dict[int, int] = {}
@@ -140,15 +184,17 @@ class RingBackend:
         self.directory.load()
         self._pump.start(asyncio.get_running_loop())
         self._finder = asyncio.create_task(self._find_market_data())
+        self._refresher = asyncio.create_task(self._adopt_instruments())
         if self.external is not None:
             self.external.start()
 
     async def close(self) -> None:
         self._pump.stop()
-        if self._finder is not None:
-            self._finder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._finder
+        for task in (self._finder, self._refresher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for client in (self._accounts, self._marketdata):
             await client.close()
         if self.external is not None:
@@ -293,16 +339,55 @@ class RingBackend:
         return await self._send(request_id, command, lambda _a: {"instrument_id": instrument.id})
 
     async def _admin_instrument(self, c: AdminCommand) -> Answer:
-        """Instrument tables do not fit a `cmd` record: they go over the accounts control socket."""
-        fields = {k: str(v) if isinstance(v, Decimal) else v for k, v in c.fields.items()}
-        return await self._ask(
-            self._accounts,
-            "admin_instrument",
-            ResultCode.BAD_MESSAGE,
-            action=c.action.name,
-            instrument_id=c.instrument_id,
-            fields=fields,
-        )
+        """Create or update an instrument: the table (REST names turned into the registry's
+        TOML names) is checked here for a clear message, then travels on `cmd` as JSON chunks
+        that accounts journals and applies; once accepted, the registry is refreshed."""
+        request_id = next(self._request_ids)
+        now = time.time_ns()
+        target = c.instrument_id or ""
+        table = _instrument_table(c.fields)
+        if isinstance(table, Answer):
+            return table
+        current = self.registry.get(target)
+        command: Any
+        if c.action is AdminAction.CREATE_INSTRUMENT:
+            table = {"id": target, "currency": DEFAULT_CURRENCY, **table}
+            checked = (len(self.registry), table)
+            command = core.CreateInstrument(request_id, table, now)
+        elif current is None:
+            return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {target}")
+        else:
+            checked = (current.index, {**describe(current), **table})
+            command = core.UpdateInstrument(request_id, target, table, now)
+        try:
+            parse_instrument(*checked, self.registry.currencies)
+        except InstrumentConfigError as exc:
+            return Answer(ResultCode.CONFIG, str(exc))
+        answer = await self._send(request_id, command, lambda _a: {"instrument_id": target})
+        if answer.ok:
+            await self.refresh_instruments()
+        return answer
+
+    async def _adopt_instruments(self) -> None:
+        """At start: the instruments accounts has (created ones survive restarts there)."""
+        for _attempt in range(FIND_MARKET_DATA_ATTEMPTS):
+            if await self.refresh_instruments():
+                return
+            await asyncio.sleep(1.0)
+
+    async def refresh_instruments(self) -> bool:
+        """Adopt the accounts process's instrument definitions (created or changed at run
+        time); True when it answered. Called at start and after an accepted create/update."""
+        answer = await self._ask(self._accounts, "instruments", ResultCode.UNAVAILABLE)
+        if not answer.ok or not isinstance(answer.data, list):
+            log.warning("instrument refresh failed: %s", answer.message)
+            return False
+        for table in answer.data:
+            index = int(table.pop("index"))
+            instrument = parse_instrument(index, table, self.registry.currencies)
+            if self.registry.find(index) != instrument:
+                self.registry.put(instrument)
+        return True
 
     async def _send(
         self, request_id: int, command: Any, on_accept: Callable[[CommandAccepted], Any]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Container
 from itertools import repeat
 from typing import Any, ClassVar
 
@@ -61,31 +62,40 @@ _ANSWERS = (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED)
 _CMD_BAND = 100
 
 
-def instrument_record(command: UpsertInstrument) -> np.ndarray[Any, Any]:
-    """An instrument change for matching as one SET_INSTRUMENT_STATUS record: `status`, the
-    day roll's pre-settlement in `price` and pre-close in `qty`, the bands it implies."""
+def instrument_record(command: UpsertInstrument, kind: Kind) -> np.ndarray[Any, Any]:
+    """An instrument change for matching as one ADD_INSTRUMENT (an index matching has not
+    been sent yet) or SET_INSTRUMENT_STATUS record: what matching checks an order against
+    (docs/records.md): `status`, the pre-settlement in `price`, the pre-close in `qty`, the
+    smallest order in `min_qty` and the band it implies in `limit_up` / `limit_down`."""
     instrument, ts = command
     record = np.zeros(1, ORDER)
-    record["kind"] = Kind.SET_INSTRUMENT_STATUS
+    record["kind"] = kind
     record["instrument"] = instrument.index
     record["status"] = instrument.status
     record["price"] = instrument.pre_settlement
     record["qty"] = instrument.pre_close
+    record["min_qty"] = instrument.min_qty
     record["limit_up"] = instrument.upper_limit
     record["limit_down"] = instrument.lower_limit
     record["ts_event"] = ts
     return record
 
 
-def encode_orders(commands: list[Any]) -> np.ndarray[Any, Any]:
-    """`orders` records for the core's matching commands, in order."""
+def encode_orders(commands: list[Any], known: Container[int]) -> np.ndarray[Any, Any]:
+    """`orders` records for the core's matching commands, in order; an instrument whose index
+    is not in `known` is announced with ADD_INSTRUMENT."""
     if not any(type(c) is UpsertInstrument for c in commands):
         return commands_to_orders(commands)
     parts = []
     run: list[Any] = []
+    announced: set[int] = set()
     for command in commands:
         if type(command) is UpsertInstrument:
-            parts += [commands_to_orders(run), instrument_record(command)]
+            index = command.instrument.index
+            fresh = index not in known and index not in announced
+            announced.add(index)
+            kind = Kind.ADD_INSTRUMENT if fresh else Kind.SET_INSTRUMENT_STATUS
+            parts += [commands_to_orders(run), instrument_record(command, kind)]
             run = []
         else:
             run.append(command)
@@ -293,7 +303,12 @@ class Accounts(Service):
     def _send(self, commands: list[Any]) -> None:
         if not commands:
             return
-        batch = encode_orders(commands)
+        batch = encode_orders(commands, self._shard_of)
+        added = batch["instrument"][batch["kind"] == Kind.ADD_INSTRUMENT].tolist()
+        for index in added:
+            self._shard_of[index] = self.config.shard_of(
+                self.state.core.instruments.by_index(index).id
+            )
         if len(self._shards) == 1:
             self.orders_out[0].emit(batch, 0)
             return

@@ -5,23 +5,29 @@ and the core's events become `events` records (accounts writes them, gateways de
 back); events of several layouts share one batch. Conversion is column-wise per kind
 (services/columns.py).
 
-What a record cannot carry is refused with `UnsupportedRecord` rather than guessed:
-instrument create/update (a TOML-shaped table, too wide for a record), CANCEL_ALL (no core
-command yet) and SettlementCompleted (per-currency totals); those travel another way in phase 2.
-SubmitOrder has no client order id or self-trade mode, so encoding one leaves both zero.
+Instrument create/update carry a TOML-shaped table, too wide for one record: it travels as
+compact JSON split over consecutive INSTRUMENT_CREATE / INSTRUMENT_UPDATE records (32 bytes
+each in the CMD_INSTRUMENT view's `name`, the last flagged LAST_IN_BATCH), which
+`CommandDecoder` reassembles per request id (docs/records.md). What a record cannot carry is
+refused with `UnsupportedRecord` rather than guessed: CANCEL_ALL (no core command yet) and
+SettlementCompleted (per-currency totals). SubmitOrder has no client order id or self-trade
+mode, so encoding one leaves both zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from engine.accounts.commands import (
     AccountsCommand,
     AmendOrder,
     CancelOrder,
+    CreateInstrument,
     DelistInstrument,
     Deposit,
     ExecuteSettlement,
@@ -32,6 +38,7 @@ from engine.accounts.commands import (
     SetSettlementPrices,
     SubmitOrder,
     SuspendInstrument,
+    UpdateInstrument,
     Withdraw,
 )
 from engine.accounts.events import (
@@ -48,12 +55,14 @@ from engine.codes import ResultCode
 from engine.enums import Offset, OrderStatus, OrderType, Side, TimeCondition, VolumeCondition
 from ipc.records import (
     CMD,
+    CMD_INSTRUMENT,
     EVENT,
     EVENT_ACCOUNT,
     EVENT_ANSWER,
     EVENT_POSITION,
     Flag,
     Kind,
+    new_batch,
 )
 from services.columns import Decoder, Encoder, enum_table, number
 
@@ -209,6 +218,64 @@ _CMD_OUT.register(
 )
 
 
+# -- instrument create/update: a JSON table in chunks ------------------------------------------
+
+CHUNK_BYTES = CMD_INSTRUMENT.fields["name"][0].itemsize
+"""Payload bytes per INSTRUMENT_CREATE / INSTRUMENT_UPDATE record (the view's `name` field)."""
+
+_INSTRUMENT_KINDS: dict[type, Kind] = {
+    CreateInstrument: Kind.INSTRUMENT_CREATE,
+    UpdateInstrument: Kind.INSTRUMENT_UPDATE,
+}
+
+
+def _exact(value: object) -> object:
+    """orjson's fallback: Decimals as strings, so the table stays exact."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def instrument_payload(command: CreateInstrument | UpdateInstrument) -> bytes:
+    """The table as compact JSON: a create's fields, or an update's target and changes."""
+    if type(command) is CreateInstrument:
+        table: object = dict(command.fields)
+    else:
+        table = {"instrument_id": command.instrument_id, "changes": dict(command.changes)}
+    return orjson.dumps(table, default=_exact, option=orjson.OPT_SORT_KEYS)
+
+
+def _instrument_records(command: CreateInstrument | UpdateInstrument) -> np.ndarray[Any, Any]:
+    """The command as consecutive records of its kind, the last flagged LAST_IN_BATCH."""
+    payload = instrument_payload(command)
+    pieces = [payload[i : i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)]
+    batch = new_batch(CMD, len(pieces))
+    view = batch.view(CMD_INSTRUMENT)
+    view["kind"] = _INSTRUMENT_KINDS[type(command)]
+    view["request_id"] = command.request_id
+    view["name"] = pieces
+    view["ts_event"] = command.ts
+    view["flags"][-1] = Flag.LAST_IN_BATCH
+    return batch
+
+
+def _decode_instrument(kind: int, request_id: int, payload: bytes, ts: int) -> Any:
+    """The command a reassembled payload names, or its BAD_MESSAGE answer."""
+    try:
+        table = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return CommandRejected(request_id, ResultCode.BAD_MESSAGE, f"instrument table: {exc}", ts)
+    if kind == Kind.INSTRUMENT_CREATE and isinstance(table, dict):
+        return CreateInstrument(request_id, table, ts)
+    if (
+        isinstance(table, dict)
+        and isinstance(table.get("instrument_id"), str)
+        and isinstance(table.get("changes"), dict)
+    ):
+        return UpdateInstrument(request_id, table["instrument_id"], table["changes"], ts)
+    return CommandRejected(request_id, ResultCode.BAD_MESSAGE, "instrument table malformed", ts)
+
+
 def commands_to_cmd(
     commands: Sequence[AccountsCommand],
     instrument_index: InstrumentIndex,
@@ -217,7 +284,32 @@ def commands_to_cmd(
     ts_init: int = 0,
 ) -> np.ndarray[Any, Any]:
     """A `cmd` batch for the commands (the gateway side). SetSettlementPrices becomes one
-    record per pair, the last flagged LAST_IN_BATCH; instrument ids become indexes."""
+    record per pair, the last flagged LAST_IN_BATCH; an instrument create/update becomes its
+    JSON chunks; instrument ids become indexes."""
+    if any(type(command) in _INSTRUMENT_KINDS for command in commands):
+        parts: list[np.ndarray[Any, Any]] = []
+        run: list[AccountsCommand] = []
+        for command in commands:
+            if type(command) in _INSTRUMENT_KINDS:
+                if run:
+                    parts.append(_simple_records(run, instrument_index))
+                parts.append(_instrument_records(command))  # type: ignore[arg-type]
+                run = []
+            else:
+                run.append(command)
+        if run:
+            parts.append(_simple_records(run, instrument_index))
+        batch = np.concatenate(parts)
+    else:
+        batch = _simple_records(commands, instrument_index)
+    number(batch, source, first_seq, ts_init)
+    return batch
+
+
+def _simple_records(
+    commands: Sequence[AccountsCommand], instrument_index: InstrumentIndex
+) -> np.ndarray[Any, Any]:
+    """Records for commands other than instrument create/update, one or more per command."""
     items: list[Any] = []
     for command in commands:
         kind = type(command)
@@ -240,9 +332,7 @@ def commands_to_cmd(
             items.append(command)
         else:
             raise UnsupportedRecord(f"{kind.__name__} does not fit a cmd record")
-    batch = _CMD_OUT.encode(items)
-    number(batch, source, first_seq, ts_init)
-    return batch
+    return _CMD_OUT.encode(items)
 
 
 _CMD_IN = Decoder()
@@ -300,12 +390,15 @@ _CMD_IN.register(
 
 
 class CommandDecoder:
-    """cmd records → accounts commands. Keeps the pairs of a SET_SETTLEMENT_PRICES request
-    that spans ring reads until its LAST_IN_BATCH record arrives."""
+    """cmd records → accounts commands. Keeps the pairs of a SET_SETTLEMENT_PRICES request,
+    and the chunks of an instrument table (per request id), that span ring reads until their
+    LAST_IN_BATCH record arrives. A batch that fails to decode leaves both as they were, so
+    the caller may decode its records again one by one."""
 
     def __init__(self, instrument_name: InstrumentName) -> None:
         self._instrument_name = instrument_name
         self._prices: list[tuple[int, int]] = []
+        self._chunks: dict[int, bytes] = {}
         self._admin = {kind: cls for cls, kind in _ADMIN_KINDS.items()}
 
     @property
@@ -318,10 +411,30 @@ class CommandDecoder:
     def pending(self, pairs: list[tuple[int, int]]) -> None:
         self._prices = [(int(i), int(p)) for i, p in pairs]
 
+    @property
+    def pending_chunks(self) -> list[list[Any]]:
+        """`[request_id, hex payload so far]` of instrument tables still being read (part of
+        the accounts process's checkpoint)."""
+        return [[request, payload.hex()] for request, payload in self._chunks.items()]
+
+    @pending_chunks.setter
+    def pending_chunks(self, chunks: list[list[Any]]) -> None:
+        self._chunks = {int(request): bytes.fromhex(payload) for request, payload in chunks}
+
     def decode(self, batch: np.ndarray[Any, Any]) -> list[AccountsCommand]:
+        prices, chunks = list(self._prices), dict(self._chunks)
+        try:
+            return self._decode(batch)
+        except Exception:
+            self._prices, self._chunks = prices, chunks
+            raise
+
+    def _decode(self, batch: np.ndarray[Any, Any]) -> list[AccountsCommand]:
         def other(kind: int, where: list[int]) -> list[Any]:
             if kind == Kind.SET_SETTLEMENT_PRICES:
                 return [self._price_pair(batch[i]) for i in where]
+            if kind == Kind.INSTRUMENT_CREATE or kind == Kind.INSTRUMENT_UPDATE:
+                return self._instrument_chunks(kind, batch[where].view(CMD_INSTRUMENT))
             admin = self._admin.get(kind)
             if admin is None:
                 raise UnsupportedRecord(f"cmd record of kind {kind} has no accounts command")
@@ -335,6 +448,24 @@ class CommandDecoder:
             ]
 
         return _CMD_IN.decode(batch, other)
+
+    def _instrument_chunks(self, kind: int, records: np.ndarray[Any, Any]) -> list[Any]:
+        """One result per record: None until a table's last chunk, then its command."""
+        out: list[Any] = []
+        for request, piece, flags, ts in zip(
+            records["request_id"].tolist(),
+            records["name"].tolist(),
+            records["flags"].tolist(),
+            records["ts_event"].tolist(),
+            strict=True,
+        ):
+            payload = self._chunks.pop(request, b"") + piece
+            if flags & Flag.LAST_IN_BATCH:
+                out.append(_decode_instrument(kind, request, payload, ts))
+            else:
+                self._chunks[request] = payload
+                out.append(None)
+        return out
 
     def _price_pair(self, record: Any) -> SetSettlementPrices | None:
         self._prices.append((int(record["instrument"]), int(record["price"])))

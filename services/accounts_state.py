@@ -2,7 +2,8 @@
 
 The checkpoint is canonical JSON in two sections: `core` (`AccountsCore.export_state`, the
 engine's format, docs/accounting.md §10) and `process` (per-ring sequences, the gateway each
-account last spoke through, a settlement-prices request still being read, query history).
+account last spoke through, a settlement-prices request or instrument tables still being read,
+query history).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class InstrumentIds:
 
 @dataclass
 class AccountsState:
-    """The core, the cmd decoder (it holds a settlement-prices request across reads), each
+    """The core, the cmd decoder (it holds requests split over records across reads), each
     ring's sequence, the gateway each account last spoke through, and query history."""
 
     core: AccountsCore
@@ -72,6 +73,7 @@ class AccountsState:
             "streams": self.streams.export(),
             "gateway_of": [[a, g] for a, g in self.gateway_of.items()],
             "pending_prices": [list(pair) for pair in self.decoder.pending],
+            "pending_instruments": self.decoder.pending_chunks,
             "last_update": [list(u) for u in self.last_update.values()],
             "trades": [[a, [list(t) for t in kept]] for a, kept in self.trades.items()],
         }
@@ -92,6 +94,7 @@ class AccountsState:
         state.streams = Streams.load(process["streams"])
         state.gateway_of = {a: g for a, g in process["gateway_of"]}
         state.decoder.pending = [tuple(pair) for pair in process["pending_prices"]]
+        state.decoder.pending_chunks = process.get("pending_instruments", [])
         state.last_update = {u[1]: OrderUpdated(*u) for u in process["last_update"]}
         state.trades = {
             a: deque((TradeBooked(*t) for t in kept), maxlen=TRADES_KEPT)

@@ -12,14 +12,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.enums import InstrumentStatus
-from engine.instruments import InstrumentRegistry
+from engine.enums import CloseTodayRule, InstrumentKind, InstrumentStatus
+from engine.instruments import NO_LIMIT, CommissionSpec, Instrument, InstrumentRegistry
 from engine.matching.commands import UpsertInstrument
 from engine.matching.engine import MatchingEngine
+from engine.money import RATE_SCALE
 from ipc.control import ControlServer
 from ipc.records import ORDER, Flag, Kind
 from services import config as configuration
@@ -33,24 +35,90 @@ from storage.recovery import plan_recovery
 
 log = logging.getLogger(__name__)
 
-_INSTRUMENT = Kind.SET_INSTRUMENT_STATUS
+_INSTRUMENT_KINDS = np.array([Kind.ADD_INSTRUMENT, Kind.SET_INSTRUMENT_STATUS], dtype=np.uint16)
 
 
 def checkpoint_name(shard: int) -> str:
     return f"matching{shard}"
 
 
-def upsert_from_record(registry: InstrumentRegistry, record: Any) -> UpsertInstrument:
-    """The instrument change a SET_INSTRUMENT_STATUS record carries (status, and the day roll's
-    pre-settlement in `price` and pre-close in `qty`), over the known definition."""
-    known = registry.by_index(int(record["instrument"]))
-    changed = dataclasses.replace(
-        known,
-        status=InstrumentStatus(int(record["status"])),
-        pre_settlement=int(record["price"]),
-        pre_close=int(record["qty"]),
+def band_from_limits(pre_settlement: int, limit_up: int) -> int:
+    """The band (per RATE_SCALE) that gives `limit_up` over `pre_settlement`: the smallest
+    rate whose width rounds down to the record's (the one accounts used gives the same)."""
+    if limit_up >= NO_LIMIT or pre_settlement <= 0:
+        return 0
+    width = limit_up - pre_settlement
+    return max(1, -((-width * RATE_SCALE) // pre_settlement))
+
+
+def _learned(registry: InstrumentRegistry, index: int) -> Instrument:
+    """A shard's stand-in for an instrument created at run time: the record carries only what
+    matching checks (status, prices, band, smallest order); accounts' risk checks the rest
+    before an order gets here, so the largest order is not capped again."""
+    currency = next(iter(registry.currencies.values()))
+    return Instrument(
+        index=index,
+        id=f"CREATED.{index}",
+        name=f"created at run time #{index}",
+        kind=InstrumentKind.FUTURE,
+        currency=currency,
+        multiplier=1,
+        price_tick=Decimal(1).scaleb(-currency.decimals),
+        lot_size=Decimal(1),
+        min_qty=1,
+        max_qty=NO_LIMIT,
+        margin_rate_e8=RATE_SCALE,
+        commission=CommissionSpec(False, 0, 0, 0),
+        band_e8=0,
+        status=InstrumentStatus.TRADING,
+        pre_close=0,
+        pre_settlement=0,
+        close_today_rule=CloseTodayRule.HISTORY_FIRST,
     )
-    return UpsertInstrument(changed, int(record["ts_event"]))
+
+
+def adopt(
+    registry: InstrumentRegistry,
+    index: int,
+    status: int,
+    pre_settlement: int,
+    pre_close: int,
+    min_qty: int,
+    band_e8: int | None,
+) -> Instrument:
+    """The instrument at `index` (a stand-in for one this shard has never seen) with the
+    fields accounts sends; 0 / None keep the known smallest order / band."""
+    known = registry.find(index) or _learned(registry, index)
+    return dataclasses.replace(
+        known,
+        status=InstrumentStatus(status),
+        pre_settlement=pre_settlement,
+        pre_close=pre_close,
+        min_qty=min_qty or known.min_qty,
+        band_e8=known.band_e8 if band_e8 is None else band_e8,
+    )
+
+
+def upsert_from_record(registry: InstrumentRegistry, record: Any) -> UpsertInstrument:
+    """The instrument an ADD_INSTRUMENT / SET_INSTRUMENT_STATUS record carries (status, the
+    pre-settlement in `price`, pre-close in `qty`, `min_qty`, the band in `limit_up` /
+    `limit_down`), over the known definition or a stand-in for a new index."""
+    pre_settlement, limit_up = int(record["price"]), int(record["limit_up"])
+    instrument = adopt(
+        registry,
+        int(record["instrument"]),
+        int(record["status"]),
+        pre_settlement,
+        int(record["qty"]),
+        int(record["min_qty"]),
+        band_from_limits(pre_settlement, limit_up) if limit_up else None,
+    )
+    if limit_up and (instrument.upper_limit, instrument.lower_limit) != (
+        limit_up,
+        int(record["limit_down"]),
+    ):
+        raise ValueError(f"instrument {instrument.index}: band does not match the record's limits")
+    return UpsertInstrument(instrument, int(record["ts_event"]))
 
 
 class Matching(Service):
@@ -115,15 +183,10 @@ class Matching(Service):
         sections = unpack_sections(state)
         engine_state: Any = canonical_loads(sections["engine"])
         instruments: Any = canonical_loads(sections["instruments"])
-        for index, status, pre_settlement, pre_close in instruments:
-            known = registry.by_index(index)
+        for index, status, pre_settlement, pre_close, *more in instruments:
+            min_qty, band_e8 = more or (0, None)
             registry.put(
-                dataclasses.replace(
-                    known,
-                    status=InstrumentStatus(status),
-                    pre_settlement=pre_settlement,
-                    pre_close=pre_close,
-                )
+                adopt(registry, index, status, pre_settlement, pre_close, min_qty, band_e8)
             )
         streams: Any = canonical_loads(sections["streams"])
         return MatchingEngine.from_state(registry, engine_state), Streams.load(streams)
@@ -138,9 +201,9 @@ class Matching(Service):
         """Apply a batch of orders records and emit its execs: the live and the replay path."""
         if not len(records):
             return
-        kinds = records["kind"]
-        if (kinds == _INSTRUMENT).any():
-            commands = self._with_instruments(records)
+        is_instrument = np.isin(records["kind"], _INSTRUMENT_KINDS)
+        if is_instrument.any():
+            commands = self._with_instruments(records, is_instrument)
         else:
             commands = orders_to_commands(records)
         apply = self.engine.apply
@@ -152,10 +215,11 @@ class Matching(Service):
             self._trades += int((execs["kind"] == Kind.TRADE).sum())
             self.output.emit(execs, self.shard)
 
-    def _with_instruments(self, records: np.ndarray[Any, Any]) -> list[Any]:
+    def _with_instruments(
+        self, records: np.ndarray[Any, Any], is_instrument: np.ndarray[Any, Any]
+    ) -> list[Any]:
         """Commands of a batch that holds instrument changes, in ring order."""
         commands: list[Any] = []
-        is_instrument = records["kind"] == _INSTRUMENT
         start = 0
         for position in np.flatnonzero(is_instrument).tolist():
             commands += orders_to_commands(records[start:position])
@@ -174,7 +238,8 @@ class Matching(Service):
         self.journal.flush()
         seq = self.journal.last_seq
         instruments = [
-            [i.index, int(i.status), i.pre_settlement, i.pre_close] for i in self.engine.instruments
+            [i.index, int(i.status), i.pre_settlement, i.pre_close, i.min_qty, i.band_e8]
+            for i in self.engine.instruments
         ]
         payload = pack_sections(
             {

@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from engine.accounts.commands import AccountsCommand, Deposit, OpenAccount, SubmitOrder
+from engine.accounts.commands import (
+    AccountsCommand,
+    CreateInstrument,
+    Deposit,
+    OpenAccount,
+    SubmitOrder,
+    UpdateInstrument,
+)
 from engine.codes import ResultCode
 from engine.enums import Offset, Side
 from engine.exchange import Exchange
 from engine.matching.events import MatchingEvent
-from ipc.records import EVENT, EVENT_ANSWER, Kind
+from ipc.records import EVENT, EVENT_ANSWER, ORDER, Kind
 from ipc.ring import Ring
 from services import config as configuration
 from services.accounts import Accounts
@@ -171,3 +178,52 @@ def test_records_that_do_not_decode_are_refused_not_fatal(
         events.close()
         events.unlink()
     assert started(config).state.core.state_hash() == service.state.core.state_hash()
+
+
+def test_an_instrument_created_on_cmd_is_journaled_announced_to_matching_and_replayed(
+    config: configuration.Config, prefix: str
+) -> None:
+    table = {"id": "TEST.NEW", "currency": "CNY", "multiplier": 10, "price_tick": "0.5"}
+    index = len(configuration.load_instruments(config))
+    cmd = commands_to_cmd(
+        [
+            CreateInstrument(1, table, 1),
+            OpenAccount(2, 1),
+            Deposit(3, 1, DEPOSIT, 1),
+            SubmitOrder(4, 1, index, Side.BUY, Offset.OPEN, 200, 1),
+            UpdateInstrument(5, "TEST.NEW", {"margin_rate": "0.5"}, 2),
+        ],
+        lambda _name: 0,
+    )
+    orders = Ring.create(f"{prefix}.orders.0", ORDER, 64)
+    try:
+        reader = orders.reader("check")
+        service = Accounts(config, "accounts")
+        service.rings["orders.0"] = orders
+        service.writers["orders.0"] = orders.writer()
+        service.start()
+        service.handle("cmd.2", cmd[:2])  # the table's chunks span two reads
+        service.handle("cmd.2", cmd)
+        sent = reader.read(max_n=64, timeout=1.0)
+        assert sent["kind"].tolist() == [
+            Kind.ADD_INSTRUMENT,
+            Kind.NEW_ORDER,
+            Kind.SET_INSTRUMENT_STATUS,
+        ]
+        assert sent["instrument"].tolist() == [index] * 3
+        created = service.state.core.instruments.get("TEST.NEW")
+        assert created is not None and created.margin_rate_e8 == 50_000_000
+        expected = service.state.core.state_hash()
+        service.journal.close()
+        service.writers["orders.0"].close()
+    finally:
+        orders.close()
+        orders.unlink()
+    replayed = started(config)
+    assert replayed.state.core.state_hash() == expected
+    assert replayed.state.core.instruments.get("TEST.NEW") == created
+    replayed.checkpoint()
+    replayed.journal.close()
+    from_checkpoint = started(config)
+    assert from_checkpoint.state.core.instruments.get("TEST.NEW") == created
+    from_checkpoint.journal.close()

@@ -1,6 +1,7 @@
 """cmd/events records ↔ accounts commands/events: lossless, checked by running the real engine."""
 
 import random
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,13 @@ from ipc import records
 from ipc.records import Flag, Kind
 from services import config as cfg
 from services.accounts_codec import (
+    CHUNK_BYTES,
     MESSAGE_BYTES,
     CommandDecoder,
     UnsupportedRecord,
     commands_to_cmd,
     events_to_records,
+    instrument_payload,
     records_to_events,
 )
 from services.matching_codec import events_to_execs, execs_to_events
@@ -154,9 +157,76 @@ def test_answer_message_is_cut_on_a_character_boundary() -> None:
     assert batch["account"][0] == 0
 
 
-def test_unsupported_kinds_are_refused_not_guessed() -> None:
+TABLE = {
+    "id": "TEST.LONG2601",
+    "name": "期货 with a name long enough to take several records",
+    "currency": "CNY",
+    "multiplier": 10,
+    "price_tick": Decimal("0.5"),
+    "margin_rate": Decimal("0.12"),
+    "commission": {"by": "rate", "open": "0.0001", "close": "0.0001", "close_today": "0"},
+}
+
+
+def _exactly(table: dict[str, Any]) -> dict[str, Any]:
+    """The table as the decoder gives it back: decimals as their exact strings."""
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in table.items()}
+
+
+def test_an_instrument_table_travels_in_chunks_and_comes_back_exact() -> None:
+    create = c.CreateInstrument(7, TABLE, ts=5)
+    update = c.UpdateInstrument(8, "TEST.LONG2601", {"margin_rate": Decimal("0.2")}, ts=6)
+    order = c.OpenAccount(9, 1, ts=7)
+    batch = commands_to_cmd([create, order, update], lambda _id: 0, source=3)
+    kinds = batch["kind"].tolist()
+    chunks = kinds.count(Kind.INSTRUMENT_CREATE)
+    assert chunks == -(-len(instrument_payload(create)) // CHUNK_BYTES) > 2
+    assert kinds[chunks] == Kind.OPEN_ACCOUNT and kinds[-1] == Kind.INSTRUMENT_UPDATE
+    assert batch["seq"].tolist() == list(range(1, len(batch) + 1))
+    last = (batch["flags"] & Flag.LAST_IN_BATCH) != 0
+    assert np.flatnonzero(last).tolist() == [chunks - 1, len(batch) - 1]
+    decoder = CommandDecoder(lambda _index: "")
+    decoded = decoder.decode(batch[:2]) + decoder.decode(batch[2:])  # split mid-table
+    assert decoded == [
+        c.CreateInstrument(7, _exactly(TABLE), 5),
+        order,
+        c.UpdateInstrument(8, "TEST.LONG2601", {"margin_rate": "0.2"}, 6),
+    ]
+
+
+def test_chunks_of_two_requests_interleaved_are_kept_apart_and_survive_a_checkpoint() -> None:
+    one = commands_to_cmd([c.CreateInstrument(1, TABLE, 1)], lambda _id: 0)
+    two = commands_to_cmd([c.CreateInstrument(2, {**TABLE, "id": "TEST.B"}, 2)], lambda _id: 0)
+    decoder = CommandDecoder(lambda _index: "")
+    assert decoder.decode(np.concatenate([one[:1], two[:1]])) == []
+    restored = CommandDecoder(lambda _index: "")
+    restored.pending_chunks = decoder.pending_chunks  # what the checkpoint keeps
+    out = restored.decode(np.concatenate([two[1:], one[1:]]))
+    assert [(command.request_id, command.fields["id"]) for command in out] == [
+        (2, "TEST.B"),
+        (1, "TEST.LONG2601"),
+    ]
+    assert restored.pending_chunks == []
+
+
+def test_a_broken_table_is_answered_and_a_failed_batch_leaves_the_decoder_as_it_was() -> None:
+    batch = commands_to_cmd([c.CreateInstrument(4, TABLE, 1)], lambda _id: 0)
+    broken = batch.copy()
+    broken.view(records.CMD_INSTRUMENT)["name"][0] = b"{not json"
+    (answer,) = CommandDecoder(lambda _index: "").decode(broken)
+    assert answer.request_id == 4 and answer.code is ResultCode.BAD_MESSAGE
+    decoder = CommandDecoder(lambda _index: "")
+    decoder.decode(batch[:1])
+    held = decoder.pending_chunks
+    bad = records.new_batch(records.CMD, 1)
+    bad["kind"] = Kind.CANCEL_ALL
     with pytest.raises(UnsupportedRecord):
-        commands_to_cmd([c.CreateInstrument(1, {"id": "X.Y"})], lambda _id: 0)
+        decoder.decode(np.concatenate([batch[1:2], bad]))
+    assert decoder.pending_chunks == held  # so the records can be decoded again one by one
+    assert decoder.decode(batch[1:]) == [c.CreateInstrument(4, _exactly(TABLE), 1)]
+
+
+def test_unsupported_kinds_are_refused_not_guessed() -> None:
     batch = records.new_batch(records.CMD, 1)
     batch["kind"] = Kind.CANCEL_ALL
     with pytest.raises(UnsupportedRecord):

@@ -3,16 +3,18 @@ journal alone or from a checkpoint plus its tail) rebuilds the same books."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.enums import InstrumentStatus, Side
-from engine.matching.commands import CancelOrder, PlaceOrder
+from engine.matching.commands import CancelOrder, PlaceOrder, UpsertInstrument
 from engine.matching.engine import MatchingEngine
 from ipc.records import ORDER, Kind
 from services import config as configuration
+from services.accounts import instrument_record
 from services.matching import Matching, upsert_from_record
 from services.matching_codec import commands_to_orders, orders_to_commands
 
@@ -96,3 +98,41 @@ def test_an_instrument_record_changes_status_and_day_values(config: configuratio
         instrument.pre_settlement + 10,
         instrument.pre_close + 5,
     )
+
+
+def test_a_new_instrument_index_is_learned_traded_on_and_kept_across_restarts(
+    config: configuration.Config,
+) -> None:
+    registry = configuration.load_instruments(config)
+    base = registry.get("CFFEX.IF2501")
+    assert base is not None
+    new = dataclasses.replace(
+        base, index=len(registry), id="TEST.NEW", min_qty=2, band_e8=5_000_000
+    )
+    added = instrument_record(UpsertInstrument(new, 1), Kind.ADD_INSTRUMENT)
+    added["seq"] = 1
+    price = new.pre_settlement
+    trade = commands_to_orders(
+        [
+            PlaceOrder(1, 1, new.index, Side.SELL, price, 2, ts=2),
+            PlaceOrder(2, 2, new.index, Side.BUY, price, 2, ts=3),
+            PlaceOrder(3, 2, new.index, Side.BUY, new.upper_limit + 1, 2, ts=4),
+        ],
+        first_seq=2,
+    )
+    service = started(config)
+    service.handle("orders.0", np.concatenate([added, trade]))
+    learned = service.engine.instruments.by_index(new.index)
+    assert (learned.upper_limit, learned.lower_limit, learned.min_qty) == (
+        new.upper_limit,
+        new.lower_limit,
+        2,
+    )
+    assert service.status()["trades"] == 1
+    expected = service.engine.state_hash()
+    service.checkpoint()
+    service.journal.close()
+    restarted = started(config)
+    assert restarted.engine.state_hash() == expected
+    assert restarted.engine.instruments.by_index(new.index) == learned
+    restarted.journal.close()
