@@ -51,9 +51,7 @@ class Exchange:
                 append(event)
                 handler = handlers.get(type(event))
                 if handler is not None:
-                    more, booked = handler(event)
-                    if booked:
-                        events.extend(booked)
+                    more = handler(event, events)  # appends what the event caused
                     if more:
                         pending.extend(more)
         return events

@@ -79,11 +79,13 @@ class Account:
 
     def hold(self, order: Order, terms: Terms, margin: int, commission: int, asset: int) -> None:
         """Change what an opening order holds to these amounts (the ledgers follow)."""
-        if margin != order.frozen_margin or commission != order.frozen_commission:
+        frozen_margin = order.frozen_margin
+        frozen_commission = order.frozen_commission
+        if margin != frozen_margin or commission != frozen_commission:
             ledger = self.ledgers.get(terms.currency) or self.ledger(terms.currency)
-            change = margin - order.frozen_margin
+            change = margin - frozen_margin
             ledger.frozen_margin += change
-            ledger.frozen_commission += commission - order.frozen_commission
+            ledger.frozen_commission += commission - frozen_commission
             index = order.instrument_index
             by_instrument = self.frozen_by_instrument
             by_instrument[index] = by_instrument.get(index, 0) + change
@@ -111,47 +113,63 @@ class Account:
             price = order.freeze_price
             if order.pending_price > price:
                 price = order.pending_price
-            self.hold(order, terms, *terms.holds(order.side, price, qty))
+            margin, commission, asset = terms.holds(order.side, price, qty)
+            self.hold(order, terms, margin, commission, asset)
         elif order.frozen_margin or order.frozen_commission or order.frozen_asset:
             self.hold(order, terms, 0, 0, 0)
 
     def _reserve_to(self, order: Order, qty: int, rule: CloseTodayRule) -> None:
-        """Freeze position volume for a close order up to `qty` lots (history and today parts)."""
-        excess = order.reserved_history + order.reserved_today - qty
+        """Freeze position volume for a close order up to `qty` lots (history and today parts).
+
+        Shrinking gives back first the history lots a pending amend reserved (all of what it
+        reserved, as it reserved it, when the amend is refused), then today, then history.
+        Growing while an amend is pending records the split on the order.
+        """
+        reserved_history = order.reserved_history
+        reserved_today = order.reserved_today
+        excess = reserved_history + reserved_today - qty
         if not excess:
             return
         side = self._closed_side(order)
         if excess > 0:
-            today = min(excess, order.reserved_today)
+            history = min(excess, order.pending_history, reserved_history)
+            today = min(excess - history, reserved_today)
             history = excess - today
         else:
             split = close_split(side, order.offset, rule, -excess)
             if split is None:
                 raise AssertionError(f"order {order.order_id}: reserving unchecked volume")
+            if order.pending_qty:
+                order.pending_history += split[0]
+                order.pending_today += split[1]
             history, today = (-split[0], -split[1])
         side.frozen_history -= history
         side.frozen_today -= today
-        order.reserved_history -= history
-        order.reserved_today -= today
+        order.reserved_history = reserved_history - history
+        order.reserved_today = reserved_today - today
 
-    def finish(self, order: Order, terms: Terms) -> None:
+    def release(self, order: Order, terms: Terms) -> None:
         """The order ended (filled, cancelled, rejected): give back whatever it still holds."""
         if order.closes:
             self._reserve_to(order, 0, terms.close_today_rule)
-            del self.orders[order.order_id]
             self._drop_if_flat(order.instrument_index)
-            return
-        if order.frozen_margin or order.frozen_commission or order.frozen_asset:
+        elif order.frozen_margin or order.frozen_commission or order.frozen_asset:
             self.hold(order, terms, 0, 0, 0)
+
+    def finish(self, order: Order, terms: Terms) -> None:
+        """The order ended: release its holds and forget it."""
+        self.release(order, terms)
         del self.orders[order.order_id]
 
     # --- fills -------------------------------------------------------------------------------
 
-    def fill(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:
+    def fill(
+        self, order: Order, terms: Terms, price: int, qty: int, remaining: int
+    ) -> tuple[int, int]:
         """Book a fill of `qty` lots at `price` ticks; returns (commission, close profit).
 
-        Re-holds for the remaining quantity; a fill that completes the order leaves the
-        release to `finish`.
+        `remaining` is what matching says is left of the order: with some left the holds are
+        recomputed for it, with none they are released (the caller forgets the order).
         """
         order.filled += qty
         if terms.spot:
@@ -160,9 +178,8 @@ class Account:
             result = self._fill_close(order, terms, price, qty)
         else:
             notional, margin, commission = terms.open_fill(price, qty)
-            position = self.positions.get(order.instrument_index) or self.position(
-                order.instrument_index
-            )
+            index = order.instrument_index
+            position = self.positions.get(index) or self.position(index)
             side = position.long if order.side is _BUY else position.short
             side.today += qty
             side.open_cost += notional
@@ -172,8 +189,10 @@ class Account:
             ledger.margin += margin
             ledger.commission += commission
             result = (commission, 0)
-        if order.filled < order.qty:
+        if remaining:
             self.rehold(order, terms)
+        else:
+            self.release(order, terms)
         return result
 
     def _fill_close(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:

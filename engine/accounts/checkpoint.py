@@ -35,7 +35,8 @@ from engine.instruments import InstrumentRegistry, describe, parse_instrument
 if TYPE_CHECKING:
     from engine.accounts.core import AccountsCore
 
-VERSION = 1
+VERSION = 2
+"""2: orders carry the split a pending amend of a close order reserved (pending_history/today)."""
 
 ORDER_FIELDS = tuple(f.name for f in fields(Order))
 """An exported order is a list of these fields, in this order (enums and flags as ints)."""

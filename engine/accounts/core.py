@@ -10,7 +10,7 @@ is left when it ends. Rules and rounding: docs/accounting.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.accounts import audit, checkpoint
@@ -74,9 +74,14 @@ _EXPIRING = SettlementPhase.EXPIRING
 _USER = CancelReason.USER
 _OK = ResultCode.OK
 _new = tuple.__new__
+_NOTHING: tuple[()] = ()
+"""The matching commands of an exec that causes none (shared: nobody appends to it)."""
+_NO_HOLDS = (0, 0, 0)
 
 Out = tuple[list[Any], list[Any]]
 """(matching commands to send, accounts events to publish)."""
+Booker = Callable[[Any, list[Any]], Sequence[Any]]
+"""An exec handler: appends the events it causes, returns the matching commands it causes."""
 
 
 class AccountsCore:
@@ -130,7 +135,7 @@ class AccountsCore:
             cmd.ResumeInstrument: self._resume_instrument,
             cmd.DelistInstrument: self._delist_instrument,
         }
-        self.execs: dict[type, Callable[[Any], Out]] = {
+        self.execs: dict[type, Booker] = {
             me.OrderAccepted: self._on_accepted,
             me.OrderRejected: self._on_rejected,
             me.OrderCanceled: self._on_canceled,
@@ -147,8 +152,11 @@ class AccountsCore:
 
     def on_exec(self, event: me.MatchingEvent) -> Out:
         """Book one matching event; events accounts does not need (not in `execs`) are ignored."""
+        events: list[Any] = []
         handler = self.execs.get(type(event))
-        return handler(event) if handler is not None else ([], [])
+        if handler is None:
+            return [], events
+        return list(handler(event, events)), events
 
     def snapshot_events(self, ts: int) -> list[Any]:
         """AccountUpdated/PositionUpdated for every account changed since the last call, by id.
@@ -159,9 +167,9 @@ class AccountsCore:
         touched, self.touched = self.touched, {}
         for account_id in sorted(touched):
             account = self.accounts[account_id]
-            events.extend(self._ledger_events(account, ts))
+            self._ledger_events(events, account, ts)
             for index in sorted(touched[account_id]):
-                events.extend(self._position_event(account, index, ts))
+                self._position_event(events, account, index, ts)
         return events
 
     # --- queries -----------------------------------------------------------------------------
@@ -256,15 +264,17 @@ class AccountsCore:
     # --- orders ------------------------------------------------------------------------------
 
     def _submit(self, c: cmd.SubmitOrder) -> Out:
-        account = self.accounts.get(c.account_id)
+        """Checks in the order of docs/accounting.md §6; the first failure answers."""
+        (request_id, account_id, index, side, offset, price, qty, order_type, _, _, _, ts, _) = c
+        account = self.accounts.get(account_id)
         if account is None:
-            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {account_id}")
         if account.frozen:
-            return _reject(c, ResultCode.ACCOUNT_FROZEN, f"account {c.account_id} is frozen")
-        index = c.instrument_index
-        if not 0 <= index < len(self.terms):
+            return _reject(c, ResultCode.ACCOUNT_FROZEN, f"account {account_id} is frozen")
+        every_terms = self.terms
+        if not 0 <= index < len(every_terms):
             return _reject(c, ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {index}")
-        terms = self.terms[index]
+        terms = every_terms[index]
         if self.settlement.phase is not _IDLE:
             return _reject(c, ResultCode.ENGINE_NOT_READY, "settlement in progress")
         if not terms.trading:
@@ -274,51 +284,34 @@ class AccountsCore:
         problem = bad_order_fields(c, terms)
         if problem:
             return _reject(c, ResultCode.BAD_ORDER_PARAMETER, problem)
-        side = c.side
-        if c.order_type is _MARKET:
+        if order_type is _MARKET:
             price = terms.upper if side is _BUY else terms.lower
-        elif terms.lower <= c.price <= terms.upper:
-            price = c.price
-        else:
-            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
+        elif not terms.lower <= price <= terms.upper:
+            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {price} outside the band")
         if self.risk.self_trade_check:
-            other = crosses_own_order(account, index, side, c.order_type, price)
+            other = crosses_own_order(account, index, side, order_type, price)
             if other:
                 return _reject(c, ResultCode.SELF_TRADE, f"would trade with own order {other}")
-        if terms.spot:
+        spot = terms.spot
+        if spot:
             terms.lot_units()
-        closes = not terms.spot and c.offset is not _OPEN
-        if closes:
+        elif offset is not _OPEN:
             position = account.positions.get(index) or Position.empty(0)
             closed = position.long if side is _SELL else position.short
-            if close_split(closed, c.offset, terms.close_today_rule, c.qty) is None:
+            if close_split(closed, offset, terms.close_today_rule, qty) is None:
                 return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position to close")
-            holds = (0, 0, 0)
-        else:
-            holds = terms.holds(side, price, c.qty)
-            currency = terms.base_asset if terms.spot and side is _SELL else terms.currency
-            ledger = account.ledgers.get(currency) or account.ledger(currency)
-            position = account.positions.get(index)
-            held = account.frozen_by_instrument.get(index, 0)
-            if position is not None:
-                held += position.long.margin + position.short.margin
-            balance = ledger.static_balance + account.position_profit(
-                currency, self.terms, self.marks
-            )
-            code, message = check_open(
-                self.risk,
-                account,
-                terms,
-                holds,
-                price * c.qty * terms.per_tick_lot,
-                balance,
-                balance - ledger.margin - ledger.frozen,
-                held,
-            )
-            if code:
-                return _reject(c, code, message)
+            place, update = self._place(account, terms, c, price, False, _NO_HOLDS)
+            return [place], [_new(CommandAccepted, (request_id, place[0], ts)), update]
+        holds = terms.holds(side, price, qty)
+        currency = terms.base_asset if spot and side is _SELL else terms.currency
+        ledger = account.ledgers.get(currency) or account.ledger(currency)
+        balance = ledger.static_balance + account.position_profit(currency, every_terms, self.marks)
+        notional = price * qty * terms.per_tick_lot
+        code, message = check_open(self.risk, account, terms, holds, notional, ledger, balance)
+        if code:
+            return _reject(c, code, message)
         place, update = self._place(account, terms, c, price, False, holds)
-        return [place], [_new(CommandAccepted, (c.request_id, place[0], c.ts)), update]
+        return [place], [_new(CommandAccepted, (request_id, place[0], ts)), update]
 
     def _place(
         self,
@@ -335,37 +328,19 @@ class AccountsCore:
         risk check; a close order reserves position volume instead. A MARKET order is IOC at
         the band limit, as matching treats it.
         """
+        (request_id, account_id, index, side, offset, _, qty, order_type, time_condition,
+         volume_condition, min_qty, ts, stp) = submit  # fmt: skip
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
-        time_condition = _IOC if submit.order_type is _MARKET else submit.time_condition
+        if order_type is _MARKET:
+            time_condition = _IOC
         spot = terms.spot
-        closes = not spot and submit.offset is not _OPEN
+        closes = not spot and offset is not _OPEN
         order = Order(
-            order_id,
-            account.account_id,
-            terms.index,
-            submit.side,
-            _OPEN if spot else submit.offset,
-            price,
-            submit.qty,
-            submit.order_type,
-            time_condition,
-            submit.volume_condition,
-            submit.min_qty,
-            submit.ts,
-            price,
-            submit.request_id,
-            0,
-            _PENDING,
-            0,
-            0,
-            0,
-            0,
-            0,
-            liquidation,
-            submit.stp,
-            closes,
-        )
+            order_id, account_id, index, side, _OPEN if spot else offset, price, qty, order_type,
+            time_condition, volume_condition, min_qty, ts, price, request_id, 0, _PENDING, 0, 0,
+            0, 0, 0, liquidation, stp, closes,
+        )  # fmt: skip
         account.orders[order_id] = order
         self.orders[order_id] = order
         if time_condition is not _GTC:
@@ -373,36 +348,25 @@ class AccountsCore:
         if closes:
             account.rehold(order, terms)
         else:
-            account.hold(order, terms, *holds)
+            margin, commission, asset = holds
+            account.hold(order, terms, margin, commission, asset)
         place = _new(
             mc.PlaceOrder,
-            (
-                order_id,
-                account.account_id,
-                terms.index,
-                submit.side,
-                price,
-                submit.qty,
-                submit.order_type,
-                time_condition,
-                submit.volume_condition,
-                submit.min_qty,
-                submit.ts,
-                submit.stp,
-            ),
-        )
-        return place, _order_update(order, _OK, submit.ts)
+            (order_id, account_id, index, side, price, qty, order_type, time_condition,
+             volume_condition, min_qty, ts, stp),
+        )  # fmt: skip
+        return place, _order_update(order, _OK, ts)
 
     def _cancel(self, c: cmd.CancelOrder) -> Out:
-        account = self.accounts.get(c.account_id)
+        request_id, account_id, order_id, ts = c
+        account = self.accounts.get(account_id)
         if account is None:
-            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
-        order = account.orders.get(c.order_id)
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {account_id}")
+        order = account.orders.get(order_id)
         if order is None:
-            return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
-        order_id = order.order_id
-        cancel = _new(mc.CancelOrder, (order_id, order.instrument_index, c.ts, _USER))
-        return [cancel], [_new(CommandAccepted, (c.request_id, order_id, c.ts))]
+            return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {order_id}")
+        cancel = _new(mc.CancelOrder, (order_id, order.instrument_index, ts, _USER))
+        return [cancel], [_new(CommandAccepted, (request_id, order_id, ts))]
 
     def _cancel_all(self, c: cmd.CancelAll) -> Out:
         account = self.accounts.get(c.account_id)
@@ -416,140 +380,156 @@ class AccountsCore:
         return cancels, [CommandAccepted(c.request_id, 0, c.ts)]
 
     def _amend(self, c: cmd.AmendOrder) -> Out:
-        account = self.accounts.get(c.account_id)
+        request_id, account_id, order_id, price, qty, ts = c
+        account = self.accounts.get(account_id)
         if account is None:
-            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {c.account_id}")
-        order = account.orders.get(c.order_id)
+            return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {account_id}")
+        order = account.orders.get(order_id)
         if order is None:
-            return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {c.order_id}")
+            return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {order_id}")
         if order.pending_qty or order.order_type is not _LIMIT:
             return _reject(c, ResultCode.AMEND_FAILED, "an amend is pending or not a limit order")
-        terms = self.terms[order.instrument_index]
-        if not terms.min_qty <= c.qty <= terms.max_qty or c.price <= 0:
-            return _reject(c, ResultCode.BAD_ORDER_PARAMETER, f"bad qty {c.qty} or price")
-        if not terms.lower <= c.price <= terms.upper:
-            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {c.price} outside the band")
+        index = order.instrument_index
+        terms = self.terms[index]
+        if not terms.min_qty <= qty <= terms.max_qty or price <= 0:
+            return _reject(c, ResultCode.BAD_ORDER_PARAMETER, f"bad qty {qty} or price")
+        if not terms.lower <= price <= terms.upper:
+            return _reject(c, ResultCode.PRICE_OUT_OF_BAND, f"price {price} outside the band")
         if terms.spot:
             terms.lot_units()
         remaining = order.qty - order.filled
         if order.closes:
-            extra = c.qty - remaining
-            position = account.positions.get(order.instrument_index) or Position.empty(0)
+            extra = qty - remaining
+            position = account.positions.get(index) or Position.empty(0)
             side = position.long if order.side is _SELL else position.short
             rule = terms.close_today_rule
             if extra > 0 and close_split(side, order.offset, rule, extra) is None:
                 return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position")
-            order.pending_price, order.pending_qty = c.price, c.qty
+            order.pending_price, order.pending_qty = price, qty
             account.rehold(order, terms)
         else:
-            price = order.freeze_price if order.freeze_price > c.price else c.price
-            wanted = terms.holds(order.side, price, c.qty if c.qty > remaining else remaining)
-            held = order.frozen_margin + order.frozen_commission + order.frozen_asset
+            held = order.freeze_price if order.freeze_price > price else price
+            margin, commission, asset = terms.holds(
+                order.side, held, qty if qty > remaining else remaining
+            )
             currency = terms.asset_currency(order.side)
             available = account.available(currency, self.terms, self.marks)
-            need = wanted[0] + wanted[1] + wanted[2] - held
+            need = margin + commission + asset
+            need -= order.frozen_margin + order.frozen_commission + order.frozen_asset
             if need > available:
                 return _reject(c, ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, has {available}")
-            order.pending_price, order.pending_qty = c.price, c.qty
-            account.hold(order, terms, *wanted)
-        order_id = order.order_id
-        amend = _new(mc.AmendOrder, (order_id, order.instrument_index, c.price, c.qty, c.ts))
-        return [amend], [_new(CommandAccepted, (c.request_id, order_id, c.ts))]
+            order.pending_price, order.pending_qty = price, qty
+            account.hold(order, terms, margin, commission, asset)
+        amend = _new(mc.AmendOrder, (order_id, index, price, qty, ts))
+        return [amend], [_new(CommandAccepted, (request_id, order_id, ts))]
 
     # --- matching events ---------------------------------------------------------------------
+    # Each handler appends the events it causes to `events` and returns the matching commands
+    # it causes (usually the shared empty tuple): no per-event result lists on the hot path.
 
-    def _on_accepted(self, e: me.OrderAccepted) -> Out:
-        order = self.orders.get(e.order_id)
-        if order is None or order.status is not _PENDING:
-            return [], []
-        order.status = _ACCEPTED
-        return [], [_order_update(order, _OK, e.ts)]
+    def _on_accepted(self, e: me.OrderAccepted, events: list[Any]) -> Sequence[Any]:
+        order = self.orders.get(e[0])
+        if order is not None and order.status is _PENDING:
+            order.status = _ACCEPTED
+            events.append(_order_update(order, _OK, e[6]))
+        return _NOTHING
 
-    def _on_rejected(self, e: me.OrderRejected) -> Out:
-        return self._end(e.order_id, _REJECTED, e.code, e.ts)
+    def _on_rejected(self, e: me.OrderRejected, events: list[Any]) -> Sequence[Any]:
+        order_id, _, _, code, ts = e
+        return self._end(order_id, _REJECTED, code, ts, events)
 
-    def _on_canceled(self, e: me.OrderCanceled) -> Out:
-        order = self.orders.get(e.order_id)
-        if order is not None and order.qty - order.filled != e.qty:
-            raise AssertionError(f"order {e.order_id}: cancel of {e.qty}, open {order.remaining}")
-        return self._end(e.order_id, _CANCELLED, _OK, e.ts)
+    def _on_canceled(self, e: me.OrderCanceled, events: list[Any]) -> Sequence[Any]:
+        order_id, _, _, _, qty, ts = e
+        order = self.orders.get(order_id)
+        if order is not None and order.qty - order.filled != qty:
+            raise AssertionError(f"order {order_id}: cancel of {qty}, open {order.remaining}")
+        return self._end(order_id, _CANCELLED, _OK, ts, events)
 
-    def _end(self, order_id: int, status: OrderStatus, code: ResultCode, ts: int) -> Out:
+    def _end(
+        self, order_id: int, status: OrderStatus, code: ResultCode, ts: int, events: list[Any]
+    ) -> Sequence[Any]:
         order = self.orders.get(order_id)
         if order is None:
-            return [], []
+            return _NOTHING
         order.status = status
-        events = [_order_update(order, code, ts)]
+        events.append(_order_update(order, code, ts))
         account = self.accounts[order.account_id]
         self._finish(account, order)
         self._account_events(events, account, ts, order.instrument_index)
         if self.settlement.phase is _EXPIRING:
             return self._after_order_end(events, ts)
-        return [], events
+        return _NOTHING
 
-    def _on_amended(self, e: me.OrderAmended) -> Out:
-        order = self.orders.get(e.order_id)
-        if order is None:
-            return [], []
-        order.price = order.freeze_price = e.price
-        order.qty = order.filled + e.qty
-        order.pending_price = order.pending_qty = 0
-        self.accounts[order.account_id].rehold(order, self.terms[order.instrument_index])
-        return [], [_order_update(order, _OK, e.ts)]
+    def _on_amended(self, e: me.OrderAmended, events: list[Any]) -> Sequence[Any]:
+        order_id, _, _, price, qty, _, _, ts = e
+        order = self.orders.get(order_id)
+        if order is not None:
+            order.price = order.freeze_price = price
+            order.qty = order.filled + qty
+            order.pending_price = order.pending_qty = 0
+            order.pending_history = order.pending_today = 0
+            self.accounts[order.account_id].rehold(order, self.terms[order.instrument_index])
+            events.append(_order_update(order, _OK, ts))
+        return _NOTHING
 
-    def _on_amend_rejected(self, e: me.AmendRejected) -> Out:
-        order = self.orders.get(e.order_id)
-        if order is None:
-            return [], []
-        order.pending_price = order.pending_qty = 0
-        self.accounts[order.account_id].rehold(order, self.terms[order.instrument_index])
-        return [], []
+    def _on_amend_rejected(self, e: me.AmendRejected, events: list[Any]) -> Sequence[Any]:
+        """A refused amend gives back exactly what it held or reserved (docs/accounting.md §3)."""
+        order = self.orders.get(e[0])
+        if order is not None:
+            order.pending_price = order.pending_qty = 0
+            self.accounts[order.account_id].rehold(order, self.terms[order.instrument_index])
+            order.pending_history = order.pending_today = 0
+        return _NOTHING
 
-    def _on_trade(self, e: me.TradeExecuted) -> Out:
-        index = e.instrument_index
-        self.marks[index] = e.price
+    def _on_trade(self, e: me.TradeExecuted, events: list[Any]) -> Sequence[Any]:
+        (trade_id, index, price, qty, taker_id, _, _, maker_id, _, taker_left, maker_left, ts) = e
+        self.marks[index] = price
         terms = self.terms[index]
-        events: list[Any] = []
-        ended = self._book_leg(terms, e, e.taker_order_id, e.taker_remaining, events)
-        ended |= self._book_leg(terms, e, e.maker_order_id, e.maker_remaining, events)
-        to_matching: list[Any] = []
-        if self.risk.intraday_liquidation and self.settlement.phase is _IDLE:
-            to_matching, liquidations = self._liquidate_over(terms, e.ts)
-            events.extend(liquidations)
-        if ended and self.settlement.phase is _EXPIRING:
-            more, events = self._after_order_end(events, e.ts)
-            to_matching.extend(more)
-        return to_matching, events
+        book_leg = self._book_leg
+        ended = book_leg(terms, taker_id, taker_left, trade_id, price, qty, ts, events)
+        ended |= book_leg(terms, maker_id, maker_left, trade_id, price, qty, ts, events)
+        phase = self.settlement.phase
+        if phase is _IDLE:
+            if self.risk.intraday_liquidation:
+                return self._liquidate_over(terms, ts, events)
+        elif ended and phase is _EXPIRING:
+            return self._after_order_end(events, ts)
+        return _NOTHING
 
     def _book_leg(
         self,
         terms: Terms,
-        e: me.TradeExecuted,
         order_id: int,
         remaining: int,
+        trade_id: int,
+        price: int,
+        qty: int,
+        ts: int,
         events: list[Any],
     ) -> bool:
         """Book one side of a trade; True when the order is finished."""
         order = self.orders.get(order_id)
         if order is None:
-            raise AssertionError(f"trade {e.trade_id} for unknown order {order_id}")
-        account = self.accounts[order.account_id]
-        price, qty, ts = e.price, e.qty, e.ts
-        commission, profit = account.fill(order, terms, price, qty)
+            raise AssertionError(f"trade {trade_id} for unknown order {order_id}")
+        account_id = order.account_id
+        account = self.accounts[account_id]
+        commission, profit = account.fill(order, terms, price, qty, remaining)
         if order.qty - order.filled != remaining:
             raise AssertionError(f"order {order_id}: open {order.remaining}, matching {remaining}")
         fees = self.fees
-        fees[terms.currency] = fees.get(terms.currency, 0) + commission
-        order.status = _FILLED if remaining == 0 else _PARTIALLY_FILLED
+        currency = terms.currency
+        fees[currency] = fees.get(currency, 0) + commission
+        order.status = _PARTIALLY_FILLED if remaining else _FILLED
+        index = terms.index
         events.append(_order_update(order, _OK, ts))
         events.append(
             _new(
                 TradeBooked,
                 (
-                    order.account_id,
+                    account_id,
                     order_id,
-                    e.trade_id,
-                    terms.index,
+                    trade_id,
+                    index,
                     order.side,
                     order.offset,
                     price,
@@ -560,60 +540,62 @@ class AccountsCore:
                 ),
             )
         )
-        if remaining == 0:
-            self._finish(account, order)
+        if not remaining:
+            del account.orders[order_id]
+            del self.orders[order_id]
+            self.day_orders.discard(order_id)
         if self.snapshots:
-            self._account_events(events, account, ts, terms.index)
+            self._ledger_events(events, account, ts)
+            self._position_event(events, account, index, ts)
         else:
-            self._touch(account, terms.index)
-        return remaining == 0
+            self._touch(account_id, index)
+        return not remaining
 
     def _finish(self, account: Account, order: Order) -> None:
         account.finish(order, self.terms[order.instrument_index])
         del self.orders[order.order_id]
         self.day_orders.discard(order.order_id)
 
-    def _after_order_end(self, events: list[Any], ts: int) -> Out:
+    def _after_order_end(self, events: list[Any], ts: int) -> Sequence[Any]:
         """A settlement waiting for the day's orders to end continues once the last one has."""
         if self.settlement.phase is _EXPIRING and not self.day_orders:
-            to_matching, more = self._complete_settlement(ts)
-            events.extend(more)
-            return to_matching, events
-        return [], events
+            return self._complete_settlement(ts, events)
+        return _NOTHING
 
     # --- liquidation -------------------------------------------------------------------------
 
-    def _liquidate_over(self, terms: Terms, ts: int) -> Out:
+    def _liquidate_over(self, terms: Terms, ts: int, events: list[Any]) -> list[Any]:
         """Force-close accounts holding the instrument whose risk ratio reached the threshold."""
         to_matching: list[Any] = []
-        events: list[Any] = []
         for account_id in self.holders(terms.index):
             account = self.accounts[account_id]
             if any(o.liquidation for o in account.orders.values()):
                 continue
             ratio = self.risk_ratio_e8(account, terms.currency)
             if ratio >= self.risk.liquidation_ratio_e8:
-                more, happened = self._liquidate(account, ratio, ts)
-                to_matching.extend(more)
-                events.extend(happened)
-        return to_matching, events
+                to_matching.extend(self._liquidate(account, ratio, ts, events))
+        return to_matching
 
-    def _liquidate(self, account: Account, ratio: int, ts: int) -> Out:
-        """Cancel the account's opening orders and close every free position at the band (IOC)."""
+    def _liquidate(self, account: Account, ratio: int, ts: int, events: list[Any]) -> list[Any]:
+        """Cancel the account's opening orders and close every free position at the band (IOC).
+
+        Appends AccountLiquidated and the closing orders' updates; returns the matching commands.
+        """
         to_matching: list[Any] = [
             mc.CancelOrder(o.order_id, o.instrument_index, ts, CancelReason.LIQUIDATION)
             for o in sorted(account.orders.values(), key=lambda o: o.order_id)
             if not o.closes
         ]
-        events: list[Any] = []
+        updates: list[Any] = []
         for submit in closing_orders(account, self.instruments, ts):
             terms = self.terms[submit.instrument_index]
-            place, update = self._place(account, terms, submit, submit.price, True, (0, 0, 0))
+            place, update = self._place(account, terms, submit, submit.price, True, _NO_HOLDS)
             to_matching.append(place)
-            events.append(update)
+            updates.append(update)
         log.info("force closing account %d at risk ratio %d e-8", account.account_id, ratio)
-        events.insert(0, AccountLiquidated(account.account_id, ratio, len(to_matching), ts))
-        return to_matching, events
+        events.append(AccountLiquidated(account.account_id, ratio, len(to_matching), ts))
+        events += updates
+        return to_matching
 
     # --- settlement --------------------------------------------------------------------------
 
@@ -642,12 +624,12 @@ class AccountsCore:
             return _reject(c, ResultCode.NO_SETTLEMENT_PRICE, f"no price for {', '.join(missing)}")
         self.settlement.begin(c.request_id, c.trading_day)
         to_matching: list[Any] = [mc.ExpireOrders(None, c.ts)]
-        if self.day_orders:
-            return to_matching, []
-        more, events = self._complete_settlement(c.ts)
-        return to_matching + more, events
+        events: list[Any] = []
+        if not self.day_orders:
+            to_matching += self._complete_settlement(c.ts, events)
+        return to_matching, events
 
-    def _complete_settlement(self, ts: int) -> Out:
+    def _complete_settlement(self, ts: int, events: list[Any]) -> list[Any]:
         """Mark, book and roll every account, then force-close those over the threshold."""
         prices = self.settlement.prices
         commission: dict[str, int] = {}
@@ -668,9 +650,9 @@ class AccountsCore:
             if ratio >= self.risk.liquidation_ratio_e8 and account.positions:
                 over.append((account, ratio))
             if not self.snapshots:
-                self._touch(account, -1)
+                self._touch(account_id, -1)
                 for index in account.positions:
-                    self._touch(account, index)
+                    self._touch(account_id, index)
         to_matching: list[Any] = []
         for index in sorted(prices):
             instrument = self.instruments.by_index(index)
@@ -679,11 +661,8 @@ class AccountsCore:
             to_matching.append(mc.UpsertInstrument(self.instruments.by_index(index), ts))
             log.debug("settled %s at %d", instrument.id, prices[index])
         self.terms = all_terms(self.instruments)
-        events: list[Any] = []
         for account, ratio in over:
-            more, happened = self._liquidate(account, ratio, ts)
-            to_matching.extend(more)
-            events.extend(happened)
+            to_matching += self._liquidate(account, ratio, ts, events)
         result = SettlementResult(
             self.settlement.trading_day,
             len(self.accounts),
@@ -698,7 +677,7 @@ class AccountsCore:
         self.settlement.end(result)
         events.append(SettlementCompleted(result, ts))
         events.append(CommandAccepted(request_id, 0, ts))
-        return to_matching, events
+        return to_matching
 
     # --- instrument admin --------------------------------------------------------------------
 
@@ -743,34 +722,37 @@ class AccountsCore:
     def _account_events(self, events: list[Any], account: Account, ts: int, index: int) -> None:
         """Append the account's snapshots (or, with snapshots off, remember it changed)."""
         if self.snapshots:
-            events.extend(self._ledger_events(account, ts))
-            events.extend(self._position_event(account, index, ts))
+            self._ledger_events(events, account, ts)
+            self._position_event(events, account, index, ts)
         else:
-            self._touch(account, index)
+            self._touch(account.account_id, index)
 
-    def _touch(self, account: Account, index: int) -> None:
-        touched = self.touched.get(account.account_id)
+    def _touch(self, account_id: int, index: int) -> None:
+        touched = self.touched.get(account_id)
         if touched is None:
-            touched = self.touched[account.account_id] = set()
+            touched = self.touched[account_id] = set()
         if index >= 0:
             touched.add(index)
 
-    def _ledger_events(self, account: Account, ts: int) -> list[Any]:
-        events: list[Any] = []
+    def _ledger_events(self, events: list[Any], account: Account, ts: int) -> None:
+        account_id = account.account_id
         for code, ledger in account.ledgers.items():
             position_profit = account.position_profit(code, self.terms, self.marks)
             balance = ledger.static_balance + position_profit
+            margin = ledger.margin
+            frozen_margin = ledger.frozen_margin
+            frozen_commission = ledger.frozen_commission
             events.append(
                 _new(
                     AccountUpdated,
                     (
-                        account.account_id,
+                        account_id,
                         code,
                         balance,
-                        balance - ledger.margin - ledger.frozen,
-                        ledger.margin,
-                        ledger.frozen_margin,
-                        ledger.frozen_commission,
+                        balance - margin - frozen_margin - frozen_commission - ledger.frozen_asset,
+                        margin,
+                        frozen_margin,
+                        frozen_commission,
                         position_profit,
                         ledger.close_profit,
                         ledger.commission,
@@ -778,14 +760,13 @@ class AccountsCore:
                     ),
                 )
             )
-        return events
 
-    def _position_event(self, account: Account, index: int, ts: int) -> list[Any]:
+    def _position_event(self, events: list[Any], account: Account, index: int, ts: int) -> None:
         position = account.positions.get(index)
         if position is None:
-            return []
+            return
         long, short = position.long, position.short
-        return [
+        events.append(
             _new(
                 PositionUpdated,
                 (
@@ -801,7 +782,7 @@ class AccountsCore:
                     ts,
                 ),
             )
-        ]
+        )
 
     # --- state -------------------------------------------------------------------------------
 

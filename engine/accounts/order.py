@@ -53,6 +53,9 @@ class Order:
     """True for CLOSE, CLOSETODAY and CLOSEYESTERDAY (set once; read on every fill)."""
     pending_price: int = 0
     pending_qty: int = 0
+    pending_history: int = 0
+    """History lots a close order's pending amend reserved (given back first if refused)."""
+    pending_today: int = 0
 
     @property
     def remaining(self) -> int:
@@ -83,4 +86,6 @@ class Order:
             self.pending_price,
             self.pending_qty,
             self.stp,
+            self.pending_history,
+            self.pending_today,
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from engine.accounts.account import Account
 from engine.accounts.commands import SubmitOrder
+from engine.accounts.ledger import Ledger
 from engine.accounts.terms import Terms
 from engine.codes import ResultCode
 from engine.enums import (
@@ -34,6 +35,7 @@ _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
 _MIN = VolumeCondition.MIN
 _OK = ResultCode.OK
+_PASSED = (_OK, "")
 
 NO_RATIO = 2**62
 """Risk ratio of an account with margin but no positive balance."""
@@ -70,35 +72,43 @@ def check_open(
     terms: Terms,
     holds: tuple[int, int, int],
     notional: int,
+    ledger: Ledger,
     balance: int,
-    available: int,
-    instrument_margin: int,
 ) -> tuple[ResultCode, str]:
     """Order value, funds, risk ratio and concentration for an opening futures or spot order.
 
-    `holds` is the order's (margin, commission, asset); `available` is in the currency the
-    order holds (the base asset for a spot sell); `instrument_margin` is this instrument's used
-    plus held margin before the order.
+    `holds` is the order's (margin, commission, asset); `ledger` is the account's ledger in the
+    currency the order holds (the base asset for a spot sell) and `balance` that ledger's
+    balance at the marks. The concentration input (the instrument's used plus held margin) is
+    looked up only when the earlier checks pass.
     """
     cap = config.max_order_value
     if cap is not None and notional > cap * terms.scale:
         return ResultCode.ORDER_VALUE_CAP, f"order value {notional} above {cap}"
     margin, commission, asset = holds
     need = margin + commission + asset
+    used = ledger.margin
+    frozen_margin = ledger.frozen_margin
+    available = balance - used - frozen_margin - ledger.frozen_commission - ledger.frozen_asset
     if need > available:
         return ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, available {available}"
     if terms.spot:
-        return _OK, ""
-    ledger = account.ledgers[terms.currency]
+        return _PASSED
     ratio = config.max_risk_ratio_e8
-    used = ledger.margin + ledger.frozen_margin + margin
+    used += frozen_margin + margin
     if ratio is not None and used * RATE_SCALE > ratio * balance:
         return ResultCode.RISK_RATIO_CAP, f"margin {used} above {ratio}e-8 of balance {balance}"
     share = config.max_concentration_e8
-    held = instrument_margin + margin
-    if share is not None and held * RATE_SCALE > share * balance:
+    if share is None:
+        return _PASSED
+    index = terms.index
+    held = account.frozen_by_instrument.get(index, 0) + margin
+    position = account.positions.get(index)
+    if position is not None:
+        held += position.long.margin + position.short.margin
+    if held * RATE_SCALE > share * balance:
         return ResultCode.CONCENTRATION_LIMIT, f"{terms.instrument.id} margin {held} of {balance}"
-    return _OK, ""
+    return _PASSED
 
 
 def crosses_own_order(

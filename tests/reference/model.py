@@ -426,11 +426,13 @@ class RefExchange:
         if not spec.lower <= price <= spec.upper:
             return ResultCode.PRICE_OUT_OF_BAND
         extra = qty - order.remaining
+        reserved = (0, 0)
         if order.closes:
             if extra > 0:
                 split = self.split_close(account, order.instrument, order.side, order.offset, extra)
                 if split is None:
                     return ResultCode.INSUFFICIENT_POSITION
+                reserved = split
                 order.history += split[0]
                 order.today += split[1]
         else:
@@ -439,10 +441,10 @@ class RefExchange:
             if sum(wanted[1:]) - sum(held) > self.available(account, currency):
                 return ResultCode.INSUFFICIENT_FUNDS
         if not spec.trading:
-            # Accepted, then refused by matching: a close order gives back what the pending
-            # amend reserved, today's lots first, which may move its split (accounting §3).
-            if order.closes and extra > 0:
-                self._unreserve(order, extra)
+            # Accepted, then refused by matching: a close order gives back exactly the history
+            # and today lots the pending amend reserved (accounting §3).
+            order.history -= reserved[0]
+            order.today -= reserved[1]
             return ResultCode.OK
         if order.closes and extra < 0:
             self._unreserve(order, -extra)

@@ -13,7 +13,7 @@ from engine.enums import (
     Side,
     TimeCondition,
 )
-from engine.matching.events import OrderCanceled
+from engine.matching.events import AmendRejected, OrderCanceled
 from tests.unit.engine.accounts.conftest import BTC, CNY, CU, IX, Desk
 
 USDT = 10**8
@@ -181,3 +181,28 @@ def test_self_trade_mode_travels_to_matching(desk: Desk) -> None:
     cancelled = [e for e in desk.events if isinstance(e, OrderCanceled)]
     assert [(e.order_id, e.reason) for e in cancelled] == [(resting, CancelReason.SELF_TRADE)]
     assert [o.side for o in desk.core.orders.values()] == [Side.BUY]
+
+
+def test_a_refused_amend_gives_back_exactly_what_it_reserved(desk: Desk) -> None:
+    """A close order's pending amend reserved history lots; matching refuses the amend (the
+    instrument is suspended), and the order's history/today split is what it was before."""
+    for account in (1, 2):
+        desk.open_account(account, 1_000_000 * CNY)
+    desk.order(1, IX, Side.BUY, Offset.OPEN, 1000, 2)
+    desk.order(2, IX, Side.SELL, Offset.OPEN, 1000, 2)
+    _settle(desk, 20250102, {IX: 1000})
+    desk.order(1, IX, Side.BUY, Offset.OPEN, 1000, 2)
+    desk.order(2, IX, Side.SELL, Offset.OPEN, 1000, 2)
+    yesterday = desk.order(1, IX, Side.SELL, Offset.CLOSEYESTERDAY, 1005, 2)
+    close = desk.order(1, IX, Side.SELL, Offset.CLOSE, 1005, 2)
+    position = desk.position(1, IX)
+    assert (position.long.frozen_history, position.long.frozen_today) == (2, 2)
+    desk.run(c.CancelOrder, 1, yesterday)
+    desk.run(c.SuspendInstrument, "CFFEX.IX2401")
+    desk.run(c.AmendOrder, 1, close, 1005, 3)
+    assert desk.code() is ResultCode.OK
+    assert any(isinstance(e, AmendRejected) for e in desk.events)
+    order = desk.core.orders[close]
+    assert (order.reserved_history, order.reserved_today) == (0, 2)
+    assert (position.long.frozen_history, position.long.frozen_today) == (0, 2)
+    assert (order.pending_qty, order.qty) == (0, 2)
