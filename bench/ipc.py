@@ -4,6 +4,11 @@ One-way throughput (records/s) for 64- and 128-byte records sent one per message
 message, and the round-trip latency (p50/p99/p99.9) of one 64-byte record between two
 processes. Every figure is the median of --repeat runs; peers run in the same invocation.
 
+The multi-ring case measures what a process with several input rings (accounts) sees: the echoer
+waits on 4 rings like services/process.py's Runner, with one doorbell for all of them (now) or
+sleeping on each ring in turn for a 1 ms slice (the Runner before the doorbell), side by side:
+the round trip of a record arriving on the rings in turn, and the CPU the echoer burns idle.
+
     bin/bench ipc            # full run (a few minutes)
     bin/bench ipc --quick    # smoke run: fewer records, one repeat
 """
@@ -27,7 +32,7 @@ from typing import Any, TypeVar
 
 from bench import ipc_peers
 from bench.common import Results, percentile
-from bench.ipc_peers import RING_CAPACITY, Job
+from bench.ipc_peers import MULTI_RING_SYSTEMS, MULTI_RINGS, RING_CAPACITY, Job
 from ipc.ring import Ring, unlink_prefix
 
 log = logging.getLogger("bench.ipc")
@@ -40,7 +45,13 @@ SYSTEMS = {
     "zmq": "pyzmq ipc:// PUSH/PULL",
     "mpqueue": "multiprocessing.Queue",
 }
-RTT_LABELS = {**SYSTEMS, "zmq": "pyzmq ipc:// PAIR"}
+MULTI_SYSTEMS = {
+    "ring-inbox": "shmex Runner wait: one doorbell",
+    "ring-slices": "shmex Runner wait: 1 ms slice per ring (before)",
+}
+RTT_LABELS = {**SYSTEMS, **MULTI_SYSTEMS, "zmq": "pyzmq ipc:// PAIR"}
+MULTI_WORKLOAD = f"round trip 64B, {MULTI_RINGS} input rings"
+IDLE_SECONDS = 2.0
 # Records per run, sized for ~1 s each on a 2-core machine (divided by 10 with --quick).
 COUNTS = {
     ("ring-busy", 1): 400_000,
@@ -147,10 +158,24 @@ class Bench:
             )
         return outcome["records"] / outcome["seconds"]
 
+    def idle_cpu(self, system: str) -> float:
+        """CPU share (%) of one core that a multi-ring echoer burns while nothing arrives."""
+        job = Job(system, 64, 1, 0, self._name(system))
+        results = self.context.Queue()
+        with self._rings(job, ipc_peers.multi_ring_names(job.name)):
+            idler = self.context.Process(
+                target=ipc_peers.idle_cpu, args=(job, IDLE_SECONDS / self.scale**0.5, results)
+            )
+            with _running(idler):
+                return 100.0 * _result(results, idler)
+
     def _round_trip(self, job: Job) -> list[int]:
         ready, results = self.context.Event(), self.context.Queue()
         queues = (self.context.Queue(), self.context.Queue()) if job.system == "mpqueue" else None
-        with self._rings(job, [f"{job.name}.ping", f"{job.name}.pong"]):
+        names = [f"{job.name}.ping", f"{job.name}.pong"]
+        if job.system in MULTI_RING_SYSTEMS:
+            names = ipc_peers.multi_ring_names(job.name)
+        with self._rings(job, names):
             echoer = self.context.Process(target=ipc_peers.echo, args=(job, ready, queues))
             pinger = self.context.Process(target=ipc_peers.ping, args=(job, results, queues))
             with _running(echoer):
@@ -217,17 +242,22 @@ def run(bench: Bench, systems: list[str]) -> Results:
     results = Results("ipc")
     for size in SIZES:
         for block in BLOCKS:
-            for system in systems:
+            for system in (s for s in systems if s in SYSTEMS):
                 rate = bench.throughput(system, size, block)
                 workload = f"one-way {size}B x{block}/msg"
                 results.add(SYSTEMS[system], workload, "throughput", rate, "rec/s")
                 log.info("%s %s: %.0f rec/s", system, workload, rate)
     for system in systems:
         latencies = bench.round_trip(system)
+        workload = MULTI_WORKLOAD if system in MULTI_SYSTEMS else "round trip 64B"
         for q in (50, 99, 99.9):
             micros = percentile(latencies, q) / 1000
-            results.add(RTT_LABELS[system], "round trip 64B", f"p{q:g}", micros, "us")
-        log.info("%s round trip p50 %.1f us", system, percentile(latencies, 50) / 1000)
+            results.add(RTT_LABELS[system], workload, f"p{q:g}", micros, "us")
+        log.info("%s %s p50 %.1f us", system, workload, percentile(latencies, 50) / 1000)
+    for system in (s for s in systems if s in MULTI_SYSTEMS):
+        share = bench.idle_cpu(system)
+        results.add(MULTI_SYSTEMS[system], f"idle, {MULTI_RINGS} input rings", "cpu", share, "%")
+        log.info("%s idle: %.2f%% of a core", system, share)
     return results
 
 
@@ -261,6 +291,19 @@ def notes(results: Results, quick: bool, repeat: int) -> list[str]:
                 f"{SYSTEMS[mode]} round trip: p50 {p50:.1f} us (target <= {p50_target}), "
                 f"p99 {p99:.1f} us (target <= {p99_target})"
             )
+    after, before = (MULTI_SYSTEMS[s] for s in MULTI_RING_SYSTEMS)
+    figures = {
+        label: [value.get((label, MULTI_WORKLOAD, q)) for q in ("p50", "p99")]
+        + [value.get((label, f"idle, {MULTI_RINGS} input rings", "cpu"))]
+        for label in (after, before)
+    }
+    if all(v is not None for row in figures.values() for v in row):
+        (p50, p99, idle), (p50_0, p99_0, idle_0) = figures[after], figures[before]
+        lines.append(
+            f"{MULTI_RINGS} input rings, doorbell vs per-ring slices (before): round trip p50 "
+            f"{p50:.1f} vs {p50_0:.1f} us, p99 {p99:.1f} vs {p99_0:.1f} us; idle CPU "
+            f"{idle:.2f}% vs {idle_0:.2f}% of a core"
+        )
     return lines
 
 
@@ -268,14 +311,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bin/bench ipc", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--repeat", type=int, help="runs per figure (default 3, --quick 1)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    parser.add_argument("--systems", default=",".join(RTT_LABELS), help="comma-separated subset")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     repeat = args.repeat or (1 if args.quick else 3)
     systems = [s for s in args.systems.split(",") if s]
-    unknown = set(systems) - set(SYSTEMS)
+    unknown = set(systems) - set(RTT_LABELS)
     if unknown:
-        parser.error(f"unknown systems {sorted(unknown)}; choose from {sorted(SYSTEMS)}")
+        parser.error(f"unknown systems {sorted(unknown)}; choose from {sorted(RTT_LABELS)}")
     bench = Bench(args.quick, repeat)
     try:
         results = run(bench, systems)

@@ -1,7 +1,10 @@
 """The processes `bin/bench ipc` runs: a sender and a receiver, or a pinger and an echoer, for
 each system measured (this ring, iceoryx2, pyzmq PUSH/PULL and PAIR over ipc://,
-multiprocessing.Queue). They run under multiprocessing's spawn context, so each is a fresh
-interpreter that imports only what its system needs.
+multiprocessing.Queue), and the multi-ring round trip: an echoer that reads MULTI_RINGS input
+rings the way services/process.py's Runner does, with one doorbell ("ring-inbox") or, as the
+Runner did before, sleeping on each ring in turn for a slice ("ring-slices"). They run under
+multiprocessing's spawn context, so each is a fresh interpreter that imports only what its
+system needs.
 
 Every system moves the same thing: `size`-byte records, one per message or `block` per message,
 sent from a pre-built payload (no per-record construction on either side). The receiver times
@@ -21,13 +24,16 @@ RING_CAPACITY = 1024  # records; iceoryx2 gets the same buffering
 TIMEOUT = 30.0  # seconds any single wait may take before the run is declared failed
 STALL = 10.0  # seconds a receiver may go without a record before the run is declared hung
 GRACE = 1.0  # seconds without a record, after the sender finished, before the rest is lost
+MULTI_RINGS = 4  # input rings of the multi-ring echoer (accounts reads cmd.1, cmd.2, execs.0...)
+IDLE_S = 0.05  # the Runner's longest idle sleep (services/defaults.toml wait.sleep_ms)
+SLICE_S = 0.001  # the per-ring slice of the Runner before the doorbell (wait.idle_slice_ms)
 
 
 @dataclass(frozen=True)
 class Job:
     """What one peer does: which system, record size, records per message, how many records."""
 
-    system: str  # "ring-busy", "ring-sleep", "iceoryx2", "zmq", "mpqueue"
+    system: str  # "ring-busy", "ring-sleep", "ring-inbox", "ring-slices", "iceoryx2", ...
     size: int
     block: int
     count: int
@@ -45,6 +51,8 @@ def ring_wait(system: str) -> Any:
 
     if system == "ring-busy":
         return WaitConfig.busy_poll(timeout=TIMEOUT)
+    if system in MULTI_RING_SYSTEMS:  # the Runner's defaults: spin 5 us, 4 yields, then sleep
+        return WaitConfig(sleep_timeout=IDLE_S, timeout=TIMEOUT)
     return WaitConfig.sleeping(timeout=TIMEOUT)
 
 
@@ -455,9 +463,116 @@ def _queue_endpoint(job: Job, queues: Any, server: bool) -> tuple[Callable[[], N
     return exchange, lambda: None
 
 
+def multi_ring_names(name: str) -> list[str]:
+    """The rings of a multi-ring round trip: MULTI_RINGS ping rings, then the pong ring."""
+    return [f"{name}.ping{i}" for i in range(MULTI_RINGS)] + [f"{name}.pong"]
+
+
+def _multi_ring_endpoint(job: Job, _queues: Any, server: bool) -> tuple[Callable[[], None], Any]:
+    """Client: put on the next ping ring in turn, wait for the pong; server: one Runner-like
+    idle turn after another until a ping arrives on any ring, then answer it on pong."""
+    from ipc.errors import RingTimeout
+    from ipc.ring import Ring
+
+    if server:
+        turn, reply, cleanup = _multi_ring_server(job)
+
+        def answer() -> None:
+            started = time.monotonic()
+            while not turn():
+                if time.monotonic() - started > TIMEOUT:
+                    raise RingTimeout(f"no ping within {TIMEOUT}s")
+            reply()
+
+        return answer, cleanup
+    dtype = record_dtype(job.size)
+    wait = ring_wait(job.system)
+    *pings, pong = (Ring.attach(name, dtype) for name in multi_ring_names(job.name))
+    writers = [ring.writer(wait) for ring in pings]
+    answers = pong.reader("bench", wait)
+    record = np.zeros(1, dtype)[0]
+    sent = [0]
+
+    def exchange() -> None:
+        writers[sent[0] % MULTI_RINGS].put(record)
+        sent[0] += 1
+        if answers.get() is None:
+            raise RingTimeout(f"no reply within {TIMEOUT}s")
+
+    def close() -> None:
+        answers.close()
+        for writer in writers:
+            writer.close()
+        for ring in (*pings, pong):
+            ring.close()
+
+    return exchange, close
+
+
+def _multi_ring_server(
+    job: Job,
+) -> tuple[Callable[[], bool], Callable[[], None], Callable[[], None]]:
+    """(turn, reply, cleanup): `turn` is one turn of an idle Runner over the ping rings (read
+    each; if all are empty wait the Runner's way, then read again); True if it took a ping."""
+    from ipc.doorbell import Doorbell, Inbox
+    from ipc.ring import Ring
+
+    dtype = record_dtype(job.size)
+    wait = ring_wait(job.system)
+    *pings, pong = (Ring.attach(name, dtype) for name in multi_ring_names(job.name))
+    doorbell = Doorbell.open(f"{job.name}.bell") if job.system == "ring-inbox" else None
+    readers = [ring.reader("bench", wait, doorbell) for ring in pings]
+    inbox = Inbox(readers, doorbell, wait) if doorbell is not None else None
+    writer = pong.writer(wait)
+    record = np.zeros(1, dtype)[0]
+    share = min(IDLE_S / MULTI_RINGS, SLICE_S)
+
+    def take(timeout: float) -> bool:
+        for reader in readers:
+            if len(reader.read(1, timeout=timeout)):
+                reader.release(1)
+                return True
+        return False
+
+    def turn() -> bool:
+        if take(0.0):
+            return True
+        if inbox is None:
+            return take(share)
+        return inbox.wait(IDLE_S) and take(0.0)
+
+    def reply() -> None:
+        writer.put(record)
+
+    def cleanup() -> None:
+        for reader in readers:
+            reader.close()
+        writer.close()
+        if doorbell is not None:
+            doorbell.close()
+        for ring in (*pings, pong):
+            ring.close()
+
+    return turn, reply, cleanup
+
+
+def idle_cpu(job: Job, seconds: float, results: Any) -> None:
+    """Put the CPU share (CPU seconds per second) of a multi-ring echoer that gets nothing."""
+    turn, _reply, cleanup = _multi_ring_server(job)
+    wall, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - wall < seconds:
+        turn()
+    results.put((time.process_time() - cpu) / (time.monotonic() - wall))
+    cleanup()
+
+
+MULTI_RING_SYSTEMS = ("ring-inbox", "ring-slices")
+
 _ENDPOINTS: dict[str, Callable[..., tuple[Callable[[], None], Any]]] = {
     "ring-busy": _ring_endpoint,
     "ring-sleep": _ring_endpoint,
+    "ring-inbox": _multi_ring_endpoint,
+    "ring-slices": _multi_ring_endpoint,
     "iceoryx2": _iceoryx2_endpoint,
     "zmq": _zmq_endpoint,
     "mpqueue": _queue_endpoint,

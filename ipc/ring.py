@@ -25,7 +25,7 @@ import logging
 import mmap
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -278,6 +278,18 @@ class Ring:
         if self.words[L.WRITER_ASLEEP]:
             self.writer_semaphore.release()
         log.info("ring %s: unregistered reader %s (pid %d)", self.name, name, pid)
+
+    def unregister_dead_readers(self, keep: Callable[[str], bool]) -> list[ReaderInfo]:
+        """Unregister every reader whose process is gone, except those `keep(name)` says will
+        come back (their restart resumes at the cursor); returns the ones removed."""
+        dropped = [r for r in self.readers() if not r.alive and not keep(r.name)]
+        for info in dropped:
+            self.unregister_reader(info.name)
+        return dropped
+
+    def objects(self) -> list[str]:
+        """This ring's entries in /dev/shm (segment and semaphores)."""
+        return shm.ring_objects(self.name, self.max_readers)
 
     def stats(self) -> dict[str, Any]:
         """Positions, counters and liveness, for `status` and the monitor."""

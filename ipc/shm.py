@@ -102,27 +102,45 @@ def unlink_doorbell(doorbell: str) -> bool:
     return True
 
 
+def prefix_objects(prefix: str) -> list[str]:
+    """Entries of /dev/shm (segments, and semaphores as "sem.<name>") whose names start with
+    `prefix`; the prefix must name a shmex instance."""
+    if "shmex" not in prefix or "/" in prefix:
+        raise ValueError(f"refusing {prefix!r}: an instance prefix contains 'shmex'")
+    return sorted(
+        path.name
+        for path in SHM_DIR.iterdir()
+        if path.name.startswith((prefix, SEMAPHORE_FILE_PREFIX + prefix))
+    )
+
+
+def unlink_object(entry: str) -> bool:
+    """Remove one /dev/shm entry as `prefix_objects` names it; False if it was already gone."""
+    try:
+        if entry.startswith(SEMAPHORE_FILE_PREFIX):
+            posix_ipc.unlink_semaphore(f"/{entry[len(SEMAPHORE_FILE_PREFIX) :]}")
+        else:
+            posix_ipc.unlink_shared_memory(f"/{entry}")
+    except posix_ipc.ExistentialError:
+        return False
+    return True
+
+
+def ring_objects(name: str, max_readers: int) -> list[str]:
+    """The /dev/shm entries of a ring: its segment and its semaphores."""
+    semaphores = [
+        SEMAPHORE_FILE_PREFIX + sem.lstrip("/") for sem in semaphore_names(name, max_readers)
+    ]
+    return [name, *semaphores]
+
+
 def unlink_prefix(prefix: str) -> list[str]:
     """Remove every segment and semaphore whose name starts with `prefix`; returns their names.
 
     Used by `bin/exchange down` and by tests. The prefix must name a shmex instance, so that a
     typo cannot wipe another program's shared memory.
     """
-    if "shmex" not in prefix or "/" in prefix:
-        raise ValueError(f"refusing to unlink {prefix!r}: an instance prefix contains 'shmex'")
-    removed = []
-    for path in sorted(SHM_DIR.iterdir()):
-        entry = path.name
-        try:
-            if entry.startswith(prefix):
-                posix_ipc.unlink_shared_memory(f"/{entry}")
-            elif entry.startswith(SEMAPHORE_FILE_PREFIX + prefix):
-                posix_ipc.unlink_semaphore(f"/{entry[len(SEMAPHORE_FILE_PREFIX) :]}")
-            else:
-                continue
-        except posix_ipc.ExistentialError:
-            continue
-        removed.append(entry)
+    removed = [entry for entry in prefix_objects(prefix) if unlink_object(entry)]
     if removed:
         log.info("unlinked %d shared-memory objects of %s", len(removed), prefix)
     return removed

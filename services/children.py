@@ -79,6 +79,8 @@ class Child:
         self.last_exit: int | None = None
         self.next_start = 0.0
         self.ready_once = False
+        self.reported: dict[str, Any] = {}
+        """The `status` answer that made it RUNNING (after each start): where it really bound."""
         self._client: ControlClient | None = None
 
     @property
@@ -149,7 +151,7 @@ class Child:
     def _answers(self) -> bool:
         assert self._client is not None
         try:
-            self._client.request("status", timeout=PROBE_TIMEOUT_S)
+            self.reported = dict(self._client.request("status", timeout=PROBE_TIMEOUT_S))
         except ControlError:
             return False
         return True

@@ -6,6 +6,14 @@ order (each must answer `status` before the next starts), restarts a dead one wi
 backoff (it resumes from its ring cursor), and answers `status` and `shutdown` on its own
 control socket. `down` asks it to stop the processes in reverse order and unlink the rings; if
 the daemon is gone, `down` does that itself from the pid files.
+
+`up` after a crash (the supervisor killed, pid files and rings left behind) refuses while any
+process of that run is still alive; otherwise it tidies what the dead run left and says so:
+stale pid files go, dead readers that no process of this instance will reattach (a killed
+loadgen, a process no longer configured) are unregistered so they stop holding writers back,
+and every object under the prefix that is not a ring of this configuration with the expected
+layout is removed. The instance's own rings are kept: what was written and not yet consumed
+resumes, which keeps recovery exactly-once (docs/durability.md).
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from types import FrameType
 from typing import Any
 
 import orjson
+import psutil
 import zmq
 
+from ipc import shm
 from ipc.control import ControlClient, ControlError, ControlServer, call
-from ipc.errors import RingExists
+from ipc.errors import IpcError, RingExists, RingMissing
 from ipc.liveness import pid_alive
 from ipc.ring import Ring, unlink_prefix
 from services import config as configuration
@@ -149,22 +159,32 @@ class Supervisor:
             "ready": all(child.state is State.RUNNING for child in self.children),
             "processes": [child.describe() for child in self.children],
             "rings": {name: ring.stats() for name, ring in self.rings.items()},
-            "endpoints": endpoints(self.config),
+            "endpoints": endpoints(self.config, {c.spec.name: c.reported for c in self.children}),
         }
 
 
-def endpoints(config: configuration.Config) -> dict[str, str]:
-    """Where clients connect, from the configured host and ports."""
-    host = config["ports"]["host"]
-    http = config["ports"]["http"]
-    return {
+def endpoints(config: configuration.Config, reports: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Where clients connect: the ports the gateway and marketdata report they bound (either
+    falls back to a free port when its configured one is busy), else the configured ones."""
+    ports = config["ports"]
+    host = ports["host"]
+    gateways = [reports.get(f"gateway.{g}", {}) for g in topology.gateway_ids(config)]
+    gateway = gateways[0] if gateways else {}
+    http = int(gateway.get("http_port") or ports["http"])
+    market_data = reports.get("marketdata", {}).get("service", {}).get("endpoint")
+    urls = {
         "http": f"http://{host}:{http}/",
         "websocket": f"ws://{host}:{http}/ws",
         "diff": f"ws://{host}:{http}/ws/diff",
-        "market_data": f"tcp://{host}:{config['ports']['md_pub']}",
+        "market_data": market_data or f"tcp://{host}:{ports['md_pub']}",
         "control": f"{config.home}/*.ctl",
         "logs": f"{config.home}/logs/",
     }
+    if http != ports["http"]:
+        urls["note"] = (
+            f"the configured HTTP port {ports['http']} was busy; the gateway bound {http}"
+        )
+    return urls
 
 
 def _read_pid(path: Path) -> int | None:
@@ -174,9 +194,81 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def _instance_pid(path: Path, prefix: str) -> int | None:
+    """The pid in a pid file if that process lives and is of this instance (not a reused pid)."""
+    pid = _read_pid(path)
+    if pid is None or not pid_alive(pid):
+        return None
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return None
+    ours = prefix in cmdline or any(arg.startswith("services.") for arg in cmdline)
+    return pid if ours else None  # a foreground `up` may have its prefix from the environment
+
+
 def _supervisor_pid(config: configuration.Config) -> int | None:
-    pid = _read_pid(config.home / f"{NAME}.pid")
-    return pid if pid is not None and pid_alive(pid) else None
+    return _instance_pid(config.home / f"{NAME}.pid", config.prefix)
+
+
+class PreviousRunAlive(RuntimeError):
+    """Processes of an earlier run of this instance still live; `up` must not start over them."""
+
+
+def tidy_previous_run(config: configuration.Config) -> list[str]:
+    """Clear what a run that did not stop cleanly left behind; returns lines saying what was
+    done (none after a clean `down`). Raises PreviousRunAlive if any of its processes lives."""
+    live, dead = [], []
+    for path in sorted(config.home.glob("*.pid")):
+        pid = _instance_pid(path, config.prefix)
+        if pid is not None:
+            live.append(f"{path.stem} (pid {pid})")
+        else:
+            dead.append(path.stem)
+    if live:
+        raise PreviousRunAlive(
+            f"shmex {config.prefix}: processes of a previous run are still alive: "
+            f"{', '.join(live)}; stop them with `bin/exchange down` first"
+        )
+    objects = shm.prefix_objects(config.prefix + ".")
+    if not objects and not dead:
+        return []
+    notes = [
+        f"shmex {config.prefix}: the previous run did not stop cleanly"
+        + (f" (dead: {', '.join(dead)})" if dead else "")
+    ]
+    for name in dead:
+        (config.home / f"{name}.pid").unlink(missing_ok=True)
+    owners = [spec.name for spec in topology.processes(config)]
+    keep: set[str] = set()
+    kept = []
+    for spec in topology.rings(config):
+        try:
+            ring = Ring.attach(config.ring_name(spec.name), spec.dtype)
+        except RingMissing:
+            continue
+        except IpcError as exc:
+            notes.append(f"  ring {spec.name} cannot be resumed ({exc}): recreated empty")
+            continue
+        with ring:
+            dropped = ring.unregister_dead_readers(lambda name: _reattached(name, owners))
+            keep.update(ring.objects())
+        kept.append(spec.name)
+        for info in dropped:
+            notes.append(
+                f"  ring {spec.name}: unregistered dead reader {info.name} (pid {info.pid})"
+            )
+    if kept:
+        notes.append(f"  kept rings {', '.join(kept)}: their unconsumed records resume")
+    removed = [entry for entry in objects if entry not in keep and shm.unlink_object(entry)]
+    if removed:
+        notes.append(f"  removed {len(removed)} stale shared-memory objects: {', '.join(removed)}")
+    return notes
+
+
+def _reattached(reader: str, owners: list[str]) -> bool:
+    """True if a process of the instance registers this reader name (`<process>[.<suffix>]`)."""
+    return any(reader == owner or reader.startswith(owner + ".") for owner in owners)
 
 
 def cmd_up(config: configuration.Config, args: argparse.Namespace) -> int:
@@ -184,6 +276,13 @@ def cmd_up(config: configuration.Config, args: argparse.Namespace) -> int:
         print(f"shmex instance {config.prefix!r} is already running (home {config.home})")
         return 1
     config.home.mkdir(parents=True, exist_ok=True)
+    try:
+        notes = tidy_previous_run(config)
+    except PreviousRunAlive as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for line in notes:
+        print(line)
     argv = [sys.executable, "-m", "services.supervisor", *configuration.argument_list(config, args)]
     if args.foreground:
         return _foreground(config, args)
@@ -306,8 +405,8 @@ def _kill_leftovers(config: configuration.Config, timeout: float) -> list[int]:
     """Processes whose pid files survived a dead supervisor: SIGTERM, then SIGKILL."""
     killed = []
     for path in sorted(config.home.glob("*.pid")):
-        pid = _read_pid(path)
-        if pid is not None and pid_alive(pid):
+        pid = _instance_pid(path, config.prefix)
+        if pid is not None:
             os.kill(pid, signal.SIGTERM)
             if not _wait_gone(pid, timeout):
                 os.kill(pid, signal.SIGKILL)

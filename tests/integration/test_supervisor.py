@@ -1,10 +1,13 @@
-"""bin/exchange with real processes: up, status, restart after SIGKILL, down, two instances."""
+"""bin/exchange with real processes: up, status, restart after SIGKILL, down, two instances,
+`up` after a crashed run, and the URLs `up` prints."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +20,7 @@ from ipc.control import call
 from ipc.liveness import pid_alive
 from ipc.records import Kind
 from ipc.ring import Ring
-from tests.integration.conftest import EXCHANGE, Exchange
+from tests.integration.conftest import EXCHANGE, Exchange, free_port
 
 SHM = Path("/dev/shm")
 RECORDER_ONLY = ("--set", "processes.enabled=recorder")
@@ -206,11 +209,97 @@ def test_killed_supervisor_takes_its_children_along_and_down_cleans_up(
 def test_up_that_cannot_start_reports_the_log_and_leaves_nothing(
     exchange_factory: Callable[..., Exchange],
 ) -> None:
-    instance = exchange_factory()
-    wrong = Ring.create(f"{instance.prefix}.execs.0", records.MD, 8)  # a stale ring, wrong layout
-    wrong.close()
+    instance = exchange_factory("--set", "rings.max_readers=65")  # more than a ring can have
     result = instance.run("up")
     assert result.returncode == 1
-    assert "did not become ready" in result.stderr and "RingMismatch" in result.stderr
+    assert "did not become ready" in result.stderr and "max_readers must be" in result.stderr
     assert _objects(instance.prefix) == []
     assert instance.processes() == []
+
+
+def _kill_instance(instance: Exchange) -> None:
+    """SIGKILL the supervisor and every child at once (a machine-level crash of the instance)."""
+    victims = instance.processes()
+    for proc in victims:
+        proc.send_signal(signal.SIGKILL)
+    for proc in victims:
+        proc.wait(timeout=30)
+
+
+def _register_and_die(ring_name: str, reader: str) -> None:
+    """A reader registered by a process that then dies without closing (a killed loadgen)."""
+    code = (
+        "import sys; from ipc import records; from ipc.ring import Ring; "
+        "Ring.attach(sys.argv[1], records.EXEC).reader(sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", code, ring_name, reader], check=True, timeout=60)
+
+
+def test_up_after_a_crashed_run_tidies_it_and_down_leaves_nothing(
+    exchange_factory: Callable[..., Exchange],
+) -> None:
+    instance = exchange_factory(*RECORDER_ONLY, "--set", "rings.execs=64")
+    assert instance.run("up").returncode == 0
+    _register_and_die(f"{instance.prefix}.execs.0", "loadgen.9")
+    _write_execs(instance, [Kind.TRADE] * 20, 1)
+    instance.wait_for(lambda: _recorder(instance)["service"]["total"] == 20)
+    _kill_instance(instance)
+    assert _objects(instance.prefix) and list(instance.home.glob("*.pid"))
+
+    again = instance.run("up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "the previous run did not stop cleanly" in again.stdout
+    assert "unregistered dead reader loadgen.9" in again.stdout
+    assert "kept rings" in again.stdout and "execs.0" in again.stdout
+    readers = [r["name"] for r in _recorder(instance)["rings"]["execs.0"]["readers"]]
+    assert "recorder" in readers and "loadgen.9" not in readers  # the recorder's reattached
+    _write_execs(instance, [Kind.TRADE] * 200, 21)  # > capacity 64: the dead one would block it
+    instance.wait_for(lambda: _recorder(instance)["service"]["last_seq"] == 220)
+
+    pids = [proc.pid for proc in instance.processes()]
+    assert instance.run("down").returncode == 0
+    assert not any(pid_alive(pid) for pid in pids)
+    assert _objects(instance.prefix) == []
+    assert instance.processes() == [] and not list(instance.home.glob("*.pid"))
+
+
+def test_up_refuses_while_a_process_of_the_previous_run_lives(
+    exchange_factory: Callable[..., Exchange],
+) -> None:
+    instance = exchange_factory(*RECORDER_ONLY)
+    instance.home.mkdir(parents=True)
+    orphan = subprocess.Popen(  # stands for a child that outlived its supervisor
+        [sys.executable, "-c", "import time; time.sleep(120)", "--prefix", instance.prefix]
+    )
+    try:
+        (instance.home / "recorder.pid").write_text(f"{orphan.pid}\n")
+        refused = instance.run("up")
+        assert refused.returncode == 1
+        assert "still alive" in refused.stderr and f"recorder (pid {orphan.pid})" in refused.stderr
+        assert [proc.pid for proc in instance.processes()] == [orphan.pid]  # nothing started
+    finally:
+        orphan.kill()
+        orphan.wait(timeout=10)
+    started = instance.run("up")
+    assert started.returncode == 0, started.stderr
+    assert "did not stop cleanly (dead: recorder)" in started.stdout
+    assert instance.process("recorder")["state"] == "running"
+
+
+def test_up_prints_the_port_the_gateway_really_bound(
+    exchange_factory: Callable[..., Exchange],
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", free_port()))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        instance = exchange_factory(
+            "--set", "processes.enabled=recorder,gateway", "--set", f"ports.http={taken}"
+        )
+        result = instance.run("up")
+        assert result.returncode == 0, result.stdout + result.stderr
+        bound = int(call(instance.endpoint("gateway.1"), "status", timeout=5)["http_port"])
+        assert bound != taken
+        urls = result.stdout.split("clients connect to:")[1]
+        assert f"http://127.0.0.1:{bound}/" in urls and f"ws://127.0.0.1:{bound}/ws/diff" in urls
+        assert f":{taken}/" not in urls and f"port {taken} was busy" in urls
