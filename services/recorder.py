@@ -3,10 +3,12 @@
 It reads every `execs.<shard>` ring with its own cursor and writes, through `storage.history`
 under `<home>/history`: trades, order events (accept, amend, cancel, reject, and each fill's
 two legs), ticks (each trade with the day's totals and the L1 after it), 1-second book
-snapshots and finished K-lines. Book and bars come from its own `engine.marketdata.MarketData`;
-a book snapshot row holds the depth at the end of one second of *event* time, and is written
-when the instrument's first event of a later second arrives, so replaying the same execs
-writes the same rows.
+snapshots and finished K-lines. When the instance runs a feeds process, it also subscribes to
+the feeds PUB and writes other venues' trades and finished K-lines to `external_trades` and
+`external_klines` (`ExternalFeed`; best effort, see docs/storage.md). Book and bars come from
+its own `engine.marketdata.MarketData`; a book snapshot row holds the depth at the end of one
+second of *event* time, and is written when the instrument's first event of a later second
+arrives, so replaying the same execs writes the same rows.
 
 Rows are buffered and flushed together, by rows or seconds; after each flush the state is
 checkpointed with the exec sequences it reflects and the held cursor (see services/marketdata.py)
@@ -25,11 +27,14 @@ from typing import Any, ClassVar
 import numpy as np
 import orjson
 import polars as pl
+import zmq
 
 from engine.instruments import InstrumentRegistry
 from engine.marketdata.aggregator import MarketData
 from engine.marketdata.kline import NS_PER_SECOND
 from engine.matching.events import TradeExecuted
+from ipc.control import ControlError, call
+from ipc.pubsub import Subscriber
 from ipc.records import Kind
 from services import config as configuration
 from services.marketdata import adopt_streams, held_cursors, market_events, sequences
@@ -38,6 +43,7 @@ from services.topology import execs_rings
 from storage.checkpoint import latest_checkpoint, write_checkpoint
 from storage.compaction import compact
 from storage.exec_rows import order_event_rows, trade_rows
+from storage.external_rows import ExternalRows
 from storage.history import HistoryConfig, HistoryWriter, to_record_batch
 from storage.query import HistoryQuery
 from storage.schemas import BOOK_DEPTH, TABLES
@@ -48,6 +54,11 @@ _KIND_SLOTS = max(Kind) + 1
 _NEVER = 2**62
 """The HistoryWriter's own limits are switched off: the recorder flushes every table at once."""
 _SEQ_TABLES = ("trades", "order_events", "ticks")
+EXTERNAL_HWM = 200_000
+"""Feeds messages the SUB queue holds between two polls (one heartbeat, 1 s by default)."""
+EXTERNAL_BATCH = 10_000
+EXTERNAL_ASK_S = 2.0
+EXTERNAL_ASK_TIMEOUT_S = 0.2
 
 
 class Recording:
@@ -165,6 +176,56 @@ class Duplicates:
         )
 
 
+class ExternalFeed:
+    """The feeds process's PUB as the recorder reads it: other venues' trades and finished
+    bars for the `external_*` tables.
+
+    The PUB's address is asked of the feeds control socket (it may have fallen back to a free
+    port), every EXTERNAL_ASK_S until it answers. PUB/SUB is not a ring: what is published
+    while the recorder is down, or beyond EXTERNAL_HWM messages between two polls, is not
+    recorded (docs/storage.md)."""
+
+    def __init__(self, config: configuration.Config) -> None:
+        self._control = config.control_endpoint("feeds")
+        self._context: zmq.Context[Any] = zmq.Context()
+        self._subscriber = Subscriber(self._context, (), ("md.",), recv_hwm=EXTERNAL_HWM)
+        self.endpoint = ""
+        self._next_ask = 0.0
+        self.rows = ExternalRows()
+        self.received = 0
+
+    def poll(self, now: float) -> int:
+        """Take what arrived; returns how many rows are waiting for the writer."""
+        if not self.endpoint and now >= self._next_ask:
+            self._next_ask = now + EXTERNAL_ASK_S
+            try:
+                endpoint = call(self._control, "endpoint", timeout=EXTERNAL_ASK_TIMEOUT_S)
+            except ControlError:
+                endpoint = ""
+            if isinstance(endpoint, str) and endpoint:
+                self._subscriber.socket.connect(endpoint)
+                self.endpoint = endpoint
+                log.info("recording external market data from %s", endpoint)
+        while True:
+            messages = self._subscriber.receive_many(0.0, EXTERNAL_BATCH)
+            if not messages:
+                return self.rows.pending()
+            self.received += len(messages)
+            self.rows.add(messages)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "received": self.received,
+            "skipped": self.rows.skipped,
+            "malformed": self.rows.malformed,
+        }
+
+    def close(self) -> None:
+        self._subscriber.close()
+        self._context.term()
+
+
 class Recorder(Service):
     name: ClassVar[str] = "recorder"
 
@@ -204,6 +265,7 @@ class Recorder(Service):
         self._recording = Recording(self.instruments, market, seconds)
         # Files newer than the checkpoint exist only after a crash on these very rings.
         self._duplicates = Duplicates(HistoryQuery(self.root)) if same_rings else None
+        self._external = ExternalFeed(self.config) if _feeds_enabled(self.config) else None
         self.replayed = 0
         for ring, held in self._held.items():
             pending = held.pending()
@@ -245,8 +307,24 @@ class Recorder(Service):
                 self._pending[table] += rows.num_rows
         self._oldest = self._oldest or time.monotonic()
 
+    def _record_external(self) -> None:
+        """External rows are appended as they are; no checkpoint covers them (PUB/SUB)."""
+        assert self._external is not None
+        if not self._external.poll(time.monotonic()):
+            return
+        now = time.time_ns()
+        for table, columns in self._external.rows.take().items():
+            rows = to_record_batch(table, columns)
+            if rows.num_rows:
+                self._writer.append(table, rows, now)
+                self._buffered += rows.num_rows
+                self._pending[table] += rows.num_rows
+        self._oldest = self._oldest or time.monotonic()
+
     def flush(self) -> dict[str, int]:
         """Write every buffered row, then checkpoint the state those rows reflect."""
+        if self._external is not None:
+            self._record_external()
         if self._buffered:
             self.files_written += len(self._writer.flush(None, time.time_ns()))
             for table, rows in self._pending.items():
@@ -270,6 +348,8 @@ class Recorder(Service):
         return seqs
 
     def tick(self, now_ns: int) -> None:
+        if self._external is not None:
+            self._record_external()
         now = time.monotonic()
         if self._oldest and now - self._oldest >= self._flush_interval:
             self.flush()
@@ -308,13 +388,21 @@ class Recorder(Service):
             "files_written": self.files_written,
             "buffered_rows": self._buffered,
             "replayed": self.replayed,
+            "external": None if self._external is None else self._external.status(),
         }
 
     def stop(self) -> None:
         self.flush()
+        if self._external is not None:
+            self._external.close()
         for held in self._held.values():
             held.close()
         log.info("final", extra={"fields": {"total": int(self._counts.sum()), **self.rows_written}})
+
+
+def _feeds_enabled(config: configuration.Config) -> bool:
+    """Whether this instance runs a feeds process (as services.topology decides)."""
+    return config.enabled("feeds") and bool(config["feeds"]["venues"])
 
 
 if __name__ == "__main__":

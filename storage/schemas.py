@@ -3,7 +3,9 @@
 Every value is an integer, as everywhere inside shmex: `ts_event` in nanoseconds UTC, prices in
 instrument ticks, quantities in lots, turnover in ticks × lots, enums as their `engine.enums`
 values. Files are partitioned by `date` (UTC day of `ts_event`) and `instrument` (=
-`instrument_id`); both also come back as columns when a query scans the tables.
+`instrument_id`); both also come back as columns when a query scans the tables. The
+`external_*` tables hold other venues' trades and bars (the feeds process's) in those venues'
+ticks and lots, with the decimal steps beside them as strings.
 """
 
 from __future__ import annotations
@@ -114,12 +116,57 @@ KLINES = pa.schema(
     ]
 )
 
+_EXTERNAL = [
+    pa.field("external_id", pa.string(), nullable=False),
+    pa.field("price_tick", pa.string(), nullable=False),
+    pa.field("lot_size", pa.string(), nullable=False),
+]
+"""Other venues' instruments (gateway/feeds): the id (`BINANCE.BTCUSDT`) and the decimal step
+of one price tick and one lot, so ticks and lots read as prices and quantities. Their
+`instrument_id` is `storage.external_rows.external_instrument_id(external_id)`, a stable
+negative int32 (local instruments are ≥ 0), which names the partition."""
+
+EXTERNAL_TRADES = pa.schema(
+    [
+        _TS,
+        pa.field("ts_recv", pa.int64(), nullable=False),
+        _INSTRUMENT,
+        *_EXTERNAL,
+        *_fields(
+            ("trade_id", pa.int64()),
+            ("price", pa.int64()),
+            ("qty", pa.int64()),
+            ("aggressor_side", pa.int8()),
+            ("quality", pa.int8()),
+        ),
+    ]
+)
+
+EXTERNAL_KLINES = pa.schema(
+    [
+        _TS,
+        _INSTRUMENT,
+        *_EXTERNAL,
+        *_fields(
+            ("period_s", pa.int32()),
+            ("open", pa.int64()),
+            ("high", pa.int64()),
+            ("low", pa.int64()),
+            ("close", pa.int64()),
+            ("volume", pa.int64()),
+            ("turnover", pa.int64()),
+        ),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "trades": TRADES,
     "order_events": ORDER_EVENTS,
     "ticks": TICKS,
     "book_snapshots": BOOK_SNAPSHOTS,
     "klines": KLINES,
+    "external_trades": EXTERNAL_TRADES,
+    "external_klines": EXTERNAL_KLINES,
 }
 
 SORT_KEYS: dict[str, tuple[str, ...]] = {
@@ -128,5 +175,7 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "ticks": ("ts_event", "seq"),
     "book_snapshots": ("ts_event",),
     "klines": ("period_s", "ts_event"),
+    "external_trades": ("ts_event", "trade_id"),
+    "external_klines": ("period_s", "ts_event"),
 }
 """The order rows are kept in when files are compacted (a stable sort, so ties keep their order)."""

@@ -44,6 +44,7 @@ class ExternalMarket:
         "open",
         "recent",
         "spec",
+        "steps",
         "ts",
         "turnover",
         "volume",
@@ -53,6 +54,8 @@ class ExternalMarket:
         self, spec: InstrumentSpec, periods: Iterable[int], recent: int = RECENT_TICKS
     ) -> None:
         self.spec = spec
+        self.steps = {"price_tick": f"{spec.tick.step:f}", "lot_size": f"{spec.lot.step:f}"}
+        """Decimal steps on ticks and bars, so a recorder needs no catalogue to read them."""
         self.depth = Depth()
         self.has_book = False
         self.bid = (0, 0)
@@ -187,6 +190,9 @@ class MarketPublisher:
             "turnover": self._money(spec, market.turnover + trade.price * trade.qty),
             "open_interest": 0,
             "external": True,
+            "ts_recv": trade.ts_recv,
+            "quality": trade.quality,
+            **market.steps,
         }
         return topic(spec.instrument_id, "tick"), body
 
@@ -207,8 +213,10 @@ class MarketPublisher:
         body.update(
             volume=bar.volume,
             turnover=self._money(spec, bar.turnover),
+            turnover_ticks_lots=bar.turnover,
             open_oi=0,
             close_oi=0,
+            **market.steps,
         )
         return topic(spec.instrument_id, "kline", bar.period), body
 

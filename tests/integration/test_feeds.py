@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 import pytest
 
 from engine.accounts.commands import Deposit, OpenAccount, SubmitOrder
@@ -24,6 +25,7 @@ from ipc.control import call
 from services import config as configuration
 from services.loadgen import DirectClient
 from services.mdclient import Stream
+from storage.query import HistoryQuery
 from tests.feeds import fixtures
 from tests.feeds.server import VenueServer
 from tests.integration.conftest import ROOT, Exchange
@@ -338,3 +340,83 @@ mirror = { "CFFEX.IF2501" = "BTCUSDT" }
     assert mirror["orders"] == 4
     assert mirror["answers"]["house_fills"] == 2
     assert mirror["answers"]["house_filled_qty"] == 2
+
+
+def test_replayed_external_trades_land_in_the_history(
+    exchange_factory: Callable[..., Exchange], tmp_path: Path
+) -> None:
+    """feeds PUB → recorder → Parquet `external_*` tables → `bin/query`."""
+    path = tmp_path / "history.toml"
+    path.write_text(
+        BASE_CONFIG.replace('"feeds"]', '"recorder", "feeds"]')
+        + """
+[feeds.venues.binance]
+venue = "BINANCE_FUTURES"
+symbols = ["BTCUSDT"]
+streams = ["trade"]
+live = false
+"""
+    )
+    instance = up(exchange_factory, "--config", str(path))
+    recorder = instance.endpoint("recorder")
+    deadline = time.monotonic() + 30
+    while not call(recorder, "status", timeout=5.0)["service"]["external"]["endpoint"]:
+        assert time.monotonic() < deadline, "the recorder never found the feeds PUB"
+        time.sleep(0.2)
+    time.sleep(0.5)  # the SUB's subscription reaches the PUB
+    # five prints in one minute, then one 61 s later: it finishes the first minute's bars
+    trades = [(i, f"{16500 + i}.0", "0.500", i % 2 == 0) for i in range(5)]
+    trades.append((61_000, "16510.0", "0.250", False))
+    answer = replay(instance, write_recording(tmp_path / "rec.jsonl", trades))
+    assert answer["state"] == "done" and answer["frames"] == 6
+
+    history = HistoryQuery(instance.home / "history")
+    deadline = time.monotonic() + 30
+    while history.scan("external_klines").filter(pl.col("period_s") == 60).collect().is_empty():
+        assert time.monotonic() < deadline, call(recorder, "status", timeout=5.0)["service"]
+        time.sleep(0.3)
+    sql = (
+        "SELECT external_id, trade_id, price, qty, aggressor_side, quality, price_tick, "
+        "lot_size, ts_event FROM external_trades ORDER BY trade_id"
+    )
+    result = subprocess.run(
+        [str(ROOT / "bin" / "query"), "--home", str(instance.home), "--json", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = orjson.loads(result.stdout)
+    assert [r["trade_id"] for r in rows] == [5000, 5001, 5002, 5003, 5004, 66000]
+    assert [r["price"] for r in rows] == [165000, 165010, 165020, 165030, 165040, 165100]
+    assert [r["qty"] for r in rows] == [500] * 5 + [250]
+    assert [r["aggressor_side"] for r in rows] == [2, 1, 2, 1, 2, 1]  # m=True: the taker sold
+    assert {(r["external_id"], r["price_tick"], r["lot_size"]) for r in rows} == {
+        ("BINANCE_FUTURES.BTCUSDT", "0.10", "0.001")
+    }
+    assert all(r["quality"] == 100 for r in rows)
+    assert rows[-1]["ts_event"] == (T0_MS + 61_000) * 1_000_000
+    bars = (
+        history.scan("external_klines")
+        .filter(pl.col("period_s") == 60)
+        .select("external_id", "ts_event", "open", "high", "low", "close", "volume", "turnover")
+        .collect()
+        .to_dicts()
+    )
+    start = (T0_MS * 1_000_000) // (60 * 10**9) * 60 * 10**9
+    assert bars == [
+        {
+            "external_id": "BINANCE_FUTURES.BTCUSDT",
+            "ts_event": start,
+            "open": 165000,
+            "high": 165040,
+            "low": 165000,
+            "close": 165040,
+            "volume": 2500,
+            "turnover": sum(165000 + 10 * i for i in range(5)) * 500,
+        }
+    ]
+    status = call(recorder, "status", timeout=5.0)["service"]
+    assert status["external"]["malformed"] == 0
+    assert status["rows_written"]["external_trades"] == 6
