@@ -475,6 +475,30 @@ class FeedsService(Service):
     def tick(self, now_ns: int) -> None:
         if self._failure is not None:
             raise RuntimeError("feeds loop died") from self._failure
+        self._report(self._figures.get("venues", {}))
+
+    def _report(self, venues: Mapping[str, Mapping[str, Any]]) -> None:
+        """The health line's figures as `self.metrics` (main thread, from the loop's copy):
+        gauges `feed_connected`, `feed_buffer_fill`, `feed_dedup_ratio`; counters
+        `feed_written`, `feed_frames`, `feed_dropped` (label reason) per venue."""
+        metrics = self.metrics
+        for name, stats in venues.items():
+            metrics.gauge("feed_connected", venue=name).set(int(bool(stats["connected"])))
+            metrics.gauge("feed_buffer_fill", venue=name).set(float(stats["buffer_fill"]))
+            metrics.gauge("feed_dedup_ratio", venue=name).set(float(stats["dedup_ratio"]))
+            totals = {
+                ("feed_written", ""): stats["written"],
+                ("feed_frames", ""): stats["frames"],
+                ("feed_dropped", "full"): stats["dropped_full"],
+                ("feed_dropped", "rate"): stats["dropped_rate"],
+                ("feed_dropped", "malformed"): stats["malformed"],
+                ("feed_dropped", "undecodable"): stats["undecodable"],
+                ("feed_dropped", "off_tick"): stats["off_tick"],
+            }
+            for (metric, reason), total in totals.items():
+                labels = {"venue": name, **({"reason": reason} if reason else {})}
+                counter = metrics.counter(metric, **labels)
+                counter.inc(int(total) - counter.value)  # the connector's own running totals
 
     def status(self) -> dict[str, Any]:
         return self._figures

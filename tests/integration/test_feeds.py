@@ -209,6 +209,23 @@ rest_url = "{coinbase.rest_url}"
     assert catalogue["BINANCE_FUTURES.BTCUSDT"]["price_tick"] == "0.10"
     assert catalogue["COINBASE.BTC-USD"]["symbol"] == "BTC-USD"
 
+    def metric(kind: str, name: str, **labels: str) -> Any:
+        answer = call(instance.endpoint("feeds"), "status", 5.0)
+        found = [
+            e["value"]
+            for e in answer["metrics"][kind]
+            if e["name"] == name and e["labels"] == labels
+        ]
+        return found[0] if found else None
+
+    # the health line's figures are metrics too (the monitor and /metrics read them)
+    instance.wait_for(lambda: (metric("counters", "feed_written", venue="binance") or 0) >= 2, 10)
+    assert metric("counters", "feed_frames", venue="coinbase") >= 2
+    assert metric("counters", "feed_dropped", venue="binance", reason="full") == 0
+    assert metric("gauges", "feed_connected", venue="binance") in (0, 1)
+    assert 0.0 <= metric("gauges", "feed_buffer_fill", venue="coinbase") <= 1.0
+    assert 0.0 <= metric("gauges", "feed_dedup_ratio", venue="binance") <= 1.0
+
 
 def test_replay_shows_external_quotes_in_md_subscribe(
     exchange_factory: Callable[..., Exchange], tmp_path: Path
