@@ -103,7 +103,7 @@ class Normalizer:
         """Run one raw frame through the pipeline; returns how many records it buffered."""
         counters = self.counters
         counters["frames"] += 1
-        text = self.decoder.decode(frame)
+        text = frame if frame.__class__ is str else self.decoder.decode(frame)
         if text is None:
             return 0
         if text == self.pong:
@@ -376,5 +376,7 @@ def ms(value: Any) -> int:
     """Milliseconds (int or numeric string, possibly fractional like Gate's) → int ns."""
     if value.__class__ is int:
         return value * 1_000_000  # type: ignore[no-any-return]
+    if value.__class__ is str and value.isdigit():  # OKX, Bybit: "1700000000000"
+        return int(value) * 1_000_000
     whole, _, frac = str(value).partition(".")
     return int(whole) * 1_000_000 + int((frac[:6]).ljust(6, "0") or 0)
