@@ -23,16 +23,33 @@ def _fields(*specs: tuple[str, pa.DataType]) -> list[pa.Field]:
     return [pa.field(name, kind, nullable=False) for name, kind in specs]
 
 
+_PRINT = (
+    ("trade_id", pa.int64()),
+    ("price", pa.int64()),
+    ("qty", pa.int64()),
+    ("aggressor_side", pa.int8()),
+)
+"""A trade print's columns, local or external."""
+
+_BAR = (
+    ("period_s", pa.int32()),
+    ("open", pa.int64()),
+    ("high", pa.int64()),
+    ("low", pa.int64()),
+    ("close", pa.int64()),
+    ("volume", pa.int64()),
+    ("turnover", pa.int64()),
+)
+"""A K-line's columns, local or external."""
+
+
 TRADES = pa.schema(
     [
         _TS,
         _SEQ,
         _INSTRUMENT,
         *_fields(
-            ("trade_id", pa.int64()),
-            ("price", pa.int64()),
-            ("qty", pa.int64()),
-            ("aggressor_side", pa.int8()),
+            *_PRINT,
             ("buy_order_id", pa.int64()),
             ("sell_order_id", pa.int64()),
             ("buy_account_id", pa.int64()),
@@ -102,17 +119,7 @@ KLINES = pa.schema(
     [
         _TS,
         _INSTRUMENT,
-        *_fields(
-            ("period_s", pa.int32()),
-            ("open", pa.int64()),
-            ("high", pa.int64()),
-            ("low", pa.int64()),
-            ("close", pa.int64()),
-            ("volume", pa.int64()),
-            ("turnover", pa.int64()),
-            ("open_oi", pa.int64()),
-            ("close_oi", pa.int64()),
-        ),
+        *_fields(*_BAR, ("open_oi", pa.int64()), ("close_oi", pa.int64())),
     ]
 )
 
@@ -132,13 +139,7 @@ EXTERNAL_TRADES = pa.schema(
         pa.field("ts_recv", pa.int64(), nullable=False),
         _INSTRUMENT,
         *_EXTERNAL,
-        *_fields(
-            ("trade_id", pa.int64()),
-            ("price", pa.int64()),
-            ("qty", pa.int64()),
-            ("aggressor_side", pa.int8()),
-            ("quality", pa.int8()),
-        ),
+        *_fields(*_PRINT, ("quality", pa.int8())),
     ]
 )
 
@@ -147,15 +148,7 @@ EXTERNAL_KLINES = pa.schema(
         _TS,
         _INSTRUMENT,
         *_EXTERNAL,
-        *_fields(
-            ("period_s", pa.int32()),
-            ("open", pa.int64()),
-            ("high", pa.int64()),
-            ("low", pa.int64()),
-            ("close", pa.int64()),
-            ("volume", pa.int64()),
-            ("turnover", pa.int64()),
-        ),
+        *_fields(*_BAR),
     ]
 )
 
