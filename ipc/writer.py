@@ -146,14 +146,13 @@ class RingWriter:
         if self._sleepers:
             full_fence()
             for asleep_words, semaphore in self._sleepers:
-                posted = False
                 for asleep_word in asleep_words:
                     if words[asleep_word]:
-                        words[asleep_word] = 0
-                        posted = True
-                if posted:
-                    semaphore.release()
-                    words[WRITER_WAKEUPS] += 1
+                        for word in asleep_words:
+                            words[word] = 0
+                        semaphore.release()
+                        words[WRITER_WAKEUPS] += 1
+                        break
 
     def _wait_space(self, timeout: float | None) -> None:
         """Wait until a slot is free; counts a stall and raises RingTimeout at the deadline."""
