@@ -29,7 +29,7 @@ from engine.accounts.events import CommandRejected, SettlementCompleted
 from engine.codes import ResultCode
 from engine.matching.commands import UpsertInstrument
 from ipc.control import ControlServer
-from ipc.records import ALL_INSTRUMENTS, CMD, EXEC, ORDER, Flag, Kind
+from ipc.records import ALL_INSTRUMENTS, CMD, EVENT_ANSWER, EXEC, ORDER, Flag, Kind
 from services import accounts_queries
 from services import config as configuration
 from services.accounts_codec import UnsupportedRecord, events_to_records
@@ -131,6 +131,9 @@ class Accounts(Service):
         its end), then write what the output rings have not published. The one start-up path;
         `bin/exchange recover --verify` runs it without rings."""
         self.execs_in = 0
+        self._commands_counter = self.metrics.counter("commands_in")
+        self._accepted = self.metrics.counter("answers", code=int(ResultCode.OK))
+        self._trades = self.metrics.counter("trades")
         self.state = self._load(payload)
         for ring, attached in self.rings.items():
             self.state.streams.adopt(ring, epoch_of(attached))
@@ -216,6 +219,7 @@ class Accounts(Service):
                 self._on_commands(gateway, fresh)
             return
         fresh = fresh[np.isin(fresh["kind"], EXEC_KINDS)]  # a copy
+        self._trades.inc(int(np.count_nonzero(fresh["kind"] == Kind.TRADE)))
         if len(fresh):
             fresh["flags"][-1] |= Flag.BATCH_END
             self.journal.append_array(fresh)  # a failure here crashes: restart and replay
@@ -232,6 +236,7 @@ class Accounts(Service):
             self._refuse(gateway, records)
             return
         self.commands_in += len(records)
+        self._commands_counter.inc(len(records))
         self._commands(gateway, records)
 
     def _refuse(self, gateway: int, records: np.ndarray[Any, Any]) -> None:
@@ -334,7 +339,16 @@ class Accounts(Service):
         )
         if gateway:
             sources[np.isin(batch["kind"], _ANSWERS)] = gateway
+            self._count_answers(batch)
         self.events_out.emit(batch, sources)
+
+    def _count_answers(self, batch: np.ndarray[Any, Any]) -> None:
+        """Answers by result code into the metrics (OK for accepted commands)."""
+        kinds = batch["kind"]
+        self._accepted.inc(int(np.count_nonzero(kinds == Kind.COMMAND_ACCEPTED)))
+        refused = batch.view(EVENT_ANSWER)["code"][kinds == Kind.COMMAND_REJECTED]
+        for code, count in zip(*np.unique(refused, return_counts=True), strict=True):
+            self.metrics.counter("answers", code=int(code)).inc(int(count))
 
     # -- graceful stop, checkpoints, control ---------------------------------------------------
 

@@ -649,9 +649,9 @@ def events_to_records(
     events: Sequence[AccountsEvent], source: int = 0, first_seq: int = 1, ts_init: int = 0
 ) -> np.ndarray[Any, Any]:
     """An `events` batch for the core's events, in order, each in its kind's layout."""
-    for event in events:
-        if not _EVENTS_OUT.handles(type(event)):
-            raise UnsupportedRecord(f"{type(event).__name__} does not fit an events record")
+    for kind in set(map(type, events)):
+        if not _EVENTS_OUT.handles(kind):
+            raise UnsupportedRecord(f"{kind.__name__} does not fit an events record")
     batch = _EVENTS_OUT.encode(events)
     number(batch, source, first_seq, ts_init)
     return batch

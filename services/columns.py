@@ -47,6 +47,7 @@ class _Field:
     record: str  # record field name
     source: int  # position in the NamedTuple
     convert: Convert | None
+    dtype: np.dtype[Any]  # the record field's type
 
 
 class Encoder:
@@ -65,31 +66,53 @@ class Encoder:
     ) -> None:
         """`fields` maps a record field to the tuple's attribute (optionally with a converter)."""
         names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+        layout = layout or self.dtype
         specs = []
         for record, source in fields.items():
             attribute, convert = source if isinstance(source, tuple) else (source, None)
-            specs.append(_Field(record, names.index(attribute), convert))
-        self._specs[cls] = (kind, layout or self.dtype, specs)
+            field_type = layout.fields[record][0]  # type: ignore[index]
+            specs.append(_Field(record, names.index(attribute), convert, field_type))
+        self._specs[cls] = (kind, layout, specs)
 
     def handles(self, cls: type) -> bool:
         return cls in self._specs
 
     def encode(self, items: Sequence[Any]) -> np.ndarray[Any, Any]:
+        """Each type's items are filled column by column into a dense part of their layout
+        (contiguous writes), then moved to their positions in one scatter; a field-by-field
+        scatter measured ~3x slower, and grouping by a stable argsort of type codes ~3x
+        faster than a Python loop. Raises KeyError for a type without a spec."""
+        types = list(map(type, items))
+        if types.count(types[0] if types else None) == len(types):
+            return self._part(types[0], items) if types else new_batch(self.dtype, 0)
+        classes = list(dict.fromkeys(types))
+        code_of = {c: i for i, c in enumerate(classes)}.__getitem__
+        codes = np.fromiter(map(code_of, types), np.uint8, len(types))
+        order = np.argsort(codes, kind="stable")  # a radix sort on u1
+        ends = np.cumsum(np.bincount(codes)).tolist()
         out = new_batch(self.dtype, len(items))
-        groups = positions([type(item) for item in items])
-        for cls, where in groups.items():
-            kind, layout, fields = self._specs[cls]
-            view = out if layout is self.dtype else out.view(layout)
-            whole = len(groups) == 1
-            index: slice | list[int] = slice(None) if whole else where
-            view["kind"][index] = kind
-            picked = items if whole else [items[i] for i in where]
-            columns = list(zip(*picked, strict=True))
-            for field in fields:
-                column = columns[field.source]
-                view[field.record][index] = (
-                    column if field.convert is None else [field.convert(v) for v in column]
-                )
+        start = 0
+        for cls, end in zip(classes, ends, strict=True):
+            where = order[start:end]
+            out[where] = self._part(cls, list(map(items.__getitem__, where.tolist())))
+            start = end
+        return out
+
+    def _part(self, cls: type, items: Sequence[Any]) -> np.ndarray[Any, Any]:
+        """Items of one type as a batch of the ring's dtype, written through their layout."""
+        kind, layout, fields = self._specs[cls]
+        count = len(items)
+        out = new_batch(self.dtype, count)
+        view = out if layout is self.dtype else out.view(layout)
+        view["kind"] = kind
+        columns = list(zip(*items, strict=True))
+        for field in fields:
+            column = columns[field.source]
+            if field.convert is None:
+                # fromiter takes IntEnum members ~4x faster than assigning the tuple
+                view[field.record] = np.fromiter(column, field.dtype, count)
+            else:
+                view[field.record] = [field.convert(v) for v in column]
         return out
 
 

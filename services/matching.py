@@ -145,6 +145,8 @@ class Matching(Service):
         self._orders = f"orders.{self.shard}"
         self._execs = f"execs.{self.shard}"
         self._trades = 0
+        self._orders_counter = self.metrics.counter("orders")
+        self._trades_counter = self.metrics.counter("trades")
         self.engine, self.streams = self._load(payload)
         for ring in (self._orders, self._execs):
             if ring in self.rings:
@@ -210,9 +212,12 @@ class Matching(Service):
         events: list[Any] = []
         for command in commands:
             events += apply(command)
+        self._orders_counter.inc(int(np.count_nonzero(records["kind"] == Kind.NEW_ORDER)))
         if events:
             execs = events_to_execs(events)
-            self._trades += int((execs["kind"] == Kind.TRADE).sum())
+            trades = int(np.count_nonzero(execs["kind"] == Kind.TRADE))
+            self._trades += trades
+            self._trades_counter.inc(trades)
             self.output.emit(execs, self.shard)
 
     def _with_instruments(
