@@ -23,6 +23,8 @@ class EdgeConfig:
     token_lifetime_s: int = TOKEN_LIFETIME_S
     ws_heartbeat_s: float = 5.0
     ws_idle_timeout_s: float = 10.0
+    ws_max_in_flight: int = 64
+    """Requests of one `/ws` connection handled at once; reading pauses beyond it."""
     outbox_max_messages: int = DEFAULT_MAX_MESSAGES
     outbox_max_bytes: int = DEFAULT_MAX_BYTES
     diff_max_pending: int = DEFAULT_MAX_PENDING

@@ -40,6 +40,12 @@ _ORDER_ENUMS = {
     "volume_condition": VolumeCondition,
 }
 _DEFAULT = OrderDetails(None, OrderType.LIMIT, TimeCondition.GFD, VolumeCondition.ANY, 0)
+
+_SIDE, _OFFSET, _STATUS, _CODE, _ORDER_TYPE, _TIME, _VOLUME = (
+    {member: member.name for member in enum}
+    for enum in (Side, Offset, OrderStatus, ResultCode, OrderType, TimeCondition, VolumeCondition)
+)
+"""Member → name, one table per enum: `Enum.name` is a slow descriptor on every event."""
 _FINISHED = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
 
 
@@ -112,17 +118,17 @@ class EventRenderer:
             "client_order_id": details.client_order_id,
             "account_id": event.account_id,
             "instrument_id": instrument.id,
-            "direction": event.side.name,
-            "offset": event.offset.name,
-            "order_type": details.order_type.name,
+            "direction": _SIDE[event.side],
+            "offset": _OFFSET[event.offset],
+            "order_type": _ORDER_TYPE[details.order_type],
             "price": _price(instrument, event.price),
             "volume": _lots(instrument, event.qty),
             "filled_volume": _lots(instrument, event.filled),
             "remaining_volume": _lots(instrument, event.qty - event.filled),
-            "status": event.status.name,
-            "time_condition": details.time_condition.name,
-            "volume_condition": details.volume_condition.name,
-            "last_msg": event.code.name if event.code else event.status.name,
+            "status": _STATUS[event.status],
+            "time_condition": _TIME[details.time_condition],
+            "volume_condition": _VOLUME[details.volume_condition],
+            "last_msg": _CODE[event.code] if event.code else _STATUS[event.status],
             "insert_time_ns": details.insert_time_ns or event.ts,
             "update_time_ns": event.ts,
         }
@@ -164,8 +170,8 @@ class EventRenderer:
             "client_order_id": details.client_order_id,
             "account_id": event.account_id,
             "instrument_id": instrument.id,
-            "direction": event.side.name,
-            "offset": event.offset.name,
+            "direction": _SIDE[event.side],
+            "offset": _OFFSET[event.offset],
             "price": _price(instrument, event.price),
             "volume": _lots(instrument, event.qty),
             "commission": event.commission / scale,
@@ -209,9 +215,25 @@ class EventRenderer:
         }
 
 
+_NUMBERS: dict[tuple[Decimal, int], int | float] = {}
+"""(tick or lot size, integer) → its JSON number: a book trades at few prices and sizes, and
+the Decimal round trip is most of an event's rendering cost."""
+_NUMBERS_KEPT = 100_000
+
+
 def _price(instrument: Instrument, ticks: int) -> int | float | None:
-    return number(instrument.ticks_to_price(ticks)) if ticks else None
+    return _scaled(instrument.price_tick, ticks) if ticks else None
 
 
 def _lots(instrument: Instrument, lots: int) -> int | float:
-    return number(instrument.lots_to_qty(lots))
+    return _scaled(instrument.lot_size, lots)
+
+
+def _scaled(step: Decimal, count: int) -> int | float:
+    key = (step, count)
+    value = _NUMBERS.get(key)
+    if value is None:
+        if len(_NUMBERS) >= _NUMBERS_KEPT:
+            _NUMBERS.clear()
+        value = _NUMBERS[key] = number(step * count)
+    return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,8 @@ class EventsPump:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.records = 0
+        self.cpu_s = 0.0
+        """CPU seconds the reader thread has used (the rest of the process's is the loop's)."""
         self.failed: BaseException | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -66,6 +69,7 @@ class EventsPump:
                     continue
                 if not self._pump_one():
                     self._room.release()
+                self.cpu_s = time.thread_time()
         except BaseException as exc:  # the process's status reports it; the supervisor restarts
             self.failed = exc
             log.critical("events reader died", exc_info=True)

@@ -7,7 +7,9 @@ the `trade` channel only (its order statuses and fills), as an order-entry clien
 Clients alternate buying one tick above and selling one tick below the instrument's reference
 price, so orders cross and the whole pipeline (risk, matching, fills, pushes) works. The latency
 of each order is send → the gateway's answer (`order_response` or the HTTP reply), in an HDR
-histogram. `--rate` spreads the offered orders/s over the clients; 0 means flat out. The
+histogram. `--window N` lets each `/ws` client keep N orders in flight (the gateway pipelines
+them and answers in order, so the answers are matched to the sends first in, first out).
+`--rate` spreads the offered orders/s over the clients; 0 means flat out. The
 gateway's rate limits apply: raise `SHMEX_GATEWAY_RATE_PER_SECOND`/`..._RATE_BURST` for a run.
 """
 
@@ -19,7 +21,8 @@ import itertools
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -47,6 +50,7 @@ class LoadResult:
     accepted: int = 0
     rejected: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    gateway_cpu_s: float | None = None
     latency_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
 
     @property
@@ -63,6 +67,11 @@ class LoadResult:
             "rejected": {str(k): v for k, v in sorted(self.rejected.items())},
             "seconds": round(self.seconds, 3),
             "orders_per_s": round(self.rate, 1),
+            "gateway_cpu_us_per_order": (
+                round(1e6 * self.gateway_cpu_s / self.orders, 1)
+                if self.gateway_cpu_s is not None and self.orders
+                else None
+            ),
             "latency_us": {
                 "p50": h.get_value_at_percentile(50),
                 "p99": h.get_value_at_percentile(99),
@@ -91,6 +100,8 @@ class Plan:
     rate: float
     instrument: str
     tag: str
+    window: int = 1
+    """Orders each `/ws` client keeps in flight."""
 
 
 class _Budget:
@@ -134,8 +145,12 @@ async def _prepare(session: aiohttp.ClientSession, plan: Plan) -> list[tuple[Edg
     return out
 
 
-async def run_load(plan: Plan) -> LoadResult:
-    """Run one load and return what was measured."""
+async def run_load(plan: Plan, cpu_probe: Callable[[], float] | None = None) -> LoadResult:
+    """Run one load and return what was measured.
+
+    `cpu_probe` reads the gateway's CPU seconds (its `status` `cpu_s`); read just before and
+    after the orders (sign-ups excluded: scrypt would swamp them), it gives CPU per order.
+    """
     result = LoadResult(plan.mode, plan.clients)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -144,6 +159,7 @@ async def run_load(plan: Plan) -> LoadResult:
         budget = _Budget(plan)
         per_client = plan.rate / plan.clients if plan.rate > 0 else 0.0
         worker = _ws_client if plan.mode == "ws" else _http_client
+        cpu_before = cpu_probe() if cpu_probe is not None else 0.0
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -152,6 +168,8 @@ async def run_load(plan: Plan) -> LoadResult:
             )
         )
         result.seconds = time.perf_counter() - started
+        if cpu_probe is not None:
+            result.gateway_cpu_s = cpu_probe() - cpu_before
     return result
 
 
@@ -186,15 +204,47 @@ async def _ws_client(
         await ws.send_str(orjson.dumps({"type": "subscribe", "channels": ["trade"]}).decode())
         await _until(ws, "subscribe_response")
         orders = _orders(account, plan, n, mid, tick)
-        started, sent = time.perf_counter(), 0
-        while budget.take():
-            await _pace(per_client, sent, started)
-            message = orjson.dumps({"type": "submit_order", **next(orders)}).decode()
-            begun = time.perf_counter_ns()
-            await ws.send_str(message)
-            answer = await _until(ws, "order_response")
-            result.record(begun, 0 if answer["success"] else int(answer["error_code"]))
-            sent += 1
+        window = max(1, plan.window)
+        room = asyncio.Semaphore(window)
+        sent_at: deque[int] = deque()
+        reader = asyncio.create_task(_read_answers(ws, sent_at, room, result))
+        try:
+            started, sent = time.perf_counter(), 0
+            while budget.take():
+                await _pace(per_client, sent, started)
+                message = orjson.dumps({"type": "submit_order", **next(orders)}).decode()
+                await _acquire(room, reader)
+                sent_at.append(time.perf_counter_ns())
+                await ws.send_str(message)
+                sent += 1
+            for _ in range(window):
+                await _acquire(room, reader)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _acquire(room: asyncio.Semaphore, reader: asyncio.Task[None]) -> None:
+    """A free place in the window, or the reader's failure (a closed socket) raised."""
+    acquire = asyncio.ensure_future(room.acquire())
+    await asyncio.wait({acquire, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if not acquire.done():
+        acquire.cancel()
+        reader.result()
+        raise ConnectionError("/ws answer reader stopped")
+
+
+async def _read_answers(
+    ws: aiohttp.ClientWebSocketResponse,
+    sent_at: deque[int],
+    room: asyncio.Semaphore,
+    result: LoadResult,
+) -> None:
+    """Answers come in request order: each `order_response` closes the oldest send."""
+    while True:
+        answer = await _until(ws, "order_response")
+        result.record(sent_at.popleft(), 0 if answer["success"] else int(answer["error_code"]))
+        room.release()
 
 
 async def _until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
@@ -258,6 +308,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=10_000, help="orders to send in all")
     parser.add_argument("--seconds", type=float, default=0.0, help="send for this long instead")
     parser.add_argument("--rate", type=float, default=0.0, help="orders/s offered; 0 = flat out")
+    parser.add_argument("--window", type=int, default=1, help="orders in flight per /ws client")
     parser.add_argument("--instrument", default="CFFEX.IF2501")
     parser.add_argument("--tag", default=str(int(time.time()) % 100_000), help="user name tag")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -278,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate=args.rate,
         instrument=args.instrument,
         tag=args.tag,
+        window=args.window,
     )
     summary = asyncio.run(run_load(plan)).summary()
     if args.json:

@@ -1,8 +1,13 @@
 """`/ws`: the native JSON protocol (reference part 2 §6), one `NativeConnection` per socket.
 
-Requests are handled in order, one at a time per connection; pushes go through the connection's
-`Outbox`, drained by its own sender task, so a slow reader fills only its own queue. The server
-pings every `ws_heartbeat_s` and closes a connection silent for `ws_idle_timeout_s`.
+A connection's requests are pipelined: orders, cancels and queries run concurrently, up to
+`ws_max_in_flight` at once (the reader stops reading beyond that, which is TCP back-pressure),
+while their answers leave in request order (`InOrder`), as the protocol's answers carry no
+request id. `auth`, `ping` and (un)subscribe take effect at once, in order with the rest.
+Pushes are encoded once per event or market update and the same bytes go to every connection
+that gets them; everything a connection has queued goes out in one write (`FrameWriter`) from
+its `Outbox`, drained by its own sender task, so a slow reader fills only its own queue. The
+server pings every `ws_heartbeat_s` and closes a connection silent for `ws_idle_timeout_s`.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from gateway.backend import AccountEvent, Answer, CancelOrder, MarketUpdate, Uns
 from gateway.commands import place_order
 from gateway.decoding import decode_frame
 from gateway.edge import Edge
-from gateway.encoding import to_json_text
+from gateway.encoding import to_json
 from gateway.errors import Rejected, ws_error
+from gateway.frames import FrameWriter
+from gateway.in_order import InOrder
+from gateway.once import OncePer
 from gateway.outbox import Outbox, Priority
 from gateway.requests import (
     CANCEL_ORDER,
@@ -46,34 +54,79 @@ OPEN_TYPES = frozenset({"auth", "ping"})
 SLOW_READER_CLOSE = 1013
 """WebSocket close code when the outbox overflows ("try again later")."""
 
+Message = dict[str, Any]
+Prepared = tuple[bytes, Priority, Hashable | None]
+
 
 def native_endpoint(edge: Edge) -> Callable[[web.Request], Awaitable[web.WebSocketResponse]]:
     async def endpoint(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(
-            heartbeat=edge.config.ws_heartbeat_s, max_msg_size=2 * edge.config.ws_frame_limit
+            heartbeat=edge.config.ws_heartbeat_s,
+            max_msg_size=2 * edge.config.ws_frame_limit,
+            compress=False,
         )
         await ws.prepare(request)
-        await NativeConnection(edge, ws).run()
+        await NativeConnection(edge, ws, FrameWriter(request)).run()
         return ws
 
     return endpoint
 
 
+class _Push:
+    """One account event for a user's sockets: its channel now, its bytes when first wanted."""
+
+    __slots__ = ("_prepared", "channel", "event")
+
+    def __init__(self, event: AccountEvent) -> None:
+        self.channel = EVENT_CHANNELS[event.kind]
+        self.event = event
+        self._prepared: Prepared | None = None
+
+    def prepared(self) -> Prepared:
+        if self._prepared is None:
+            message, priority, key = event_message(self.event)
+            self._prepared = (to_json(message), priority, key)
+        return self._prepared
+
+
+def _prepare_events(events: Sequence[AccountEvent]) -> list[_Push]:
+    """A user's events, encoded at most once for all the user's sockets (and only if wanted)."""
+    return [_Push(event) for event in events]
+
+
+def _prepare_market(update: MarketUpdate) -> tuple[bytes, Hashable | None]:
+    message, key = market_message(update)
+    return to_json(message), key
+
+
+_shared_events = OncePer(_prepare_events)
+_shared_market = OncePer(_prepare_market)
+
+
 class NativeConnection:
-    def __init__(self, edge: Edge, ws: web.WebSocketResponse) -> None:
+    def __init__(self, edge: Edge, ws: web.WebSocketResponse, writer: FrameWriter) -> None:
         self.edge = edge
         self.ws = ws
+        self.writer = writer
         self.key: Hashable = id(self)
         self.principal: Principal | None = None
         self.outbox = Outbox(edge.config.outbox_max_messages, edge.config.outbox_max_bytes)
         self.channels: set[str] = set()
         self._event_feed: Unsubscribe | None = None
         self._market_feeds: dict[str, Unsubscribe] = {}
-        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+        self._answers = InOrder(self._release)
+        self._window = asyncio.Semaphore(edge.config.ws_max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._heard = 0.0
+        self._idle: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[bool] | None = None
+        self._immediate: dict[str, Callable[[Message], Message]] = {
             "auth": self._auth,
             "ping": self._ping,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
+        }
+        self._concurrent: dict[str, Callable[[Message, Principal], Awaitable[Message]]] = {
             "submit_order": self._submit_order,
             "cancel_order": self._cancel_order,
             "query_order": self._query_order,
@@ -82,14 +135,14 @@ class NativeConnection:
         }
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         sender = asyncio.create_task(self._send_loop())
+        self._heard = loop.time()
+        self._watch_idle()
         try:
             while not self.ws.closed and not self.outbox.closed:
-                try:
-                    frame = await self.ws.receive(timeout=self.edge.config.ws_idle_timeout_s)
-                except TimeoutError:
-                    await self.ws.close(code=1001, message=b"idle")
-                    break
+                frame = await self.ws.receive()
+                self._heard = loop.time()
                 if frame.type is WSMsgType.TEXT:
                     await self._on_text(frame.data)
                 elif frame.type is WSMsgType.BINARY:
@@ -100,7 +153,12 @@ class NativeConnection:
                 else:
                     break
         finally:
+            if self._idle is not None:
+                self._idle.cancel()
             self._stop_feeds()
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
             self.outbox.close()
             try:
                 await asyncio.wait_for(sender, self.edge.config.ws_heartbeat_s)
@@ -108,11 +166,26 @@ class NativeConnection:
                 log.info("a /ws sender did not finish in time; dropped")
             self.edge.limiter.forget_connection(self.key)
 
+    def _watch_idle(self) -> None:
+        """Close a connection silent for `ws_idle_timeout_s`: one timer per silence period,
+        re-armed from the last frame heard, rather than a timeout around every receive."""
+        self._idle = None
+        if self.ws.closed:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._heard + self.edge.config.ws_idle_timeout_s
+        if loop.time() >= deadline:
+            self._closing = loop.create_task(self.ws.close(code=1001, message=b"idle"))
+            return
+        self._idle = loop.call_at(deadline, self._watch_idle)
+
     async def _send_loop(self) -> None:
+        writer = self.writer
         with contextlib.suppress(ConnectionError):
             while batch := await self.outbox.take():
-                for message in batch:
-                    await self.ws.send_str(message)
+                if not writer.write(batch):
+                    break
+                await writer.drained()
         if not self.ws.closed:
             if self.outbox.overflowed:
                 log.info("closing a slow /ws reader: %d messages dropped", self.outbox.dropped)
@@ -121,50 +194,70 @@ class NativeConnection:
                 await self.ws.close()
 
     async def _on_text(self, text: str) -> None:
+        """Dispatch one request; waits only while the connection's window is full."""
+        place = self._answers.reserve()
         try:
             user_id = self.principal.user_id if self.principal else None
             self.edge.limiter.check(self.key, user_id)
             message = decode_frame(text, self.edge.config.ws_frame_limit)
             kind = message.get("type")
-            handler = self._handlers.get(kind) if isinstance(kind, str) else None
-            if handler is None:
+            if not isinstance(kind, str):
+                kind = None
+            immediate = self._immediate.get(kind) if kind else None
+            handler = self._concurrent.get(kind) if kind else None
+            if immediate is None and handler is None:
                 raise Rejected(ResultCode.BAD_MESSAGE, f"unknown message type {kind!r:.40}")
             if self.principal is None and kind not in OPEN_TYPES:
                 raise Rejected(ResultCode.NOT_AUTHENTICATED, "send auth first")
-            await handler(message)
+            if immediate is not None:
+                self._answers.fill(place, to_json(immediate(message)))
+                return
         except Rejected as refused:
-            self._error(refused.code, refused.message)
+            self._answers.fill(place, to_json(ws_error(refused.code, refused.message)))
+            return
+        assert handler is not None and self.principal is not None
+        await self._window.acquire()
+        task = asyncio.create_task(self._complete(place, handler(message, self.principal)))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
-    async def _auth(self, message: dict[str, Any]) -> None:
+    async def _complete(self, place: int, answer: Awaitable[Message]) -> None:
+        try:
+            message = await answer
+        except Rejected as refused:
+            message = ws_error(refused.code, refused.message)
+        finally:
+            self._window.release()
+        self._answers.fill(place, to_json(message))
+
+    def _release(self, answer: bytes) -> None:
+        self.outbox.put(answer, Priority.ANSWER)
+
+    def _auth(self, message: Message) -> Message:
         fields = WS_AUTH.parse(message, ENVELOPE_KEYS)
         try:
             principal = self.edge.principal(fields["token"])
         except Rejected as refused:
-            self._answer(
-                {
-                    "type": "auth_response",
-                    "success": False,
-                    "user_id": "",
-                    "message": refused.message,
-                }
-            )
-            return
+            return {
+                "type": "auth_response",
+                "success": False,
+                "user_id": "",
+                "message": refused.message,
+            }
         self._stop_feeds()
         self.principal = principal
         self._event_feed = self.edge.backend.subscribe_events(principal.user_id, self._on_events)
-        self._answer(
-            {
-                "type": "auth_response",
-                "success": True,
-                "user_id": principal.user_id,
-                "message": "Authentication successful",
-            }
-        )
+        return {
+            "type": "auth_response",
+            "success": True,
+            "user_id": principal.user_id,
+            "message": "Authentication successful",
+        }
 
-    async def _ping(self, message: dict[str, Any]) -> None:
-        self._answer({"type": "pong"})
+    def _ping(self, message: Message) -> Message:
+        return {"type": "pong"}
 
-    async def _subscribe(self, message: dict[str, Any]) -> None:
+    def _subscribe(self, message: Message) -> Message:
         fields = WS_SUBSCRIBE.parse(message, ENVELOPE_KEYS)
         channels = self._channels(fields["channels"])
         instruments = fields["instruments"]
@@ -182,35 +275,27 @@ class NativeConnection:
                 self._market_feeds[instrument_id] = self.edge.backend.subscribe_market(
                     instrument_id, self._on_market
                 )
-        self._answer(
-            {
-                "type": "subscribe_response",
-                "success": True,
-                "channels": sorted(self.channels),
-                "instruments": sorted(self._market_feeds),
-                "message": "Subscribed successfully",
-            }
-        )
+        return self._subscription("Subscribed successfully")
 
-    async def _unsubscribe(self, message: dict[str, Any]) -> None:
+    def _unsubscribe(self, message: Message) -> Message:
         fields = WS_SUBSCRIBE.parse(message, ENVELOPE_KEYS)
         self.channels -= self._channels(fields["channels"])
         for instrument_id in fields["instruments"]:
             stop = self._market_feeds.pop(instrument_id, None)
             if stop is not None:
                 stop()
-        self._answer(
-            {
-                "type": "subscribe_response",
-                "success": True,
-                "channels": sorted(self.channels),
-                "instruments": sorted(self._market_feeds),
-                "message": "Unsubscribed",
-            }
-        )
+        return self._subscription("Unsubscribed")
 
-    async def _submit_order(self, message: dict[str, Any]) -> None:
-        user = self._user()
+    def _subscription(self, text: str) -> Message:
+        return {
+            "type": "subscribe_response",
+            "success": True,
+            "channels": sorted(self.channels),
+            "instruments": sorted(self._market_feeds),
+            "message": text,
+        }
+
+    async def _submit_order(self, message: Message, user: Principal) -> Message:
         fields = SUBMIT_ORDER.parse(message, ENVELOPE_KEYS)
         try:
             await self.edge.owns_account(user, fields["account_id"])
@@ -218,10 +303,9 @@ class NativeConnection:
             answer = await self.edge.backend.submit(command)
         except Rejected as refused:
             answer = Answer(refused.code, refused.message)
-        self._order_response(answer)
+        return _order_response(answer)
 
-    async def _cancel_order(self, message: dict[str, Any]) -> None:
-        user = self._user()
+    async def _cancel_order(self, message: Message, user: Principal) -> Message:
         fields = CANCEL_ORDER.parse(message, ENVELOPE_KEYS)
         account_id, order_id = fields["account_id"], fields["order_id"]
         try:
@@ -230,26 +314,25 @@ class NativeConnection:
             answer = await self.edge.backend.submit(CancelOrder(user.user_id, account_id, order_id))
         except Rejected as refused:
             answer = Answer(refused.code, refused.message)
-        self._order_response(answer)
+        return _order_response(answer)
 
-    async def _query_order(self, message: dict[str, Any]) -> None:
+    async def _query_order(self, message: Message, user: Principal) -> Message:
         order_id = WS_QUERY_ORDER.parse(message, ENVELOPE_KEYS)["order_id"]
-        await self.edge.owns_order(self._user(), order_id)
-        self._query_response("query_order", await self.edge.backend.query_order(order_id))
+        await self.edge.owns_order(user, order_id)
+        return _query_response("query_order", await self.edge.backend.query_order(order_id))
 
-    async def _query_account(self, message: dict[str, Any]) -> None:
-        user = self._user()
+    async def _query_account(self, message: Message, user: Principal) -> Message:
         account_id = WS_QUERY_ACCOUNT.parse(message, ENVELOPE_KEYS)["account_id"]
         if account_id is None:
             answer = await self.edge.backend.query_user_accounts(user.user_id)
         else:
             await self.edge.owns_account(user, account_id)
             answer = await self.edge.backend.query_account(account_id)
-        self._query_response("query_account", answer)
+        return _query_response("query_account", answer)
 
-    async def _query_position(self, message: dict[str, Any]) -> None:
+    async def _query_position(self, message: Message, user: Principal) -> Message:
         fields = WS_QUERY_POSITION.parse(message, ENVELOPE_KEYS)
-        await self.edge.owns_account(self._user(), fields["account_id"])
+        await self.edge.owns_account(user, fields["account_id"])
         answer = await self.edge.backend.query_positions(fields["account_id"])
         if answer.ok and fields["instrument_id"] is not None:
             wanted = fields["instrument_id"]
@@ -258,18 +341,17 @@ class NativeConnection:
                 answer.message,
                 [p for p in answer.data if p.get("instrument_id") == wanted],
             )
-        self._query_response("query_position", answer)
+        return _query_response("query_position", answer)
 
     def _on_events(self, events: Sequence[AccountEvent]) -> None:
-        for event in events:
-            if self._wants(EVENT_CHANNELS[event.kind]):
-                message, priority, key = event_message(event)
-                self.outbox.put(to_json_text(message), priority, key)
+        for push in _shared_events(events):
+            if self._wants(push.channel):
+                self.outbox.put(*push.prepared())
 
     def _on_market(self, update: MarketUpdate) -> None:
         if self._wants(MARKET_CHANNELS[update.channel]):
-            message, key = market_message(update)
-            self.outbox.put(to_json_text(message), Priority.MARKET, key)
+            message, key = _shared_market(update)
+            self.outbox.put(message, Priority.MARKET, key)
 
     def _wants(self, channel: str) -> bool:
         """An empty subscription set receives every channel (reference part 2 §2)."""
@@ -284,32 +366,8 @@ class NativeConnection:
             )
         return set(names)
 
-    def _user(self) -> Principal:
-        assert self.principal is not None, "handler reached without auth"
-        return self.principal
-
-    def _order_response(self, answer: Answer) -> None:
-        data = answer.data if isinstance(answer.data, dict) else {}
-        self._answer(
-            {
-                "type": "order_response",
-                "success": answer.ok,
-                "order_id": data.get("order_id"),
-                "error_code": None if answer.ok else int(answer.code),
-                "error_message": None if answer.ok else answer.message,
-            }
-        )
-
-    def _query_response(self, request_type: str, answer: Answer) -> None:
-        if not answer.ok:
-            raise Rejected(answer.code, answer.message)
-        self._answer({"type": "query_response", "request_type": request_type, "data": answer.data})
-
-    def _answer(self, message: dict[str, Any]) -> None:
-        self.outbox.put(to_json_text(message), Priority.ANSWER)
-
     def _error(self, code: ResultCode, message: str) -> None:
-        self._answer(ws_error(code, message))
+        self._answers.fill(self._answers.reserve(), to_json(ws_error(code, message)))
 
     def _stop_feeds(self) -> None:
         if self._event_feed is not None:
@@ -318,3 +376,20 @@ class NativeConnection:
         for stop in self._market_feeds.values():
             stop()
         self._market_feeds.clear()
+
+
+def _order_response(answer: Answer) -> Message:
+    data = answer.data if isinstance(answer.data, dict) else {}
+    return {
+        "type": "order_response",
+        "success": answer.ok,
+        "order_id": data.get("order_id"),
+        "error_code": None if answer.ok else int(answer.code),
+        "error_message": None if answer.ok else answer.message,
+    }
+
+
+def _query_response(request_type: str, answer: Answer) -> Message:
+    if not answer.ok:
+        raise Rejected(answer.code, answer.message)
+    return {"type": "query_response", "request_type": request_type, "data": answer.data}

@@ -35,9 +35,10 @@ DROPPABLE = (Priority.MARKET, Priority.ACCOUNT)
 
 
 class Outbox:
-    """Per-priority FIFO queues of JSON text (a keyed message replaces its older copy in place).
+    """Per-priority FIFO queues of encoded JSON (a keyed message replaces its older copy in place).
 
-    Sizes are counted in characters, which bounds the bytes sent to within UTF-8's factor.
+    Messages are the UTF-8 bytes shared by every connection that gets them; sizes are counted
+    in those bytes, so the limit also bounds characters.
     """
 
     def __init__(
@@ -45,7 +46,7 @@ class Outbox:
     ) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._queues: dict[Priority, OrderedDict[Hashable, str]] = {
+        self._queues: dict[Priority, OrderedDict[Hashable, bytes]] = {
             p: OrderedDict() for p in Priority if p is not Priority.NONE
         }
         self._unique = itertools.count()
@@ -53,6 +54,7 @@ class Outbox:
         self._bytes = 0
         self._ready = asyncio.Event()
         self.disconnected = asyncio.Event()
+        self._closed = False
         self.dropped = 0
         self.conflated = 0
         self.overflowed = False
@@ -62,34 +64,38 @@ class Outbox:
 
     @property
     def closed(self) -> bool:
-        return self.disconnected.is_set()
+        return self._closed
 
-    def put(self, message: str, priority: Priority, key: Hashable | None = None) -> bool:
+    def put(self, message: bytes, priority: Priority, key: Hashable | None = None) -> bool:
         """Queue `message`; False if the outbox is closed (now or by this overflow)."""
-        if self.closed:
+        if self._closed:
             return False
         queue = self._queues[priority]
-        slot: Hashable = (None, next(self._unique)) if key is None else key
-        old = queue.get(slot)
-        if old is not None:
-            self._bytes -= len(old)
-            self._count -= 1
-            self.conflated += 1
-        queue[slot] = message
+        if key is None:
+            queue[(None, next(self._unique))] = message
+        else:
+            old = queue.get(key)
+            if old is not None:
+                self._bytes -= len(old)
+                self._count -= 1
+                self.conflated += 1
+            queue[key] = message
         self._count += 1
         self._bytes += len(message)
-        self._shed()
-        if self.closed:
-            return False
+        if self._count > self.max_messages or self._bytes > self.max_bytes:
+            self._shed()
+            if self._closed:
+                return False
         self._ready.set()
         return True
 
     def close(self) -> None:
         """Stop accepting messages and wake the sender so it can finish."""
+        self._closed = True
         self.disconnected.set()
         self._ready.set()
 
-    async def take(self) -> list[str]:
+    async def take(self) -> list[bytes]:
         """Everything queued, most important first; waits until there is something or closed.
 
         An empty list means the outbox is closed and drained.
@@ -99,7 +105,7 @@ class Outbox:
                 return []
             self._ready.clear()
             await self._ready.wait()
-        batch: list[str] = []
+        batch: list[bytes] = []
         for queue in self._queues.values():
             batch.extend(queue.values())
             queue.clear()

@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 
 REQUEST_SHIFT = 48
 ANSWER_TIMEOUT_S = 5.0
+EXPIRE_EVERY_S = 0.25
+"""How often requests older than the answer timeout are answered 9005 (one sweep for all,
+rather than a timer per request)."""
 WRITE_TIMEOUT_S = 0.2
 LATENCY_SAMPLES = 8192
 FIND_MARKET_DATA_ATTEMPTS = 30
@@ -165,6 +168,7 @@ class RingBackend:
         self._watched: dict[int, int] = {}
         self._finder: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._expirer: asyncio.Task[None] | None = None
         self._latency_ns = np.zeros(LATENCY_SAMPLES, dtype=np.int64)
         self.answers = 0
         self.answer_codes: dict[int, int] = {}
@@ -185,12 +189,13 @@ class RingBackend:
         self._pump.start(asyncio.get_running_loop())
         self._finder = asyncio.create_task(self._find_market_data())
         self._refresher = asyncio.create_task(self._adopt_instruments())
+        self._expirer = asyncio.create_task(self._expire())
         if self.external is not None:
             self.external.start()
 
     async def close(self) -> None:
         self._pump.stop()
-        for task in (self._finder, self._refresher):
+        for task in (self._finder, self._refresher, self._expirer):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -398,14 +403,29 @@ class RingBackend:
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
         try:
-            async with asyncio.timeout(self.answer_timeout_s):
-                return await future
-        except TimeoutError:
-            return Answer(
-                ResultCode.UNAVAILABLE, f"no answer from the exchange in {self.answer_timeout_s}s"
-            )
+            return await future
         finally:
             self._pending.pop(request_id, None)
+
+    async def _expire(self) -> None:
+        """Answer 9005 to every request the exchange has not answered in `answer_timeout_s`."""
+        timeout_ns = int(self.answer_timeout_s * 1e9)
+        while True:
+            await asyncio.sleep(EXPIRE_EVERY_S)
+            oldest = time.perf_counter_ns() - timeout_ns
+            expired = []
+            for pending in self._pending.values():  # in request order, so oldest first
+                if pending.started_ns > oldest:
+                    break
+                expired.append(pending.future)
+            for future in expired:
+                if not future.done():
+                    future.set_result(
+                        Answer(
+                            ResultCode.UNAVAILABLE,
+                            f"no answer from the exchange in {self.answer_timeout_s}s",
+                        )
+                    )
 
     def _flush(self) -> None:
         """Write every command of this loop turn as one batch."""
@@ -684,6 +704,7 @@ class RingBackend:
             "write_stalls": self.write_stalls,
             "answer_latency_us": latency,
             "events_read": self._pump.records,
+            "events_thread_cpu_s": round(self._pump.cpu_s, 3),
             "events_reader_alive": self._pump.alive,
             "event_users": len(self._subscribers),
             "market_instruments": self._market.watched,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum, IntEnum
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from engine.codes import ResultCode
@@ -161,9 +161,14 @@ def _parse_string(spec: Field, value: Any) -> str:
         raise spec.refuse(f"expected a string, got {json_type_name(value)}")
     if len(value) > spec.max_length:
         raise spec.refuse(f"longer than {spec.max_length} characters")
-    if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+    if spec.pattern is not None and not _compiled(spec.pattern).fullmatch(value):
         raise spec.refuse(f"does not match {spec.pattern}")
     return value
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def _to_decimal(spec: Field, value: Any) -> Decimal:

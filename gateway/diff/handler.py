@@ -4,6 +4,11 @@ The server only ever sends `rtn_data`, and only in answer to `peek_message`, so 
 paces itself; what piles up meanwhile lives in its `DiffSession`, which collapses to a single
 patch when the client falls behind. Everything else a client sends is an instruction whose
 effect (or refusal, as `notify`) becomes visible in the state.
+
+A parked peek is answered without a task switch: the push that ends the wait writes the
+`rtn_data` straight to the transport, and whatever is queued while the client has not peeked
+again leaves together in the next one. A quote patch is built and encoded once per market
+update and shared by every subscriber.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from gateway.decoding import decode_frame
 from gateway.diff import messages as m
 from gateway.diff.session import DiffSession, Patch
 from gateway.edge import Edge
-from gateway.encoding import to_json_text
+from gateway.encoding import to_json
 from gateway.errors import Rejected
 from gateway.external import ExternalInstrument
+from gateway.frames import FrameWriter
+from gateway.once import OncePer
 from gateway.requests import (
     DIFF_CANCEL_ORDER,
     DIFF_INSERT_ORDER,
@@ -53,18 +60,30 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 UNMETERED = frozenset({"peek_message"})
 """Instructions not counted by the rate limiter: a peek follows each rtn_data by design."""
+PEEK_TEXT = '{"aid":"peek_message"}'
+"""The peek as stock clients spell it, recognised without parsing."""
 
 
 def diff_endpoint(edge: Edge) -> Callable[[web.Request], Awaitable[web.WebSocketResponse]]:
     async def endpoint(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(
-            heartbeat=edge.config.ws_heartbeat_s, max_msg_size=2 * edge.config.ws_frame_limit
+            heartbeat=edge.config.ws_heartbeat_s,
+            max_msg_size=2 * edge.config.ws_frame_limit,
+            compress=False,
         )
         await ws.prepare(request)
-        await DiffConnection(edge, ws).run()
+        await DiffConnection(edge, ws, FrameWriter(request)).run()
         return ws
 
     return endpoint
+
+
+def _quote(update: MarketUpdate) -> tuple[Patch, bytes]:
+    patch = m.quote_patch(update.instrument_id, m.quote_fields(update.data))
+    return patch, to_json(patch)
+
+
+_shared_quote = OncePer(_quote)
 
 
 @dataclass
@@ -80,10 +99,14 @@ class Chart:
 
 
 class DiffConnection:
-    def __init__(self, edge: Edge, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, edge: Edge, ws: web.WebSocketResponse, writer: FrameWriter | None = None
+    ) -> None:
         self.edge = edge
         self.ws = ws
+        self.writer = writer
         self.session = DiffSession(edge.config.diff_max_pending)
+        self.session.on_change = self._changed
         self.principal: Principal | None = None
         self.user_key = ""
         self.account_id: int | None = None
@@ -91,7 +114,8 @@ class DiffConnection:
         self.charts: dict[str, Chart] = {}
         self.orders: dict[str, int] = {}
         self._event_feed: Unsubscribe | None = None
-        self._peek: asyncio.Task[None] | None = None
+        self._peek_wanted = False
+        self._draining: asyncio.Task[None] | None = None
         self._notices = itertools.count(1)
         self._last_notice: str | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
@@ -109,17 +133,21 @@ class DiffConnection:
         try:
             async for frame in self.ws:
                 if frame.type is WSMsgType.TEXT:
-                    await self._on_text(frame.data)
+                    if frame.data == PEEK_TEXT:
+                        self._peek_now()
+                    else:
+                        await self._on_text(frame.data)
                 elif frame.type is WSMsgType.BINARY:
                     self._notify(ResultCode.BAD_MESSAGE, "binary frames are not accepted")
                 else:
                     break
         finally:
             self._stop_feeds()
-            if self._peek is not None:
-                self._peek.cancel()
+            self._peek_wanted = False
+            if self._draining is not None:
+                self._draining.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                    await self._peek
+                    await self._draining
             self.edge.limiter.forget_connection(id(self))
 
     async def _on_text(self, text: str) -> None:
@@ -139,13 +167,33 @@ class DiffConnection:
             self._notify(refused.code, refused.message)
 
     async def _peek_message(self, message: dict[str, Any]) -> None:
-        if self._peek is None or self._peek.done():
-            self._peek = asyncio.create_task(self._answer_peek())
+        self._peek_now()
 
-    async def _answer_peek(self) -> None:
-        patches = await self.session.peek()
-        with contextlib.suppress(ConnectionError):
-            await self.ws.send_str(to_json_text({"aid": "rtn_data", "data": patches}))
+    def _peek_now(self) -> None:
+        self._peek_wanted = True
+        if self.session.pending:
+            self._changed()
+
+    def _changed(self) -> None:
+        """A transaction was queued: answer a parked peek with it now."""
+        if self._peek_wanted:
+            self._flush()
+
+    def _flush(self) -> None:
+        writer = self.writer
+        if not self._peek_wanted or not self.session.pending or writer is None:
+            return
+        if writer.paused:
+            if self._draining is None or self._draining.done():
+                self._draining = asyncio.create_task(self._after_drain(writer))
+            return
+        self._peek_wanted = False
+        writer.write([self.session.drain_frame()])
+
+    async def _after_drain(self, writer: FrameWriter) -> None:
+        """A client that peeks without reading: hold its queue until its socket drains."""
+        await writer.drained()
+        self._flush()
 
     async def _req_login(self, message: dict[str, Any]) -> None:
         fields = DIFF_LOGIN.parse(message)
@@ -329,7 +377,7 @@ class DiffConnection:
 
     def _on_quote(self, update: MarketUpdate) -> None:
         if update.channel is MarketChannel.QUOTE and update.instrument_id in self.quote_feeds:
-            self.session.push(m.quote_patch(update.instrument_id, m.quote_fields(update.data)))
+            self.session.push_shared(*_shared_quote(update))
 
     def _on_chart_update(self, chart_id: str, update: MarketUpdate) -> None:
         """Roll a chart: add or update the newest bar (or tick), drop those left of the window."""
