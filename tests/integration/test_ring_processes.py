@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import posix_ipc
 import pytest
 
 from ipc.errors import RingTimeout
@@ -222,3 +223,69 @@ def drain(reader, count: int) -> None:
         assert ring_records.check(view, reader.cursor) is None
         reader.release(len(view))
         seen += len(view)
+
+
+DOORBELL_ECHO = """
+import sys
+from ipc.doorbell import Doorbell, Inbox
+from ipc.ring import Ring, WaitConfig
+from tests.integration import ring_records
+
+inputs, pong, bell = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
+only_posts = WaitConfig(spin_us=0, yield_count=0, sleep_timeout=3600.0, timeout=60.0)
+doorbell = Doorbell.open(bell)
+readers = [Ring.attach(n, ring_records.RECORD).reader("echo", only_posts, doorbell) for n in inputs]
+inbox = Inbox(readers, doorbell, only_posts)
+writer = Ring.attach(pong, ring_records.RECORD).writer()
+print("ready", flush=True)
+while inbox.wait():
+    for reader in readers:
+        view = reader.read(64, timeout=0)
+        if len(view):
+            writer.write(view)
+            reader.release(len(view))
+"""
+
+
+def test_a_process_sleeping_on_its_doorbell_is_woken_by_any_of_its_rings(
+    make_ring, prefix: str
+) -> None:
+    """Three input rings, one sleeper that only a post can wake (its sleep slice is an hour):
+    each record, on whichever ring, comes back. Then the sleeper is SIGKILLed asleep: the
+    writers carry on (each posts its doorbell once, then finds its flag clear), and a restart
+    under the same name reattaches to the doorbell and its cursors and answers what was written
+    meanwhile."""
+    inputs = [make_ring(f"in{i}", 16, readers=("echo",)) for i in range(3)]
+    pong = make_ring("pong", 64, readers=("parent",))
+    answers = pong.reader("parent")
+    writers = [ring.writer() for ring in inputs]
+    bell = f"{prefix}.bell.echo"
+    code = [sys.executable, "-c", DOORBELL_ECHO, ",".join(r.name for r in inputs), pong.name, bell]
+
+    def start() -> subprocess.Popen[str]:
+        process = subprocess.Popen(code, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        return process
+
+    def asleep() -> bool:
+        return all(next(r for r in ring.readers() if r.name == "echo").asleep for ring in inputs)
+
+    echo = start()
+    try:
+        for seq in range(9):
+            wait_for(asleep)
+            writers[seq % 3].put(ring_records.one(seq))
+            assert ring_records.check_one(answers.get(timeout=10.0), seq) is None
+        wait_for(asleep)
+        echo.kill()
+        echo.wait(timeout=10)
+        for seq in range(9, 9 + 3 * 16):  # fills every input ring: no wait, no error
+            writers[seq % 3].put(ring_records.one(seq), timeout=0)
+        assert posix_ipc.Semaphore(f"/{bell}").value == 3  # once per ring: then its flag is clear
+        echo = start()
+        got = sorted(int(answers.get(timeout=10.0)["seq"]) for _ in range(3 * 16))
+        assert got == list(range(9, 9 + 3 * 16))
+    finally:
+        echo.kill()
+        echo.wait(timeout=10)
+        posix_ipc.unlink_semaphore(f"/{bell}")
