@@ -2,7 +2,7 @@
 
 For each venue a recording of trade frames in the venue's format (tests/feeds/fixtures.py, the
 same frames the tests check) is written to a temporary file, read back with `read_recording`,
-and pushed through parse → normalize (Decimal-exact ticks/lots, quality score) → dedup →
+and pushed through parse → normalize (exact ticks/lots, quality score) → dedup →
 bounded buffer, drained in blocks of 1,000 as a consumer would. Also: Binance depth diffs
 through the U/u book keeper, and a seed-002-style peer (json + float, no validation, no dedup)
 on the same Binance frames, and the feeds process's publish step (records → market-data JSON
@@ -168,8 +168,9 @@ def main() -> None:
     results.finish(
         [
             f"{N} frames per workload, median of {REPEAT}; one process, single thread.",
-            "shmex rows: parse (orjson; json+Decimal for Kraken/Upbit/Bithumb) → exact "
-            "ticks/lots → quality → dedup LRU → bounded buffer, drained in blocks of 1,000.",
+            "shmex rows: parse (orjson; for Kraken/Upbit/Bithumb orjson with exact float→units, "
+            "Decimal only for frames with 16+-digit literals) → exact ticks/lots → quality → "
+            "dedup LRU → bounded buffer, drained in blocks of 1,000.",
             "Measured on a shared 2-core machine while other engineers run tests: numbers are "
             "disturbed; 'CPU time' divides by this process's CPU seconds, which discounts the time "
             "it spent waiting for a core.",
