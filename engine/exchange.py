@@ -40,14 +40,16 @@ class Exchange:
         """Events in causal order: each matching event, followed by the accounts events it caused.
 
         The accounts' own answer to the command comes first. Matching commands are applied in
-        the order the core produced them (a FIFO, like the orders ring).
+        the order the core produced them (a FIFO, like the orders ring). Both halves' handler
+        tables are used directly: this loop runs for every command of a benchmark or a replay.
         """
-        pending, events = self.accounts.apply(command)
-        handlers = self.accounts.execs
-        match = self.matching.apply
+        accounts = self.accounts
+        pending, events = accounts.commands[type(command)](command)
+        handlers = accounts.execs
+        matching = self.matching.handlers
         append = events.append
         for command_to_matching in pending:  # grows while iterating: a FIFO without a deque
-            for event in match(command_to_matching):
+            for event in matching[type(command_to_matching)](command_to_matching):
                 append(event)
                 handler = handlers.get(type(event))
                 if handler is not None:

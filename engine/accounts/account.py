@@ -188,6 +188,7 @@ class Account:
             ledger = self.ledgers.get(terms.currency) or self.ledger(terms.currency)
             ledger.margin += margin
             ledger.commission += commission
+            ledger.static_balance -= commission
             result = (commission, 0)
         if remaining:
             self.rehold(order, terms)
@@ -210,6 +211,7 @@ class Account:
         ledger.margin -= margin
         ledger.close_profit += profit
         ledger.commission += commission
+        ledger.static_balance += profit - commission
         self._drop_if_flat(order.instrument_index)
         return commission, profit
 
@@ -220,11 +222,11 @@ class Account:
         commission = terms.fee(terms.open_fee, price, qty)
         units = qty * terms.lot_units()
         if order.side is _BUY:
-            quote.exchange_flow -= notional
-            base.exchange_flow += units
-        else:
-            quote.exchange_flow += notional
-            base.exchange_flow -= units
+            notional, units = -notional, -units
+        quote.exchange_flow += notional
+        quote.static_balance += notional - commission
+        base.exchange_flow -= units
+        base.static_balance -= units
         quote.commission += commission
         return commission, 0
 

@@ -117,7 +117,7 @@ class AccountsCore:
         self.day_orders: set[int] = set()
         self.touched: dict[int, set[int]] = {}
         """Accounts changed since the last `snapshot_events`, with the instruments touched."""
-        self._commands: dict[type, Callable[[Any], Out]] = {
+        self.commands: dict[type, Callable[[Any], Out]] = {
             cmd.OpenAccount: self._open_account,
             cmd.Deposit: self._deposit,
             cmd.Withdraw: self._withdraw,
@@ -148,7 +148,7 @@ class AccountsCore:
 
     def apply(self, command: cmd.AccountsCommand) -> Out:
         """Answer one client command; returns (matching commands, events)."""
-        return self._commands[type(command)](command)
+        return self.commands[type(command)](command)
 
     def on_exec(self, event: me.MatchingEvent) -> Out:
         """Book one matching event; events accounts does not need (not in `execs`) are ignored."""
@@ -240,6 +240,7 @@ class AccountsCore:
         ledger = account.ledger(c.currency)
         if sign > 0:
             ledger.deposit += c.amount
+            ledger.static_balance += c.amount
             self.deposits[c.currency] = self.deposits.get(c.currency, 0) + c.amount
         else:
             if account.frozen:
@@ -248,6 +249,7 @@ class AccountsCore:
             if c.amount > available:
                 return _reject(c, failure, f"withdraw {c.amount} above available {available}")
             ledger.withdraw += c.amount
+            ledger.static_balance -= c.amount
             self.withdrawals[c.currency] = self.withdrawals.get(c.currency, 0) + c.amount
         self.transactions[c.txn_id] = details
         events: list[Any] = [CommandAccepted(c.request_id, 0, c.ts)]

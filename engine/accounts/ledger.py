@@ -10,12 +10,16 @@ orders hold. Position profit and margin depend on marks, so the account computes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
 class Ledger:
-    """One currency's stored money fields (money units of that currency)."""
+    """One currency's stored money fields (money units of that currency).
+
+    `static_balance` is kept in step by every booking (the hot path reads it per order and per
+    snapshot; a property costs a Python call each time) and `check` proves it equals its parts.
+    """
 
     currency: str
     pre_balance: int = 0
@@ -28,9 +32,13 @@ class Ledger:
     frozen_margin: int = 0
     frozen_commission: int = 0
     frozen_asset: int = 0
+    static_balance: int = field(default=0, init=False, compare=False)
+    """pre_balance + deposit − withdraw + close_profit − commission + exchange_flow."""
 
-    @property
-    def static_balance(self) -> int:
+    def __post_init__(self) -> None:
+        self.static_balance = self.static_parts()
+
+    def static_parts(self) -> int:
         return (
             self.pre_balance
             + self.deposit
@@ -49,7 +57,7 @@ class Ledger:
 
     def roll(self, position_profit: int) -> None:
         """Settlement: the day's balance becomes tomorrow's pre_balance; daily fields restart."""
-        self.pre_balance = self.static_balance + position_profit
+        self.pre_balance = self.static_balance = self.static_balance + position_profit
         self.deposit = self.withdraw = self.close_profit = self.commission = 0
         self.exchange_flow = 0
 
@@ -69,6 +77,8 @@ class Ledger:
         )
 
     def check(self, where: str) -> None:
+        if self.static_balance != self.static_parts():
+            raise AssertionError(f"{where}: static balance out of step {self.state()}")
         if min(self.frozen_margin, self.frozen_commission, self.frozen_asset, self.margin) < 0:
             raise AssertionError(f"{where}: negative frozen or margin {self.state()}")
         if self.deposit < 0 or self.withdraw < 0 or self.commission < 0:

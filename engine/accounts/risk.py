@@ -127,16 +127,18 @@ def crosses_own_order(
 
 def bad_order_fields(c: SubmitOrder, terms: Terms) -> str:
     """Why an order's fields are invalid (1008), or '' when they are fine."""
-    if c.side not in _SIDES or c.order_type not in _TYPES:
+    (_, _, _, side, offset, price, qty, order_type, time_condition, volume_condition, min_qty,
+     _, _) = c  # fmt: skip
+    if side not in _SIDES or order_type not in _TYPES:
         return "bad side or order type"
-    if c.time_condition not in _TIMES or c.volume_condition not in _VOLUMES:
+    if time_condition not in _TIMES or volume_condition not in _VOLUMES:
         return "bad time or volume condition"
-    if not terms.min_qty <= c.qty <= terms.max_qty:
-        return f"qty {c.qty} outside {terms.min_qty}..{terms.max_qty}"
-    if c.volume_condition is _MIN and not 0 < c.min_qty <= c.qty:
-        return f"min_qty {c.min_qty} outside 1..{c.qty}"
-    if c.order_type is _LIMIT and c.price <= 0:
-        return f"price {c.price} must be positive"
+    if not terms.min_qty <= qty <= terms.max_qty:
+        return f"qty {qty} outside {terms.min_qty}..{terms.max_qty}"
+    if volume_condition is _MIN and not 0 < min_qty <= qty:
+        return f"min_qty {min_qty} outside 1..{qty}"
+    if order_type is _LIMIT and price <= 0:
+        return f"price {price} must be positive"
     if terms.spot:
-        return "" if c.offset in _SPOT_OFFSETS else "spot orders do not close"
-    return "" if c.offset in _FUTURES_OFFSETS else "bad offset"
+        return "" if offset in _SPOT_OFFSETS else "spot orders do not close"
+    return "" if offset in _FUTURES_OFFSETS else "bad offset"

@@ -98,13 +98,13 @@ class MatchingEngine:
 
     __slots__ = (
         "_default_stp",
-        "_handlers",
         "_instrument_list",
         "_last_order_id",
         "_shard",
         "_shards",
         "_trade_seq",
         "books",
+        "handlers",
         "instruments",
     )
 
@@ -127,7 +127,7 @@ class MatchingEngine:
         self._default_stp = default_stp
         self._trade_seq = 0
         self._last_order_id = 0
-        self._handlers: dict[type, Callable[[Any], list[Event]]] = {
+        self.handlers: dict[type, Callable[[Any], list[Event]]] = {
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
             AmendOrder: self._amend,
@@ -148,7 +148,7 @@ class MatchingEngine:
 
     def apply(self, command: Any) -> list[Event]:
         """Apply one command; unknown command types are bugs (KeyError)."""
-        return self._handlers[type(command)](command)
+        return self.handlers[type(command)](command)
 
     def book(self, instrument_index: int) -> OrderBook:
         return self.books[instrument_index]

@@ -70,7 +70,9 @@ def test_check_invariants_catches_a_drifted_total() -> None:
 
 def test_check_invariants_catches_money_created_from_nothing() -> None:
     exchange, _ = _session()
-    exchange.accounts.accounts[2].ledger("CNY").close_profit += 1
+    ledger = exchange.accounts.accounts[2].ledger("CNY")
+    ledger.close_profit += 1
+    ledger.static_balance += 1
     with pytest.raises(AssertionError, match="not conserved"):
         exchange.check_invariants()
 
