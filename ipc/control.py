@@ -7,6 +7,11 @@ hanging, and a late answer to an abandoned request is recognised by its id and d
 
 Wire format (orjson): request `{"id": int, "cmd": str, "args": {...}}`, reply
 `{"id": int, "ok": true, "data": ...}` or `{"id": int, "ok": false, "error": str}`.
+
+A process that sleeps on a doorbell (ipc/doorbell.py) between batches would answer a request
+only when its sleep slice ends (`wait.sleep_ms`). Its server therefore names the doorbell in
+`<name>.bell` beside the socket, and a client rings it after each request (`Knock`), so the
+process wakes, polls its control socket and answers at once.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import posix_ipc
 import zmq
 
+from ipc.doorbell import Doorbell
 from ipc.errors import IpcError
 
 log = logging.getLogger(__name__)
@@ -49,11 +56,58 @@ def control_endpoint(run_dir: str | Path, name: str) -> str:
     return f"ipc://{path}"
 
 
+def doorbell_file(endpoint: str) -> Path | None:
+    """Where the server at `endpoint` names its process's doorbell (ipc:// endpoints only)."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    return Path(endpoint[len("ipc://") :]).with_suffix(".bell")
+
+
+class Knock:
+    """Rings the doorbell of the process behind a control endpoint, if it has one.
+
+    The doorbell file is re-read when it changes (a restarted process writes it anew and may
+    have a new semaphore); a missing file or semaphore means there is nobody to wake.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self._path = doorbell_file(endpoint)
+        self._stamp: tuple[int, int] | None = None
+        self._doorbell: Doorbell | None = None
+
+    def ring(self) -> None:
+        if self._path is None:
+            return
+        try:
+            stat = self._path.stat()
+        except OSError:
+            self.close()
+            return
+        if (stat.st_ino, stat.st_mtime_ns) != self._stamp:
+            self.close()
+            try:
+                self._doorbell = Doorbell.attach(self._path.read_text().strip())
+            except (OSError, ValueError, posix_ipc.Error):
+                return
+            self._stamp = (stat.st_ino, stat.st_mtime_ns)
+        if self._doorbell is not None:
+            self._doorbell.ring()
+
+    def close(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.close()
+        self._doorbell, self._stamp = None, None
+
+
 class ControlServer:
     """Answers control requests; register handlers, then call `poll()` from the main loop."""
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], endpoint: str, doorbell: str | None = None
+    ) -> None:
+        """`doorbell`: the semaphore the process sleeps on, for clients to ring (`Knock`)."""
         self.endpoint = endpoint
+        self._doorbell_file = doorbell_file(endpoint) if doorbell else None
         self._handlers: dict[str, Handler] = {}
         self._socket: zmq.Socket[Any] = context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -61,6 +115,10 @@ class ControlServer:
         if endpoint.startswith("ipc://"):
             Path(endpoint[len("ipc://") :]).unlink(missing_ok=True)
         self._socket.bind(endpoint)
+        if self._doorbell_file is not None and doorbell:
+            written = self._doorbell_file.with_suffix(".bell.tmp")
+            written.write_text(f"{doorbell}\n")
+            written.replace(self._doorbell_file)  # a client never reads half a name
         self.register("ping", lambda _args: "pong")
         self.register("help", lambda _args: sorted(self._handlers))
 
@@ -126,6 +184,8 @@ class ControlServer:
         self._socket.close(linger=0)
         if self.endpoint.startswith("ipc://"):
             Path(self.endpoint[len("ipc://") :]).unlink(missing_ok=True)
+        if self._doorbell_file is not None:
+            self._doorbell_file.unlink(missing_ok=True)
 
 
 class ControlClient:
@@ -141,6 +201,7 @@ class ControlClient:
         self._socket: zmq.Socket[Any] = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.connect(endpoint)
+        self._knock = Knock(endpoint)
 
     def request(self, command: str, timeout: float | None = None, **args: Any) -> Any:
         """Send `command` with `args`; return the reply's data.
@@ -155,6 +216,7 @@ class ControlClient:
             self._socket.send_multipart([b"", body], zmq.NOBLOCK)
         except zmq.Again:
             raise ControlTimeout(f"{self.endpoint}: cannot send {command!r}") from None
+        self._knock.ring()
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0 or not self._socket.poll(remaining_ms, zmq.POLLIN):
@@ -168,6 +230,7 @@ class ControlClient:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+        self._knock.close()
 
     def __enter__(self) -> ControlClient:
         return self

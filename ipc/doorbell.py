@@ -5,7 +5,8 @@ on one ring would wait out the sleep on another. Instead the process owns one do
 named POSIX semaphore `/<prefix>.bell.<process>`. Each of its reader slots names the doorbell
 in the ring header (ipc/layout.py), and a writer that publishes posts the doorbell of every
 reader that announced it is asleep, once per doorbell however many of its slots are asleep
-(ipc/writer.py). The process then waits in one place, `Inbox.wait`: spin over all its rings
+(ipc/writer.py); its control clients ring it too, so an idle process answers at once
+(ipc/control.py). The process then waits in one place, `Inbox.wait`: spin over all its rings
 for a bounded budget, announce itself asleep on every ring, fence, re-check every ring, and
 only then wait on the doorbell (ipc/wait.py), so a record published at any moment wakes it.
 
@@ -88,16 +89,16 @@ class Inbox:
         for reader in self.readers:
             if reader.doorbell != doorbell.name:
                 raise ValueError(f"reader {reader.name!r} does not name doorbell {doorbell.name}")
-        self._waiter = Waiter(
-            config, [reader.asleep_flag for reader in self.readers], doorbell.semaphore, self._beat
-        )
+        flags = [reader.asleep_flag for reader in self.readers]
+        self._waiter = Waiter(config, flags, doorbell.semaphore, self._beat, return_on_post=True)
 
     def ready(self) -> bool:
         """True if any of the rings has a record this process has not released."""
         return any(reader.ready() for reader in self.readers)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout."""
+        """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout or
+        when the doorbell was rung without one (a control request: ipc/control.py `Knock`)."""
         return self._waiter.wait(self.ready, timeout)
 
     def _beat(self) -> None:

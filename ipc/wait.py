@@ -78,8 +78,12 @@ class Waiter:
         flags: Sequence[AsleepFlag],
         semaphore: posix_ipc.Semaphore,
         beat: Callable[[], None],
+        return_on_post: bool = False,
     ) -> None:
+        """With `return_on_post`, a post ends the wait even if nothing is ready (a doorbell is
+        also rung for control requests, which the waiting process must then answer)."""
         self.config = config
+        self._return_on_post = return_on_post
         self._flags = tuple(flags)
         self._semaphore = semaphore
         self._beat = beat
@@ -149,12 +153,16 @@ class Waiter:
             if remaining <= 0:
                 self._awake()
                 return False
+            posted = False
             with contextlib.suppress(posix_ipc.BusyError, posix_ipc.SignalError):
                 acquire(min(self.config.sleep_timeout, remaining))  # a signal is a wake-up too
+                posted = True
             self._awake()
             self._beat()
             if ready():
                 return True
+            if posted and self._return_on_post:
+                return False
 
     def _awake(self) -> None:
         for words, index in self._flags:

@@ -43,6 +43,9 @@ HANDLE_SAMPLES = 4096
 """How many recent batch handling times `status` computes its percentiles from."""
 EXIT_CRASHED = 70
 """Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
+KNOCK_GRACE_MS = 2
+"""How long to wait for the request whose client rang the doorbell (ipc.control.Knock rings it
+just after sending, so the request may still be on its way)."""
 
 
 class Service:
@@ -172,19 +175,21 @@ class Runner:
     def _open(self) -> None:
         self.config.home.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(f"{os.getpid()}\n")
+        if self.service.inputs():
+            self._doorbell = Doorbell.open(
+                doorbell_name(self.config.prefix, self.service.instance_name)
+            )
         self._context = zmq.Context()
         self._control = ControlServer(
-            self._context, self.config.control_endpoint(self.service.instance_name)
+            self._context,
+            self.config.control_endpoint(self.service.instance_name),
+            None if self._doorbell is None else self._doorbell.name,
         )
         self._control.register("status", lambda _args: self.status())
         self._control.register("shutdown", self._on_shutdown)
         self._control.register("checkpoint", lambda _args: self.service.checkpoint())
         self.service.register_commands(self._control)
         waits = wait_config(self.config)
-        if self.service.inputs():
-            self._doorbell = Doorbell.open(
-                doorbell_name(self.config.prefix, self.service.instance_name)
-            )
         for ring in self.service.inputs():
             name = self.config.ring_name(ring)
             attached = Ring.attach(name, records.ring_dtype(ring))
@@ -211,11 +216,14 @@ class Runner:
         any of them at once, then read them all again."""
         moved = self._consume_all()
         if moved == 0 and idle_wait:
+            assert self._control is not None
             if self._inbox is not None:
+                started = time.monotonic()
                 if self._inbox.wait(self._idle_s):
                     moved = self._consume_all()
+                elif time.monotonic() - started < self._idle_s:  # rung without a record
+                    self._control.poll(KNOCK_GRACE_MS)
             else:
-                assert self._control is not None
                 self._control.poll(int(self._idle_s * 1000))
         self._housekeeping(moved == 0)
         return moved

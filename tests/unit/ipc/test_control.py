@@ -14,9 +14,13 @@ from ipc.control import (
     ControlError,
     ControlServer,
     ControlTimeout,
+    Knock,
     call,
     control_endpoint,
 )
+from ipc.doorbell import Doorbell, Inbox, doorbell_name
+from ipc.ring import Ring, WaitConfig
+from tests.integration.ring_records import RECORD
 
 
 @pytest.fixture
@@ -129,3 +133,48 @@ def test_malformed_request_gets_an_error_reply(served: tuple[ControlServer, str]
 def test_overlong_socket_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ControlError, match="too long"):
         control_endpoint(tmp_path / ("x" * 120), "recorder")
+
+
+def test_a_request_wakes_a_process_asleep_on_its_doorbell(run_dir: Path, prefix: str) -> None:
+    """The server's process sleeps on its doorbell with an hour-long slice, as an idle Runner
+    does with its inputs: only the client's knock can make it answer within the timeout."""
+    ring = Ring.create(f"{prefix}.in", RECORD, 16)
+    doorbell = Doorbell.open(doorbell_name(prefix, "unit"))
+    an_hour = WaitConfig(spin_us=0, yield_count=0, sleep_timeout=3600.0, timeout=3600.0)
+    inbox = Inbox([ring.reader("unit", an_hour, doorbell)], doorbell, an_hour)
+    context = zmq.Context()
+    server = ControlServer(context, control_endpoint(run_dir, "unit"), doorbell.name)
+    stop = threading.Event()
+
+    def idle_loop() -> None:
+        while not stop.is_set():
+            if not inbox.wait():
+                server.poll(timeout_ms=2)
+
+    thread = threading.Thread(target=idle_loop, daemon=True)
+    thread.start()
+    try:
+        assert (run_dir / "unit.bell").read_text().strip() == doorbell.name
+        for _ in range(3):
+            assert call(server.endpoint, "ping", timeout=10.0) == "pong"
+    finally:
+        stop.set()
+        doorbell.ring()
+        thread.join(timeout=10)
+        server.close()
+        context.term()
+        doorbell.close()
+        doorbell.unlink()
+        ring.unlink()
+        ring.close()
+    assert not thread.is_alive()
+    assert not (run_dir / "unit.bell").exists()
+
+
+def test_knock_without_a_doorbell_file_does_nothing(run_dir: Path) -> None:
+    knock = Knock(control_endpoint(run_dir, "nobody"))
+    knock.ring()
+    (run_dir / "nobody.bell").write_text("shmex_gone.bell.nobody\n")  # a crashed run's leftover
+    knock.ring()
+    knock.close()
+    Knock("tcp://127.0.0.1:1").ring()

@@ -214,3 +214,18 @@ def test_unregistering_a_sleeping_reader_rings_its_doorbell(
     ring.unregister_reader("proc")
     assert doorbell.semaphore.value == 1
     assert ring.words[layout.reader_line(0) + layout.TOKEN] == 0
+
+
+def test_a_ring_without_a_record_ends_the_wait(rings: list[Ring], doorbell: Doorbell) -> None:
+    """A control client rings the doorbell of an idle process: its wait ends (False), so the
+    process can answer; the readers' flags are cleared."""
+    readers = [ring.reader("proc", ASLEEP_AT_ONCE, doorbell) for ring in rings]
+    inbox = Inbox(readers, doorbell, WaitConfig(spin_us=0, yield_count=0, sleep_timeout=3600.0))
+    thread, woke = _wait_in_thread(inbox, 30.0)
+    try:
+        _until_asleep(rings[0], "proc")
+        doorbell.ring()
+    finally:
+        thread.join(30)
+    assert woke == [False] and not thread.is_alive()
+    assert not any(r.asleep for ring in rings for r in ring.readers())
