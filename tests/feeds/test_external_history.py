@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from engine.enums import Side
 from gateway.feeds.instruments import InstrumentSpec
@@ -62,3 +63,30 @@ def test_published_trades_and_finished_bars_round_trip(tmp_path: Path) -> None:
         (T0, 260055, 260055, 260050, 260050, 79695)
     ]
     assert minute["turnover"].to_list() == [260055 * 79595 + 260050 * 100]
+
+
+def test_publisher_answers_market_queries() -> None:
+    """`klines` / `recent_trades` / `snapshot` — what the feeds control socket serves."""
+    publisher = MarketPublisher()
+    assert publisher.klines(SPEC.instrument_id, 60, 10) is None  # nothing traded yet
+    assert publisher.recent_trades(SPEC.instrument_id, 10) is None
+    trades = [_trade(n, T0 + n * MINUTE_NS, 260050 + n, 10, Side.BUY) for n in range(3)]
+    publisher.publish(trades, {SPEC.instrument_id: SPEC}.get)
+    bars = publisher.klines(SPEC.instrument_id, 60, 10)
+    assert bars is not None
+    assert [(b["open_ticks"], b["finished"]) for b in bars] == [
+        (260050, True),
+        (260051, True),
+        (260052, False),
+    ]
+    assert [b["close_ticks"] for b in publisher.klines(SPEC.instrument_id, 60, 2) or []] == [
+        260051,
+        260052,
+    ]
+    recent = publisher.recent_trades(SPEC.instrument_id, 2)
+    assert [t["trade_id"] for t in recent or []] == [101, 102]
+    assert publisher.recent_trades(SPEC.instrument_id, 0) == []
+    with pytest.raises(ValueError, match="no 7 s K-lines"):
+        publisher.klines(SPEC.instrument_id, 7, 10)
+    snapshot = publisher.snapshot(SPEC.instrument_id)
+    assert snapshot is not None and snapshot["quote"]["last_ticks"] == 260052
