@@ -239,6 +239,7 @@ def tidy_previous_run(config: configuration.Config) -> list[str]:
     ]
     for name in dead:
         (config.home / f"{name}.pid").unlink(missing_ok=True)
+    _remove_doorbell_files(config)
     owners = [spec.name for spec in topology.processes(config)]
     keep: set[str] = set()
     kept = []
@@ -413,7 +414,14 @@ def _kill_leftovers(config: configuration.Config, timeout: float) -> list[int]:
                 _wait_gone(pid, 5)
             killed.append(pid)
         path.unlink(missing_ok=True)
+    _remove_doorbell_files(config)
     return killed
+
+
+def _remove_doorbell_files(config: configuration.Config) -> None:
+    """The `<name>.bell` files of processes that are gone (ipc/control.py writes them)."""
+    for path in config.home.glob("*.bell"):
+        path.unlink(missing_ok=True)
 
 
 def cmd_status(config: configuration.Config, args: argparse.Namespace) -> int:

@@ -261,6 +261,7 @@ def test_up_after_a_crashed_run_tidies_it_and_down_leaves_nothing(
     assert not any(pid_alive(pid) for pid in pids)
     assert _objects(instance.prefix) == []
     assert instance.processes() == [] and not list(instance.home.glob("*.pid"))
+    assert not list(instance.home.glob("*.bell"))
 
 
 def test_up_refuses_while_a_process_of_the_previous_run_lives(
