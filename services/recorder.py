@@ -315,10 +315,9 @@ class Recorder(Service):
         now = time.time_ns()
         for table, columns in self._external.rows.take().items():
             rows = to_record_batch(table, columns)
-            if rows.num_rows:
-                self._writer.append(table, rows, now)
-                self._buffered += rows.num_rows
-                self._pending[table] += rows.num_rows
+            self._writer.append(table, rows, now)
+            self._buffered += rows.num_rows
+            self._pending[table] += rows.num_rows
         self._oldest = self._oldest or time.monotonic()
 
     def flush(self) -> dict[str, int]:

@@ -93,10 +93,11 @@ class ExternalRows:
         return len(self._trades["ts_event"]) + len(self._klines["ts_event"])
 
     def take(self) -> dict[str, Columns]:
+        """The rows since the last call, by table; tables without rows are left out."""
         out = {"external_trades": self._trades, "external_klines": self._klines}
         self._trades = _empty("external_trades")
         self._klines = _empty("external_klines")
-        return out
+        return {table: columns for table, columns in out.items() if columns["ts_event"]}
 
 
 def _empty(table: str) -> Columns:

@@ -31,6 +31,18 @@ def test_ids_are_stable_negative_int32() -> None:
     assert external_instrument_id("KRAKEN.BTC/USD") == external_instrument_id("KRAKEN.BTC/USD")
 
 
+def test_trades_without_finished_bars_give_only_trade_rows() -> None:
+    """A poll with trades but no finished bar (the usual case) hands over one table."""
+    publisher = MarketPublisher()
+    rows = ExternalRows()
+    rows.add(
+        publisher.publish([_trade(0, T0 + 1, 260055, 1, Side.BUY)], {SPEC.instrument_id: SPEC}.get)
+    )
+    taken = rows.take()
+    assert list(taken) == ["external_trades"]
+    assert rows.take() == {}
+
+
 def test_published_trades_and_finished_bars_round_trip(tmp_path: Path) -> None:
     publisher = MarketPublisher()
     trades = [

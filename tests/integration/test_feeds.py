@@ -380,21 +380,29 @@ live = false
     while not call(recorder, "status", timeout=5.0)["service"]["external"]["endpoint"]:
         assert time.monotonic() < deadline, "the recorder never found the feeds PUB"
         time.sleep(0.2)
-    time.sleep(0.5)  # the SUB's subscription reaches the PUB
+    history = HistoryQuery(instance.home / "history")
+    # an hour earlier, replayed until it is recorded: the SUB's subscription has arrived
+    prime = write_recording(tmp_path / "prime.jsonl", [(-3_600_000, "16400.0", "0.100", True)])
+    deadline = time.monotonic() + 30
+    while history.scan("external_trades").collect().is_empty():
+        assert time.monotonic() < deadline, call(recorder, "status", timeout=5.0)["service"]
+        assert replay(instance, prime)["state"] == "done"
+        time.sleep(1.5)  # the recorder polls its SUB once a heartbeat, then flushes
     # five prints in one minute, then one 61 s later: it finishes the first minute's bars
     trades = [(i, f"{16500 + i}.0", "0.500", i % 2 == 0) for i in range(5)]
     trades.append((61_000, "16510.0", "0.250", False))
     answer = replay(instance, write_recording(tmp_path / "rec.jsonl", trades))
     assert answer["state"] == "done" and answer["frames"] == 6
 
-    history = HistoryQuery(instance.home / "history")
+    start = (T0_MS * 1_000_000) // (60 * 10**9) * 60 * 10**9
+    minute = (pl.col("period_s") == 60) & (pl.col("ts_event") == start)
     deadline = time.monotonic() + 30
-    while history.scan("external_klines").filter(pl.col("period_s") == 60).collect().is_empty():
+    while history.scan("external_klines").filter(minute).collect().is_empty():
         assert time.monotonic() < deadline, call(recorder, "status", timeout=5.0)["service"]
         time.sleep(0.3)
     sql = (
         "SELECT external_id, trade_id, price, qty, aggressor_side, quality, price_tick, "
-        "lot_size, ts_event FROM external_trades ORDER BY trade_id"
+        f"lot_size, ts_event FROM external_trades WHERE ts_event >= {start} ORDER BY trade_id"
     )
     result = subprocess.run(
         [str(ROOT / "bin" / "query"), "--home", str(instance.home), "--json", sql],
@@ -416,12 +424,11 @@ live = false
     assert rows[-1]["ts_event"] == (T0_MS + 61_000) * 1_000_000
     bars = (
         history.scan("external_klines")
-        .filter(pl.col("period_s") == 60)
+        .filter(minute)
         .select("external_id", "ts_event", "open", "high", "low", "close", "volume", "turnover")
         .collect()
         .to_dicts()
     )
-    start = (T0_MS * 1_000_000) // (60 * 10**9) * 60 * 10**9
     assert bars == [
         {
             "external_id": "BINANCE_FUTURES.BTCUSDT",
@@ -436,4 +443,5 @@ live = false
     ]
     status = call(recorder, "status", timeout=5.0)["service"]
     assert status["external"]["malformed"] == 0
-    assert status["rows_written"]["external_trades"] == 6
+    primes = history.scan("external_trades").filter(pl.col("ts_event") < start).collect()
+    assert status["rows_written"]["external_trades"] == 6 + len(primes)
