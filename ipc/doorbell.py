@@ -94,7 +94,10 @@ class Inbox:
 
     def ready(self) -> bool:
         """True if any of the rings has a record this process has not released."""
-        return any(reader.ready() for reader in self.readers)
+        for reader in self.readers:  # noqa: SIM110 - no generator: this runs in the spin loop
+            if reader.ready():
+                return True
+        return False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout or

@@ -87,7 +87,7 @@ class RingReader:
         if (
             self._published - cursor < max_n
             and not self._has_data()
-            and not self._waiter.wait(self._has_data, timeout)
+            and (timeout == 0 or not self._waiter.wait(self._has_data, timeout))
         ):
             self._held = 0
             return self._slots[:0]

@@ -158,7 +158,8 @@ class Waiter:
                 acquire(min(self.config.sleep_timeout, remaining))  # a signal is a wake-up too
                 posted = True
             self._awake()
-            self._beat()
+            if not posted:
+                self._beat()  # a busy endpoint beats as it goes; a sleeper, when its slice ends
             if ready():
                 return True
             if posted and self._return_on_post:
