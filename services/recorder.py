@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 import zmq
 
 from engine.instruments import InstrumentRegistry
@@ -193,6 +194,8 @@ class ExternalFeed:
         self._next_ask = 0.0
         self.rows = ExternalRows()
         self.received = 0
+        self.dropped = 0
+        """Rows whose values did not fit their columns (an int8 quality of 300, say)."""
 
     def poll(self, now: float) -> int:
         """Take what arrived; returns how many rows are waiting for the writer."""
@@ -219,6 +222,7 @@ class ExternalFeed:
             "received": self.received,
             "skipped": self.rows.skipped,
             "malformed": self.rows.malformed,
+            "dropped": self.dropped,
         }
 
     def close(self) -> None:
@@ -314,7 +318,12 @@ class Recorder(Service):
             return
         now = time.time_ns()
         for table, columns in self._external.rows.take().items():
-            rows = to_record_batch(table, columns)
+            try:
+                rows = to_record_batch(table, columns)
+            except (pa.ArrowException, OverflowError) as exc:  # another process's data: skip it
+                self._external.dropped += len(columns["ts_event"])
+                log.error("external %s rows dropped: %s", table, exc)
+                continue
             self._writer.append(table, rows, now)
             self._buffered += rows.num_rows
             self._pending[table] += rows.num_rows
