@@ -103,6 +103,19 @@ def test_diff_client_sees_replayed_external_quotes(
                 16504.0,
             )
             assert bar["volume"] > 0 and bar["volume"] % 2500 == 0  # 5 × 500 lots per replay
+            # the chart rolls with the feed: a print a minute later opens the next bar
+            first_id = diff.state["charts"]["ext-bars"]["right_id"]
+            later = write_recording(tmp_path / "later.jsonl", [(61_000, "16510.0", "0.250", False)])
+            answer = await asyncio.to_thread(replay, instance, later)
+            assert answer["state"] == "done"
+            await diff.until(
+                lambda s: (
+                    s["charts"]["ext-bars"]["right_id"] == first_id + 1
+                    and s["klines"][EXTERNAL][str(minute)]["data"].get(str(first_id + 1))
+                )
+            )
+            rolled = diff.state["klines"][EXTERNAL][str(minute)]["data"][str(first_id + 1)]
+            assert rolled["open"] == rolled["close"] == 16510.0 and rolled["volume"] == 250
             await diff.send(
                 {
                     "aid": "set_chart",
@@ -114,7 +127,8 @@ def test_diff_client_sees_replayed_external_quotes(
             )
             await diff.until(lambda s: s.get("charts", {}).get("ext-ticks", {}).get("ready"))
             ticks = [t for t in diff.state["ticks"][EXTERNAL]["data"].values() if t]
-            assert ticks and {t["last_price"] for t in ticks} <= replayed
+            assert 16510.0 in {t["last_price"] for t in ticks}  # the newest print
+            assert {t["last_price"] for t in ticks} <= replayed | {16510.0}
             await diff.send(
                 {
                     "aid": "set_chart",
@@ -167,12 +181,13 @@ def test_diff_client_sees_replayed_external_quotes(
     # the feeds control socket answers marketdata's queries for its instruments
     feeds = instance.endpoint("feeds")
     snapshot = call(feeds, "snapshot", timeout=5.0, instrument=EXTERNAL)
-    assert snapshot["quote"]["last_ticks"] == 165040 and snapshot["quote"]["external"]
-    assert snapshot["klines"]["60"]["close_ticks"] == 165040
-    (bar,) = call(feeds, "klines", timeout=5.0, instrument=EXTERNAL, period=60, count=5)
-    assert bar["open_ticks"] == 165000 and bar["finished"] is False
+    assert snapshot["quote"]["last_ticks"] == 165100 and snapshot["quote"]["external"]
+    assert snapshot["klines"]["60"]["close_ticks"] == 165100
+    first, last = call(feeds, "klines", timeout=5.0, instrument=EXTERNAL, period=60, count=5)
+    assert (first["open_ticks"], first["close_ticks"], first["finished"]) == (165000, 165040, True)
+    assert (last["open_ticks"], last["finished"]) == (165100, False)
     trades = call(feeds, "recent_trades", timeout=5.0, instrument=EXTERNAL, count=2)
-    assert [t["price_ticks"] for t in trades] == [165030, 165040]
+    assert [t["price_ticks"] for t in trades] == [165040, 165100]
     with pytest.raises(ControlError):
         call(feeds, "klines", timeout=5.0, instrument="NOPE.X", period=60)
     with pytest.raises(ControlError):
