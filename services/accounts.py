@@ -34,6 +34,7 @@ from services import accounts_queries
 from services import config as configuration
 from services.accounts_codec import UnsupportedRecord, events_to_records
 from services.accounts_state import AccountsState
+from services.columns import kind_table
 from services.matching_codec import commands_to_orders, execs_to_events
 from services.process import Service, main
 from services.recovery import Output, checkpoint_dir, epoch_of, journal_dir
@@ -46,7 +47,7 @@ from storage.recovery import plan_recovery
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "accounts"
-EXEC_KINDS = np.array(
+BOOKED = kind_table(
     [
         Kind.ORDER_ACCEPTED,
         Kind.ORDER_REJECTED,
@@ -54,11 +55,10 @@ EXEC_KINDS = np.array(
         Kind.ORDER_AMENDED,
         Kind.AMEND_REJECTED,
         Kind.TRADE,
-    ],
-    dtype=np.uint16,
+    ]
 )
 """The execs the core books; the rest (book levels, phases) are not journaled or applied."""
-_ANSWERS = (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED)
+_ANSWERS = kind_table([Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED])
 _CMD_BAND = 100
 
 
@@ -132,7 +132,7 @@ class Accounts(Service):
         `bin/exchange recover --verify` runs it without rings."""
         self.execs_in = 0
         self._commands_counter = self.metrics.counter("commands_in")
-        self._accepted = self.metrics.counter("answers", code=int(ResultCode.OK))
+        self._accepted = self.metrics.counter("accepted")
         self._trades = self.metrics.counter("trades")
         self.state = self._load(payload)
         for ring, attached in self.rings.items():
@@ -218,7 +218,7 @@ class Accounts(Service):
                 fresh["flags"][-1] |= Flag.BATCH_END  # replay ends the batch here too
                 self._on_commands(gateway, fresh)
             return
-        fresh = fresh[np.isin(fresh["kind"], EXEC_KINDS)]  # a copy
+        fresh = fresh[BOOKED[fresh["kind"]]]  # a copy
         self._trades.inc(int(np.count_nonzero(fresh["kind"] == Kind.TRADE)))
         if len(fresh):
             fresh["flags"][-1] |= Flag.BATCH_END
@@ -333,22 +333,22 @@ class Accounts(Service):
         events = [e for e in events if type(e) is not SettlementCompleted]
         batch = events_to_records(events)
         gateway_of = self.state.gateway_of
+        accounts, where = np.unique(batch["account"], return_inverse=True)  # few per batch
         sources = np.array(
-            [gateway_of.get(account, gateway) for account in batch["account"].tolist()],
-            dtype=np.uint32,
-        )
+            [gateway_of.get(account, gateway) for account in accounts.tolist()], dtype=np.uint32
+        )[where]
         if gateway:
-            sources[np.isin(batch["kind"], _ANSWERS)] = gateway
+            sources[_ANSWERS[batch["kind"]]] = gateway
             self._count_answers(batch)
         self.events_out.emit(batch, sources)
 
     def _count_answers(self, batch: np.ndarray[Any, Any]) -> None:
-        """Answers by result code into the metrics (OK for accepted commands)."""
+        """Commands answered: `accepted`, and `rejects` by result code."""
         kinds = batch["kind"]
         self._accepted.inc(int(np.count_nonzero(kinds == Kind.COMMAND_ACCEPTED)))
         refused = batch.view(EVENT_ANSWER)["code"][kinds == Kind.COMMAND_REJECTED]
         for code, count in zip(*np.unique(refused, return_counts=True), strict=True):
-            self.metrics.counter("answers", code=int(code)).inc(int(count))
+            self.metrics.counter("rejects", code=int(code)).inc(int(count))
 
     # -- graceful stop, checkpoints, control ---------------------------------------------------
 

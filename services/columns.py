@@ -10,7 +10,7 @@ Specs are declared once per kind; dispatch is through tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -28,18 +28,6 @@ def enum_table(enum: type[IntEnum]) -> Convert:
     for member in enum:
         table[member] = member
     return table.__getitem__
-
-
-def positions(keys: Sequence[Any]) -> dict[Any, list[int]]:
-    """The positions of each distinct key, in order of first appearance."""
-    out: dict[Any, list[int]] = {}
-    for position, key in enumerate(keys):
-        group = out.get(key)
-        if group is None:
-            out[key] = [position]
-        else:
-            group.append(position)
-    return out
 
 
 @dataclass(frozen=True)
@@ -87,8 +75,8 @@ class Encoder:
             return self._part(types[0], items) if types else new_batch(self.dtype, 0)
         classes = list(dict.fromkeys(types))
         code_of = {c: i for i, c in enumerate(classes)}.__getitem__
-        codes = np.fromiter(map(code_of, types), np.uint8, len(types))
-        order = np.argsort(codes, kind="stable")  # a radix sort on u1
+        codes = np.fromiter(map(code_of, types), np.uint16, len(types))
+        order = np.argsort(codes, kind="stable")  # a radix sort on u2
         ends = np.cumsum(np.bincount(codes)).tolist()
         out = new_batch(self.dtype, len(items))
         start = 0
@@ -153,21 +141,37 @@ class Decoder:
         self, batch: np.ndarray[Any, Any], other: Callable[[int, list[int]], list[Any]]
     ) -> list[Any]:
         """Decode a batch in ring order; kinds without a spec go to `other(kind, positions)`,
-        which returns one result (or None, dropped) per position."""
-        groups = positions(batch["kind"].tolist())
-        if len(groups) == 1:
-            ((kind, where),) = groups.items()
+        which returns one result (or None, dropped) per position. Records are grouped by a
+        stable radix argsort of `kind` and the results put back in ring order through the
+        inverse permutation (no Python loop over positions)."""
+        kinds = batch["kind"]
+        if not len(kinds):
+            return []
+        first = int(kinds[0])
+        if first in self._specs and not (kinds != first).any():
+            return list(self.decode_kind(first, batch))
+        order = np.argsort(kinds, kind="stable")
+        ordered = kinds[order]
+        starts = [0, *(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist()]
+        flat: list[Any] = []
+        for start, end in zip(starts, [*starts[1:], len(kinds)], strict=True):
+            kind, where = int(ordered[start]), order[start:end]
             if kind in self._specs:
-                return list(self.decode_kind(kind, batch))
-        out: list[Any] = [None] * len(batch)
-        for kind, where in groups.items():
-            if kind in self._specs:
-                decoded = self.decode_kind(kind, batch[where])
+                flat += self.decode_kind(kind, batch[where])
             else:
-                decoded = iter(other(kind, where))
-            for position, item in zip(where, decoded, strict=False):
-                out[position] = item
-        return [item for item in out if item is not None]
+                flat += other(kind, where.tolist())
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        out = list(map(flat.__getitem__, back.tolist()))
+        return [item for item in out if item is not None] if None in out else out
+
+
+def kind_table(kinds: Iterable[int]) -> np.ndarray[Any, Any]:
+    """A mask over every u2 kind: `table[batch["kind"]]` picks the records whose kind is one
+    of `kinds`, ~10x faster than `np.isin` on a ring batch (a gather, no sort)."""
+    table = np.zeros(1 << 16, dtype=bool)
+    table[list(kinds)] = True
+    return table
 
 
 def number(batch: np.ndarray[Any, Any], source: int, first_seq: int, ts_init: int) -> None:

@@ -25,6 +25,7 @@ from engine.money import RATE_SCALE
 from ipc.control import ControlServer
 from ipc.records import ORDER, Flag, Kind
 from services import config as configuration
+from services.columns import kind_table
 from services.matching_codec import events_to_execs, orders_to_commands
 from services.process import Service, main
 from services.recovery import Output, Streams, checkpoint_dir, epoch_of, journal_dir
@@ -35,7 +36,7 @@ from storage.recovery import plan_recovery
 
 log = logging.getLogger(__name__)
 
-_INSTRUMENT_KINDS = np.array([Kind.ADD_INSTRUMENT, Kind.SET_INSTRUMENT_STATUS], dtype=np.uint16)
+_INSTRUMENT_KINDS = kind_table([Kind.ADD_INSTRUMENT, Kind.SET_INSTRUMENT_STATUS])
 
 
 def checkpoint_name(shard: int) -> str:
@@ -203,7 +204,7 @@ class Matching(Service):
         """Apply a batch of orders records and emit its execs: the live and the replay path."""
         if not len(records):
             return
-        is_instrument = np.isin(records["kind"], _INSTRUMENT_KINDS)
+        is_instrument = _INSTRUMENT_KINDS[records["kind"]]
         if is_instrument.any():
             commands = self._with_instruments(records, is_instrument)
         else:

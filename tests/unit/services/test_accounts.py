@@ -81,6 +81,8 @@ def test_commands_and_execs_once_each_and_restarts_rebuild_the_same_state(
     expected = service.state.core.state_hash()
     assert expected == reference.accounts.state_hash()
     assert service.status()["commands_in"] == len(cmd)
+    trades = [c["value"] for c in service.metrics.snapshot()["counters"] if c["name"] == "trades"]
+    assert trades == [int((execs["kind"] == Kind.TRADE).sum())] and trades[0] > 0
     service.journal.close()
 
     replayed = started(config)
@@ -168,6 +170,13 @@ def test_records_that_do_not_decode_are_refused_not_fatal(
         service.start()
         service.handle("cmd.2", cmd)
         assert list(service.state.core.accounts) == [3]
+        counters = {
+            (c["name"], c["labels"].get("code")): c["value"]
+            for c in service.metrics.snapshot()["counters"]
+        }
+        assert counters[("commands_in", None)] == 3
+        assert counters[("accepted", None)] == 1
+        assert counters[("rejects", str(int(ResultCode.BAD_MESSAGE)))] == 2
         answers = reader.read(max_n=64, timeout=1.0).view(EVENT_ANSWER)
         refused = answers[answers["kind"] == Kind.COMMAND_REJECTED]
         assert refused["request_id"].tolist() == [1, 2]

@@ -129,6 +129,8 @@ def test_a_new_instrument_index_is_learned_traded_on_and_kept_across_restarts(
         2,
     )
     assert service.status()["trades"] == 1
+    counters = {c["name"]: c["value"] for c in service.metrics.snapshot()["counters"]}
+    assert (counters["orders"], counters["trades"]) == (3, 1)
     expected = service.engine.state_hash()
     service.checkpoint()
     service.journal.close()
