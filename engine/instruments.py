@@ -17,6 +17,7 @@ from typing import TypeVar
 from engine.codes import ResultCode
 from engine.enums import CloseTodayRule, InstrumentKind, InstrumentStatus, Offset
 from engine.money import (
+    CEIL_BIAS,
     RATE_SCALE,
     Currency,
     decimal_to_units,
@@ -58,7 +59,9 @@ class CommissionSpec:
             value = self.close
         if self.by_lot:
             return qty * value
-        return -((-notional * value) // RATE_SCALE)  # mul_rate_ceil, inlined: hot in accounts
+        return (
+            notional * value + CEIL_BIAS
+        ) // RATE_SCALE  # mul_rate_ceil, inlined: hot in accounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,7 @@ class Instrument:
     def margin(self, price_ticks: int, qty_lots: int) -> int:
         """Margin for a futures position or order: notional × margin rate, rounded up."""
         notional = price_ticks * qty_lots * self.money_per_tick_lot
-        return -((-notional * self.margin_rate_e8) // RATE_SCALE)
+        return (notional * self.margin_rate_e8 + CEIL_BIAS) // RATE_SCALE
 
     def commission_for(self, offset: Offset, price_ticks: int, qty_lots: int) -> int:
         return self.commission.amount(offset, self.notional(price_ticks, qty_lots), qty_lots)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine.enums import CloseTodayRule, InstrumentKind, InstrumentStatus, Side
 from engine.instruments import Instrument, InstrumentRegistry
-from engine.money import RATE_SCALE
+from engine.money import CEIL_BIAS, RATE_SCALE
 
 _SELL = Side.SELL
 _SHFE = CloseTodayRule.SHFE
@@ -71,10 +71,10 @@ class Terms:
         """Commission for `qty` lots at `price` with one of the fee values (open/close/today)."""
         if self.by_lot:
             return qty * rate
-        return -((-price * qty * self.per_tick_lot * rate) // RATE_SCALE)
+        return (price * qty * self.per_tick_lot * rate + CEIL_BIAS) // RATE_SCALE
 
     def margin(self, price: int, qty: int) -> int:
-        return -((-price * qty * self.per_tick_lot * self.margin_rate) // RATE_SCALE)
+        return (price * qty * self.per_tick_lot * self.margin_rate + CEIL_BIAS) // RATE_SCALE
 
     def lot_units(self) -> int:
         """Base units per lot of a spot instrument; a bug when the definition is not exact."""
@@ -88,8 +88,8 @@ class Terms:
         if self.by_lot:
             commission = qty * self.open_fee
         else:
-            commission = -((-notional * self.open_fee) // RATE_SCALE)
-        return notional, -((-notional * self.margin_rate) // RATE_SCALE), commission
+            commission = (notional * self.open_fee + CEIL_BIAS) // RATE_SCALE
+        return notional, (notional * self.margin_rate + CEIL_BIAS) // RATE_SCALE, commission
 
     def holds(self, side: Side, price: int, qty: int) -> tuple[int, int, int]:
         """(margin, commission, asset) an opening futures or spot order of `qty` lots holds.
@@ -100,12 +100,12 @@ class Terms:
         if self.by_lot:
             commission = qty * self.open_fee
         else:
-            commission = -((-notional * self.open_fee) // RATE_SCALE)
+            commission = (notional * self.open_fee + CEIL_BIAS) // RATE_SCALE
         if self.spot:
             if side is _SELL:
                 return 0, 0, qty * self.lot_units()
             return 0, 0, notional + commission
-        return -((-notional * self.margin_rate) // RATE_SCALE), commission, 0
+        return (notional * self.margin_rate + CEIL_BIAS) // RATE_SCALE, commission, 0
 
     def asset_currency(self, side: Side) -> str:
         """The currency an order holds: the base asset for a spot sell, else the instrument's."""

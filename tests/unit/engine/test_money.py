@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.money import (
     CNY,
@@ -42,6 +44,14 @@ def test_rate_products_round_in_the_stated_direction() -> None:
     assert mul_rate_ceil(1, 1) == 1 and mul_rate_floor(1, 1) == 0
     assert mul_rate_ceil(-1, 1) == 0 and mul_rate_floor(-1, 1) == -1
     assert mul_rate_ceil(3, RATE_SCALE // 3) == 1
+
+
+@given(st.integers(-(10**30), 10**30), st.integers(0, RATE_SCALE))
+def test_ceil_is_exact_for_every_sign(amount: int, rate: int) -> None:
+    """The biased floor division (engine/money.py CEIL_BIAS) equals the true ceiling."""
+    product = amount * rate
+    assert mul_rate_ceil(amount, rate) == -(-product // RATE_SCALE)
+    assert mul_rate_floor(amount, rate) == product // RATE_SCALE
 
 
 def test_reference_margin_example() -> None:
