@@ -357,7 +357,12 @@ class AccountsCore:
             (order_id, account_id, index, side, price, qty, order_type, time_condition,
              volume_condition, min_qty, ts, stp),
         )  # fmt: skip
-        return place, _order_update(order, _OK, ts)
+        # fmt: off
+        update = _new(OrderUpdated, (
+            account_id, order_id, index, side, order.offset, price, qty, 0, _PENDING, _OK, ts,
+        ))
+        # fmt: on
+        return place, update
 
     def _cancel(self, c: cmd.CancelOrder) -> Out:
         request_id, account_id, order_id, ts = c
@@ -521,27 +526,19 @@ class AccountsCore:
         fees = self.fees
         currency = terms.currency
         fees[currency] = fees.get(currency, 0) + commission
-        order.status = _PARTIALLY_FILLED if remaining else _FILLED
+        status = order.status = _PARTIALLY_FILLED if remaining else _FILLED
         index = terms.index
-        events.append(_order_update(order, _OK, ts))
-        events.append(
-            _new(
-                TradeBooked,
-                (
-                    account_id,
-                    order_id,
-                    trade_id,
-                    index,
-                    order.side,
-                    order.offset,
-                    price,
-                    qty,
-                    commission,
-                    profit,
-                    ts,
-                ),
-            )
-        )
+        side, offset, total = order.side, order.offset, order.qty
+        # fmt: off
+        events.append(_new(OrderUpdated, (
+            account_id, order_id, index, side, offset, order.price, total, total - remaining,
+            status, _OK, ts,
+        )))
+        events.append(_new(TradeBooked, (
+            account_id, order_id, trade_id, index, side, offset, price, qty, commission, profit,
+            ts,
+        )))
+        # fmt: on
         if not remaining:
             del account.orders[order_id]
             del self.orders[order_id]
