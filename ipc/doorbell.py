@@ -18,6 +18,7 @@ one is posted at most once). `unlink_prefix` removes doorbells with the instance
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,13 @@ from ipc.wait import WaitConfig, Waiter
 
 if TYPE_CHECKING:
     from ipc.reader import RingReader
+
+
+KNOCK_GRACE_S = 0.02
+"""After a ring without a record (a control client's knock), how long waits stay short: the
+request that rang may still be on its way through ZeroMQ."""
+KNOCK_SLICE_S = 0.001
+"""The longest wait during that grace, so the caller polls its control socket that often."""
 
 
 def doorbell_name(prefix: str, process: str) -> str:
@@ -91,6 +99,7 @@ class Inbox:
                 raise ValueError(f"reader {reader.name!r} does not name doorbell {doorbell.name}")
         flags = [reader.asleep_flag for reader in self.readers]
         self._waiter = Waiter(config, flags, doorbell.semaphore, self._beat, return_on_post=True)
+        self._short_until = 0.0
 
     def ready(self) -> bool:
         """True if any of the rings has a record this process has not released."""
@@ -101,8 +110,17 @@ class Inbox:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout or
-        when the doorbell was rung without one (a control request: ipc/control.py `Knock`)."""
-        return self._waiter.wait(self.ready, timeout)
+        when the doorbell was rung without one (a control request: ipc/control.py `Knock`),
+        after which waits are at most KNOCK_SLICE_S for KNOCK_GRACE_S."""
+        started = time.monotonic()
+        if started < self._short_until:
+            timeout = KNOCK_SLICE_S if timeout is None else min(timeout, KNOCK_SLICE_S)
+        if self._waiter.wait(self.ready, timeout):
+            return True
+        now = time.monotonic()
+        if timeout is None or now - started < timeout:  # rung early, without a record
+            self._short_until = now + KNOCK_GRACE_S
+        return False
 
     def _beat(self) -> None:
         for reader in self.readers:

@@ -43,9 +43,6 @@ HANDLE_SAMPLES = 4096
 """How many recent batch handling times `status` computes its percentiles from."""
 EXIT_CRASHED = 70
 """Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
-KNOCK_GRACE_MS = 2
-"""How long to wait for the request whose client rang the doorbell (ipc.control.Knock rings it
-just after sending, so the request may still be on its way)."""
 
 
 class Service:
@@ -216,14 +213,11 @@ class Runner:
         any of them at once, then read them all again."""
         moved = self._consume_all()
         if moved == 0 and idle_wait:
-            assert self._control is not None
             if self._inbox is not None:
-                started = time.monotonic()
-                if self._inbox.wait(self._idle_s):
+                if self._inbox.wait(self._idle_s):  # also ends when a control client knocks
                     moved = self._consume_all()
-                elif time.monotonic() - started < self._idle_s:  # rung without a record
-                    self._control.poll(KNOCK_GRACE_MS)
             else:
+                assert self._control is not None
                 self._control.poll(int(self._idle_s * 1000))
         self._housekeeping(moved == 0)
         return moved

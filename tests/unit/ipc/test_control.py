@@ -146,10 +146,10 @@ def test_a_request_wakes_a_process_asleep_on_its_doorbell(run_dir: Path, prefix:
     server = ControlServer(context, control_endpoint(run_dir, "unit"), doorbell.name)
     stop = threading.Event()
 
-    def idle_loop() -> None:
+    def idle_loop() -> None:  # as services/process.py's Runner: wait, then poll control
         while not stop.is_set():
-            if not inbox.wait():
-                server.poll(timeout_ms=2)
+            inbox.wait()
+            server.poll(timeout_ms=0)
 
     thread = threading.Thread(target=idle_loop, daemon=True)
     thread.start()
