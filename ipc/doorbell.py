@@ -112,13 +112,15 @@ class Inbox:
         """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout or
         when the doorbell was rung without one (a control request: ipc/control.py `Knock`),
         after which waits are at most KNOCK_SLICE_S for KNOCK_GRACE_S."""
+        if timeout is None:
+            timeout = self._waiter.config.timeout
         started = time.monotonic()
         if started < self._short_until:
-            timeout = KNOCK_SLICE_S if timeout is None else min(timeout, KNOCK_SLICE_S)
+            timeout = min(timeout, KNOCK_SLICE_S)
         if self._waiter.wait(self.ready, timeout):
             return True
         now = time.monotonic()
-        if timeout is None or now - started < timeout:  # rung early, without a record
+        if now - started < timeout:  # rung early, without a record
             self._short_until = now + KNOCK_GRACE_S
         return False
 
