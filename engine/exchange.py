@@ -14,6 +14,7 @@ from engine.accounts.commands import AccountsCommand
 from engine.accounts.core import AccountsCore
 from engine.accounts.risk import RiskConfig
 from engine.instruments import InstrumentRegistry
+from engine.matching.commands import MatchingCommand
 from engine.matching.engine import MatchingEngine
 
 
@@ -36,15 +37,22 @@ class Exchange:
         self.accounts = AccountsCore(_copy(instruments), risk, snapshots=snapshots)
         self.matching = MatchingEngine(_copy(instruments))
 
-    def apply(self, command: AccountsCommand) -> list[Any]:
+    def apply(self, command: AccountsCommand | MatchingCommand) -> list[Any]:
         """Events in causal order: each matching event, followed by the accounts events it caused.
 
         The accounts' own answer to the command comes first. Matching commands are applied in
-        the order the core produced them (a FIFO, like the orders ring). Both halves' handler
-        tables are used directly: this loop runs for every command of a benchmark or a replay.
+        the order the core produced them (a FIFO, like the orders ring). A matching command
+        given here (SetPhase, RunAuction: the call auction an admin runs at the open) goes
+        straight to matching, and accounts books what it causes. Both halves' handler tables
+        are used directly: this loop runs for every command of a benchmark or a replay.
         """
         accounts = self.accounts
-        pending, events = accounts.commands[type(command)](command)
+        answer = accounts.commands.get(type(command))
+        if answer is None:
+            pending: list[Any] = [command]
+            events: list[Any] = []
+        else:
+            pending, events = answer(command)
         handlers = accounts.execs
         matching = self.matching.handlers
         append = events.append

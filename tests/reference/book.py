@@ -75,6 +75,8 @@ class Outcome:
     rested: bool = False
     canceled_qty: int = 0
     cancel_reason: CancelReason = CancelReason.NONE
+    rejected: bool = False
+    """Refused by the book (an auction takes only LIMIT GFD/GTC orders of any volume)."""
 
 
 def _priority(order: Resting) -> tuple[int, int]:
@@ -91,6 +93,8 @@ class RefBook:
     def __init__(self) -> None:
         self.sides: dict[Side, list[Resting]] = {Side.BUY: [], Side.SELL: []}
         self._arrivals = 0
+        self.auction = False
+        """In a call auction orders rest without matching until `uncross`."""
 
     def orders(self, side: Side) -> list[Resting]:
         """Resting orders of one side in priority order."""
@@ -112,6 +116,19 @@ class RefBook:
         if order.order_type is OrderType.MARKET:
             limit = upper if order.side is Side.BUY else lower
         outcome = Outcome()
+        if self.auction:
+            outcome.rejected = (
+                order.order_type is not OrderType.LIMIT
+                or order.time_condition is TimeCondition.IOC
+                or order.volume_condition is not VolumeCondition.ANY
+            )
+            if not outcome.rejected:
+                self.rest(
+                    order.order_id, order.account_id, order.side, limit, order.qty,
+                    order.time_condition,
+                )  # fmt: skip
+                outcome.rested = True
+            return outcome
         needed = self._needed(order)
         if needed and self._reachable(order, limit) < needed:
             outcome.canceled_qty = order.qty
@@ -165,6 +182,55 @@ class RefBook:
         )
         outcome.rested = True
         return outcome
+
+    def uncross(self, reference: int, next_trade_id: list[int]) -> list[Fill]:
+        """End the auction: trade everything that crosses at one price, then match continuously.
+
+        The price is found by trying every tick between the lowest ask and the highest bid
+        (outside them nothing can trade): most volume, then least imbalance, then closest to
+        `reference` (skipped when 0), then the lower price. Bids and asks are then paired in
+        priority order; the later order (larger id) is the taker; no self-trade prevention.
+        """
+        self.auction = False
+        bids, asks = self.sides[Side.BUY], self.sides[Side.SELL]
+        if not bids or not asks or asks[0].price > bids[0].price:
+            return []
+        best: tuple[int, int, int, int] | None = None
+        for price in range(asks[0].price, bids[0].price + 1):
+            buy = sum(o.remaining for o in bids if o.price >= price)
+            sell = sum(o.remaining for o in asks if o.price <= price)
+            distance = abs(price - reference) if reference else 0
+            key = (-min(buy, sell), abs(buy - sell), distance, price)
+            best = key if best is None or key < best else best
+        assert best is not None
+        price, volume = best[3], -best[0]
+        fills = []
+        while volume:
+            buy, sell = bids[0], asks[0]
+            qty = min(buy.remaining, sell.remaining, volume)
+            volume -= qty
+            buy.remaining -= qty
+            sell.remaining -= qty
+            taker, maker = (buy, sell) if buy.order_id > sell.order_id else (sell, buy)
+            fills.append(
+                Fill(
+                    trade_id=next_trade_id[0],
+                    price=price,
+                    qty=qty,
+                    taker_order_id=taker.order_id,
+                    taker_account_id=taker.account_id,
+                    taker_side=taker.side,
+                    maker_order_id=maker.order_id,
+                    maker_account_id=maker.account_id,
+                    taker_remaining=taker.remaining,
+                    maker_remaining=maker.remaining,
+                )
+            )
+            next_trade_id[0] += 1
+            for side in (bids, asks):
+                if not side[0].remaining:
+                    side.pop(0)
+        return fills
 
     def rest(
         self,

@@ -21,12 +21,14 @@ from engine.accounts.events import (
     TradeBooked,
 )
 from engine.codes import ResultCode
-from engine.enums import InstrumentKind, Side
+from engine.enums import InstrumentKind, Side, TradingPhase
 from engine.exchange import Exchange
 from engine.instruments import InstrumentRegistry
+from engine.matching import commands as mc
 from engine.matching.events import OrderCanceled, TradeExecuted
 from tests.reference.generator import (
     AmendOp,
+    AuctionOp,
     CancelOp,
     DepositOp,
     Generator,
@@ -78,6 +80,7 @@ class Stats:
     settlements: int = 0
     max_resting: int = 0
     resting_sum: int = 0
+    auction_trades: int = 0
 
     @property
     def mean_resting(self) -> float:
@@ -122,7 +125,10 @@ class Driver:
         self._step += 1
         self.stats.ops += 1
         self.ops.append(op)
+        trades_before = len(self.model.trades)
         code, order_id = self._apply_model(op)
+        if isinstance(op, AuctionOp):
+            self.stats.auction_trades += len(self.model.trades) - trades_before
         if code:
             self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
         self.stats.max_resting = max(self.stats.max_resting, len(self.model.by_ref))
@@ -134,6 +140,9 @@ class Driver:
         command = self._command(op)
         self.commands.append(command)
         events = self.exchange.apply(command)
+        if isinstance(op, AuctionOp):  # a matching command: no answer, only what it caused
+            self._compare_events(op, events)
+            return
         answer = next(
             e
             for e in events
@@ -182,6 +191,10 @@ class Driver:
                 return model.settle(day), 0
             case StatusOp(instrument, trading):
                 return model.set_trading(instrument, trading), 0
+            case AuctionOp(instrument, run):
+                if run:
+                    return model.run_auction(instrument), 0
+                return model.start_auction(instrument), 0
         raise TypeError(f"unknown operation {op!r}")
 
     def _command(self, op: Op) -> Any:
@@ -205,6 +218,7 @@ class Driver:
                 time_condition,
                 volume_condition,
                 min_qty,
+                stp,
             ):
                 return cmd.SubmitOrder(
                     request,
@@ -219,6 +233,7 @@ class Driver:
                     volume_condition,
                     min_qty,
                     ts,
+                    stp,
                 )
             case CancelOp(account, ref):
                 return cmd.CancelOrder(request, account, self._order_id(ref), ts)
@@ -233,6 +248,10 @@ class Driver:
                 if trading:
                     return cmd.ResumeInstrument(request, name, ts)
                 return cmd.SuspendInstrument(request, name, ts)
+            case AuctionOp(instrument, run):
+                if run:
+                    return mc.RunAuction(instrument, ts)
+                return mc.SetPhase(instrument, TradingPhase.AUCTION, ts)
         raise TypeError(f"unknown operation {op!r}")
 
     def _order_id(self, ref: int) -> int:

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from engine.enums import InstrumentKind, Offset, OrderType, Side, TimeCondition, VolumeCondition
+from engine.enums import (
+    InstrumentKind,
+    Offset,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeCondition,
+    VolumeCondition,
+)
 
 FUNDING = {"CNY": 2 * 10**10, "USDT": 10**14, "BTC": 10**9}
 """Opening deposits in money units (200M CNY, 1M USDT, 10 BTC): enough to trade, not so much
@@ -55,6 +63,7 @@ class PlaceOp(NamedTuple):
     time_condition: TimeCondition = TimeCondition.GFD
     volume_condition: VolumeCondition = VolumeCondition.ANY
     min_qty: int = 0
+    stp: SelfTradePrevention = SelfTradePrevention.NONE
 
 
 class CancelOp(NamedTuple):
@@ -78,6 +87,13 @@ class SettleOp(NamedTuple):
     trading_day: int
 
 
+class AuctionOp(NamedTuple):
+    """Admin, straight to matching: start a call auction on an instrument, or `run` (uncross) it."""
+
+    instrument: int
+    run: bool
+
+
 class StatusOp(NamedTuple):
     """Admin: suspend (`trading` False) or resume an instrument."""
 
@@ -85,7 +101,18 @@ class StatusOp(NamedTuple):
     trading: bool
 
 
-Op = OpenAccountOp | DepositOp | WithdrawOp | PlaceOp | CancelOp | AmendOp | SetPriceOp | SettleOp
+Op = (
+    OpenAccountOp
+    | DepositOp
+    | WithdrawOp
+    | PlaceOp
+    | CancelOp
+    | AmendOp
+    | SetPriceOp
+    | SettleOp
+    | StatusOp
+    | AuctionOp
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +163,10 @@ class Mix:
     settle_every: int = 12_500
     suspend_rate: float = 0.0005
     """Chance per step of suspending an instrument (resumed 50–1,000 steps later)."""
+    stp_rate: float = 0.3
+    """Share of crossing orders that name a self-trade prevention mode (else the default)."""
+    auction_rate: float = 0.0005
+    """Chance per step of starting a call auction on an instrument (run 20–300 steps later)."""
 
 
 class Generator:
@@ -167,6 +198,7 @@ class Generator:
         self._txns = 0
         self._used_txns: list[tuple[int, str, int, int, bool]] = []
         self._resume_at: dict[int, int] = {}
+        self._uncross_at: dict[int, int] = {}
 
     def setup(self) -> list[Op]:
         ops: list[Op] = []
@@ -194,6 +226,8 @@ class Generator:
         kinds = ("passive", "aggressive", "close", "cancel", "amend", "money", "invalid")
         if step in self._resume_at:
             yield StatusOp(self._resume_at.pop(step), trading=True)
+        if step in self._uncross_at:
+            yield AuctionOp(self._uncross_at.pop(step), run=True)
         if step % mix.settle_every == 0:
             yield from self._settlement(view)
             return
@@ -204,6 +238,14 @@ class Generator:
                 resume += 1
             self._resume_at[resume] = market.index
             yield StatusOp(market.index, trading=False)
+        if self.rng.random() < mix.auction_rate:
+            market = self._market()
+            if market.index not in self._uncross_at.values():
+                uncross = step + self.rng.randint(20, 300)
+                while uncross in self._uncross_at or uncross % mix.settle_every == 0:
+                    uncross += 1
+                self._uncross_at[uncross] = market.index
+                yield AuctionOp(market.index, run=False)
         fill = max(view.resting_count(), 1) / self.target_resting
         weights = [getattr(mix, kind) for kind in kinds]
         if fill < 1:
@@ -310,7 +352,14 @@ class Generator:
             time_condition,
             volume_condition,
             min_qty,
+            self._stp(),
         )
+
+    def _stp(self) -> SelfTradePrevention:
+        """Mostly matching's default; sometimes each explicit mode, ALLOW included."""
+        if self.rng.random() >= self.mix.stp_rate:
+            return SelfTradePrevention.NONE
+        return self.rng.choice(tuple(SelfTradePrevention)[1:])
 
     def _reduce(
         self, account: int, market: MarketSpec, side: Side, qty: int, view: ModelView
@@ -361,6 +410,7 @@ class Generator:
             time_condition,
             volume_condition,
             min_qty,
+            self._stp(),
         )
 
     def _cancel(self, view: ModelView) -> Op | None:

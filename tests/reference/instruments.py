@@ -39,6 +39,8 @@ class RefInstrument:
     band: Decimal
     pre_settlement: int
     shfe: bool
+    pre_close: int = 0
+    """The call auction's reference price (matching's; settlement sets it to the last mark)."""
     trading: bool = True
 
     @property
@@ -109,6 +111,7 @@ def load_instruments(path: Path = DEFAULT_TOML) -> tuple[list[RefInstrument], di
                 band=Decimal(str(fields.get("band", "0"))),
                 pre_settlement=int(Decimal(str(fields["pre_settlement"])) / tick),
                 shfe=fields.get("close_today_rule", "HISTORY_FIRST") == "SHFE",
+                pre_close=int(Decimal(str(fields.get("pre_close", "0"))) / tick),
             )
         )
     return instruments, decimals

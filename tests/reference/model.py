@@ -18,6 +18,7 @@ from engine.enums import (
     InstrumentKind,
     Offset,
     OrderType,
+    SelfTradePrevention,
     Side,
     TimeCondition,
     VolumeCondition,
@@ -93,6 +94,8 @@ class RefOrder:
     today: int = 0
     holds_for: tuple[int, int] = (0, -1)
     holds: tuple[str, int, int, int] = ("", 0, 0, 0)
+    stp: SelfTradePrevention = SelfTradePrevention.CANCEL_TAKER
+    """Self-trade prevention the book applies when the order takes (also after an amend)."""
 
     @property
     def remaining(self) -> int:
@@ -309,8 +312,11 @@ class RefExchange:
         time_condition: TimeCondition = TimeCondition.GFD,
         volume_condition: VolumeCondition = VolumeCondition.ANY,
         min_qty: int = 0,
+        stp: SelfTradePrevention = SelfTradePrevention.NONE,
     ) -> tuple[ResultCode, int]:
-        """(code, order id) of a new order: checks, hold, match, book the fills, release."""
+        """(code, order id) of a new order: checks, hold, match, book the fills, release.
+
+        `stp` NONE is matching's default, CANCEL_TAKER."""
         holder = self.accounts.get(account)
         if holder is None:
             return ResultCode.NO_SUCH_ACCOUNT, 0
@@ -344,6 +350,7 @@ class RefExchange:
             price,
             qty,
             time_condition,
+            stp=stp or SelfTradePrevention.CANCEL_TAKER,
         )
         if order.closes:
             split = self.split_close(account, instrument, side, offset, qty)
@@ -370,6 +377,7 @@ class RefExchange:
             time_condition,
             volume_condition,
             min_qty,
+            order.stp,
         )
         self._enter(instrument, incoming)
         return ResultCode.OK, order.order_id
@@ -468,6 +476,7 @@ class RefExchange:
             order.time_condition,
             VolumeCondition.ANY,
             0,
+            order.stp,
         )
         self._enter(order.instrument, incoming)
         return ResultCode.OK
@@ -482,6 +491,9 @@ class RefExchange:
         book = self.books[instrument]
         spec = self.instruments[instrument]
         outcome = book.place(incoming, spec.upper, spec.lower, self.next_trade_id)
+        if outcome.rejected:  # accepted by accounts, refused by matching: released, no cancel
+            self._forget(self.orders[incoming.order_id])
+            return
         for fill in outcome.fills:
             self._book_fill(instrument, fill)
         for maker in outcome.maker_cancels:
@@ -565,6 +577,19 @@ class RefExchange:
 
     # --- instrument admin ------------------------------------------------------------------------
 
+    def start_auction(self, instrument: int) -> ResultCode:
+        """Admin, straight to matching: the book collects orders without matching."""
+        self.books[instrument].auction = True
+        return ResultCode.OK
+
+    def run_auction(self, instrument: int) -> ResultCode:
+        """Admin, straight to matching: uncross at one price, then match continuously."""
+        spec = self.instruments[instrument]
+        reference = spec.pre_close or spec.pre_settlement
+        for fill in self.books[instrument].uncross(reference, self.next_trade_id):
+            self._book_fill(instrument, fill)
+        return ResultCode.OK
+
     def set_trading(self, instrument: int, trading: bool) -> ResultCode:
         """Suspend or resume: a suspended instrument refuses new orders (4004) and amends."""
         if not 0 <= instrument < len(self.instruments):
@@ -625,6 +650,7 @@ class RefExchange:
                 over.append(account_id)
         for index in sorted(self.settle_prices):
             spec = self.instruments[index]
+            spec.pre_close = self.marks[index]
             spec.pre_settlement = self.settle_prices[index]
             self.marks[index] = self.settle_prices[index]
         self._liquidate(over)

@@ -18,10 +18,19 @@ from collections import Counter
 import pytest
 
 from engine.codes import ResultCode
-from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
+from engine.enums import (
+    CancelReason,
+    Offset,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeCondition,
+    VolumeCondition,
+)
 from tests.reference.driver import Driver, replay_hash
 from tests.reference.generator import (
     AmendOp,
+    AuctionOp,
     CancelOp,
     DepositOp,
     Mix,
@@ -50,8 +59,9 @@ def test_same_seed_same_stream() -> None:
 
 
 def test_stream_covers_every_operation_kind() -> None:
-    """Limit, market, IOC, FOK, MIN, closes of each offset, cancel, amend, money, settlement,
-    suspension, and every rejection code the stream is meant to provoke."""
+    """Limit, market, IOC, FOK, MIN, closes of each offset, every self-trade prevention mode,
+    call auctions that trade, cancel, amend, money, settlement, suspension, and every rejection
+    code the stream is meant to provoke."""
     driver = Driver(with_engine=False)
     stats = driver.run(3, 12_000, mix=Mix(settle_every=3_000))
     ops = driver.ops
@@ -65,6 +75,13 @@ def test_stream_covers_every_operation_kind() -> None:
     assert any(op.volume_condition is VolumeCondition.MIN for op in places)
     for offset in (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY):
         assert any(op.offset is offset for op in places), offset
+    for mode in SelfTradePrevention:
+        assert any(op.stp is mode for op in places), mode
+    assert any(t.taker_account_id == t.maker_account_id for t in driver.model.trades)  # ALLOW
+    reasons = Counter(reason for _, reason, _ in driver.model.cancels)
+    assert reasons[CancelReason.SELF_TRADE] > 0
+    auctions = Counter(op.run for op in ops if isinstance(op, AuctionOp))
+    assert auctions[False] > 0 and auctions[True] > 0 and stats.auction_trades > 0
     for code in (
         ResultCode.NO_SUCH_ACCOUNT,
         ResultCode.NO_SUCH_INSTRUMENT,
