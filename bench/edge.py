@@ -18,6 +18,7 @@ sets the fan-out width.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime as dt
@@ -28,10 +29,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -47,6 +49,8 @@ from ipc.shm import unlink_prefix
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = float(os.environ.get("SHMEX_BENCH_EDGE_SCALE", "1"))
 DIFF_CLIENTS = int(os.environ.get("SHMEX_BENCH_EDGE_DIFF_CLIENTS", "1000"))
+QUICK_SCALE = 0.1
+QUICK_DIFF_CLIENTS = 100
 DIFF_PROCESSES = int(os.environ.get("SHMEX_BENCH_EDGE_DIFF_PROCESSES", "2"))
 PIPELINE_WINDOW = 16
 PACED_WINDOW = 8
@@ -127,14 +131,15 @@ def _plan(
     rate: float = 0.0,
     seconds: float = 0.0,
     window: int = 1,
+    scale: float = SCALE,
 ) -> Plan:
     return Plan(
         url=url,
         mode=mode,
         clients=clients,
         users=clients,
-        orders=int(orders * SCALE),
-        seconds=seconds * SCALE,
+        orders=int(orders * scale),
+        seconds=seconds * scale,
         rate=rate,
         instrument=INSTRUMENT,
         tag=f"c{clients}",
@@ -215,9 +220,16 @@ def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
     asyncio.run(_fanout_clients(url, clients, conn))
 
 
-async def fanout(url: str, clients: int, processes: int) -> tuple[HdrHistogram, float]:
-    """DIFF clients (in `processes` workers) on one quote while one trader moves the book;
-    (latency, connect seconds)."""
+@dataclasses.dataclass
+class Fanout:
+    latency: HdrHistogram
+    connect_s: float
+    gateway_cpu_s: float
+    """The gateway's CPU seconds over the updates (connects excluded)."""
+
+
+async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[], float]) -> Fanout:
+    """DIFF clients (in `processes` workers) on one quote while one trader moves the book."""
     context = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
     pipes, workers = [], []
@@ -242,11 +254,13 @@ async def fanout(url: str, clients: int, processes: int) -> tuple[HdrHistogram, 
                 pipe.send("reset")
             for pipe in pipes:
                 assert await loop.run_in_executor(None, _receive, pipe, 30.0) == "measuring"
+            cpu_before = cpu_probe()
             for n in range(FANOUT_UPDATES):
                 body = order_body(account, FANOUT_INSTRUMENT, "BUY", 2700.0 + 0.2 * (n % 50), 1)
                 await trader.expect("POST", "/api/order/submit", body)
                 await asyncio.sleep(0.25)
             await asyncio.sleep(2.0)
+            cpu_s = cpu_probe() - cpu_before
         for pipe in pipes:
             pipe.send("stop")
         for pipe in pipes:
@@ -257,7 +271,7 @@ async def fanout(url: str, clients: int, processes: int) -> tuple[HdrHistogram, 
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-    return latency, connected
+    return Fanout(latency, connected, cpu_s)
 
 
 def _receive(pipe: Connection, timeout: float) -> object:
@@ -266,33 +280,46 @@ def _receive(pipe: Connection, timeout: float) -> object:
     return pipe.recv()
 
 
-async def measure(gateway: Gateway, results: Results) -> None:
+async def measure(
+    gateway: Gateway, results: Results, scale: float = SCALE, diff_clients: int = DIFF_CLIENTS
+) -> None:
     url, probe = gateway.url, gateway.cpu_s
+
+    async def load(workload: str, clients: int, orders: int, mode: str = "ws", **how: Any) -> None:
+        plan = _plan(url, mode, clients, orders, scale=scale, **how)
+        _add_load(results, workload, await run_load(plan, probe))
+
     for mode in ("ws", "http"):
         for clients, orders in ((10, 2000), (100, 3000)):
-            load = await run_load(_plan(url, mode, clients, orders), probe)
-            _add_load(results, f"{mode} {clients} clients, flat out", load)
+            await load(f"{mode} {clients} clients, flat out", clients, orders, mode)
     for clients in (10, 100):
-        load = await run_load(_plan(url, "ws", clients, 20000, window=PIPELINE_WINDOW), probe)
         workload = f"ws {clients} clients × {PIPELINE_WINDOW} in flight, flat out"
-        _add_load(results, workload, load)
-    paced = await run_load(
-        _plan(url, "ws", 100, 0, rate=5000.0, seconds=5.0, window=PACED_WINDOW), probe
-    )
-    _add_load(results, f"ws 100 clients (≤{PACED_WINDOW} in flight), offered 5,000 orders/s", paced)
-    latency, connected = await fanout(url, DIFF_CLIENTS, DIFF_PROCESSES)
-    workload = f"DIFF quote fan-out, {DIFF_CLIENTS} clients in {DIFF_PROCESSES} processes"
-    results.add("shmex", workload, "connect + subscribe all", connected, "s")
-    results.add("shmex", workload, "quotes received", latency.get_total_count(), "quotes")
+        await load(workload, clients, 20000, window=PIPELINE_WINDOW)
+    workload = f"ws 100 clients (≤{PACED_WINDOW} in flight), offered 5,000 orders/s"
+    await load(workload, 100, 0, rate=5000.0, seconds=5.0, window=PACED_WINDOW)
+    fan = await fanout(url, diff_clients, DIFF_PROCESSES, probe)
+    workload = f"DIFF quote fan-out, {diff_clients} clients in {DIFF_PROCESSES} processes"
+    results.add("shmex", workload, "connect + subscribe all", fan.connect_s, "s")
+    results.add("shmex", workload, "quotes received", fan.latency.get_total_count(), "quotes")
     for name, q in (("p50", 50), ("p99", 99), ("p99.9", 99.9)):
-        value = latency.get_value_at_percentile(q) / 1000
+        value = fan.latency.get_value_at_percentile(q) / 1000
         results.add("shmex", workload, f"update→client {name}", value, "ms")
+    per_quote = 1e6 * fan.gateway_cpu_s / max(1, fan.latency.get_total_count())
+    results.add("shmex", workload, "gateway CPU per quote delivered", per_quote, "µs")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bin/bench edge", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="a tenth of the orders, 100 DIFF clients"
+    )
+    args = parser.parse_args(argv)
     results = Results("edge")
     with exchange() as gateway:
-        asyncio.run(measure(gateway, results))
+        if args.quick:
+            asyncio.run(measure(gateway, results, QUICK_SCALE, QUICK_DIFF_CLIENTS))
+        else:
+            asyncio.run(measure(gateway, results))
     results.add(
         "QAExchange-RS (claimed, seed 004)",
         "http ab, concurrency 100",

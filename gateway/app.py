@@ -71,7 +71,7 @@ async def _call(edge: Edge, route: Route, request: web.Request) -> Call:
     edge.limiter.check(_peer(request), known.user_id if known else None)
     principal = None
     if route.access is not Access.PUBLIC:
-        principal = edge.principal(token)
+        principal = known or edge.principal(token)
         if route.access is Access.ADMIN:
             require_admin(principal)
     params = parse_params(route.path_params, request.match_info)
