@@ -222,10 +222,15 @@ class NativeConnection:
         task.add_done_callback(self._in_flight.discard)
 
     async def _complete(self, place: int, answer: Awaitable[Message]) -> None:
+        """Await one request's answer and release it in order; a bug answers 5000 (the later
+        answers must not wait forever behind it)."""
         try:
             message = await answer
         except Rejected as refused:
             message = ws_error(refused.code, refused.message)
+        except Exception:
+            log.exception("a /ws request failed")
+            message = ws_error(ResultCode.INTERNAL, "internal error")
         finally:
             self._window.release()
         self._answers.fill(place, to_json(message))
