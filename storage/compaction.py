@@ -1,31 +1,49 @@
-"""Compaction: merge a partition's small Parquet files into larger ones without losing a row.
+"""Compaction: merge a partition's small Parquet files into larger ones without losing a row,
+and without a reader ever counting one twice.
 
 Many small files (one per flush) make scans slow. Within one `date=/instrument=` partition,
 files under `small_bytes` are merged, in groups of up to `target_bytes`, into one file sorted
-by the table's sort key. Crash safety comes from an intent file written first: it names the
-output and the inputs, so a compaction interrupted at any point is finished (inputs deleted, if
-the output made it) or undone (temp output deleted) by the next `compact` call. Between the
-rename of the output and the deletion of the inputs a concurrent query can briefly count those
-rows twice; the recorder runs compaction at quiet moments for that reason.
+by the table's sort key.
+
+**What readers see.** A merged file names the files it supersedes (its sources) in its Parquet
+key-value metadata (`shmex.supersedes`), and `list_partition` — the listing the query layer
+and compaction itself use — drops a source whenever a merged file naming it is present. So the
+rename of the output is the one instant at which the rows move from the sources to the output;
+deleting the sources afterwards changes nothing a reader sees. Footers are read only where
+needed: a merge is named `<stem of its first source>-c<n>.parquet` and that first source, its
+*anchor*, is deleted last, so only a merged file whose anchor is still listed can hide anything.
+
+**Crash safety.** One merge is a sequence of `Step`s, each durable before the next: the intent
+(`.compaction.json`, naming output and inputs) fsynced; the merged rows fsynced under a hidden
+temp name (never listed); the output linked into place; the temp name, then the sources (anchor
+last), then the intent removed. The next `compact` finishes a merge interrupted after the link
+(deletes the remaining inputs) or undoes one interrupted before it (deletes the temp file).
+One compactor per history root: the recorder, which runs it between its flushes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.history import HistoryConfig, write_parquet_file
+from storage.history import HistoryConfig, link_into_place, write_temp_parquet
 from storage.schemas import SORT_KEYS, TABLES
 
 log = logging.getLogger(__name__)
 
 INTENT = ".compaction.json"
+SUPERSEDES = b"shmex.supersedes"
+"""Key of a merged file's Parquet metadata: a JSON list of its sources' names, anchor first."""
+_MERGED = re.compile(r"^(?P<anchor>.+)-c\d+(?:-\d+)?\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,61 @@ class CompactionResult:
     rows: int
 
 
+@dataclass(frozen=True)
+class PartitionFiles:
+    """One partition's Parquet files as a reader must see them."""
+
+    visible: list[Path]  # together they hold every row exactly once
+    superseded: list[Path]  # sources a present merged file already holds
+
+
+class Step(Enum):
+    """Where a merge stands; `Merge.steps` yields each once it is durable."""
+
+    INTENT = "intent"  # the plan is on disk
+    WRITTEN = "written"  # merged rows fsynced under a hidden temp name
+    PLACED = "placed"  # output visible; from now on its sources are not
+    DELETED = "deleted"  # one more source deleted (the anchor last)
+    DONE = "done"  # temp name and intent removed
+
+
+def partitions(table_dir: Path) -> list[Path]:
+    """The `date=…/instrument=…` directories of one table, in name order."""
+    return sorted(path for path in table_dir.glob("date=*/instrument=*") if path.is_dir())
+
+
+def visible_files(table_dir: Path) -> list[Path]:
+    """Every Parquet file of one table a reader should scan: each row appears exactly once."""
+    return [
+        path for directory in partitions(table_dir) for path in list_partition(directory).visible
+    ]
+
+
+def list_partition(directory: Path) -> PartitionFiles:
+    """The partition's files, sources superseded by a present merged file set apart.
+
+    Exact when the directory is listed in one `getdents` call (Linux lists a few hundred
+    entries per call under the directory lock), which compaction keeps partitions well under.
+    """
+    names = {name for name in os.listdir(directory) if name.endswith(".parquet")}
+    hidden: set[str] = set()
+    for name in sorted(names):
+        match = _MERGED.match(name)
+        if match is not None and f"{match['anchor']}.parquet" in names:
+            hidden.update(source for source in _sources(directory / name) if source in names)
+    return PartitionFiles(
+        visible=[directory / name for name in sorted(names - hidden)],
+        superseded=[directory / name for name in sorted(hidden)],
+    )
+
+
+def _sources(merged: Path) -> list[str]:
+    """The names a merged file supersedes; none for files merged before they were recorded."""
+    metadata = pq.read_schema(merged).metadata or {}
+    names: list[str] = orjson.loads(metadata.get(SUPERSEDES, b"[]"))
+    return names
+
+
 def compact(
     root: Path | str,
     table: str,
@@ -52,26 +125,64 @@ def compact(
     """Merge the small files of every partition of `table` under `root`."""
     config = config or CompactionConfig()
     history = history or HistoryConfig()
-    partitions = files_in = files_out = rows = 0
-    table_dir = Path(root) / table
-    for directory in sorted({p.parent for p in table_dir.glob("date=*/instrument=*/*")}):
+    merged_partitions = files_in = files_out = rows = 0
+    for directory in partitions(Path(root) / table):
         _finish_interrupted(directory)
         merged = False
-        for group in _groups(directory, config):
-            rows += _merge(directory, table, group, history)
+        for group in _groups(list_partition(directory).visible, config):
+            rows += Merge(table, group, history).run()
             files_in += len(group)
             files_out += 1
             merged = True
-        partitions += merged
-    return CompactionResult(partitions, files_in, files_out, rows)
+        merged_partitions += merged
+    return CompactionResult(merged_partitions, files_in, files_out, rows)
 
 
-def _groups(directory: Path, config: CompactionConfig) -> list[list[Path]]:
-    small = [
-        path
-        for path in sorted(directory.glob("*.parquet"))
-        if path.stat().st_size < config.small_bytes
-    ]
+class Merge:
+    """One merge of a partition's files (in name order) into `<first stem>-c<n>.parquet`."""
+
+    def __init__(self, table: str, inputs: list[Path], history: HistoryConfig) -> None:
+        self.table = table
+        self.inputs = inputs
+        self.history = history
+        self.directory = inputs[0].parent
+        self.stem = f"{inputs[0].stem}-c{len(inputs)}"
+        self.rows = 0
+
+    def run(self) -> int:
+        """Take every step; the number of rows merged."""
+        for _ in self.steps():
+            pass
+        return self.rows
+
+    def steps(self) -> Iterator[Step]:
+        """Take the steps one by one: a caller that stops iterating leaves what a crash would."""
+        names = [path.name for path in self.inputs]
+        if (self.directory / f"{self.stem}.parquet").exists():
+            raise FileExistsError(
+                f"compaction output {self.stem}.parquet exists in {self.directory}"
+            )
+        intent = self.directory / INTENT
+        _write_synced(intent, orjson.dumps({"output": f"{self.stem}.parquet", "inputs": names}))
+        yield Step.INTENT
+        data = pa.concat_tables([pq.read_table(p, schema=TABLES[self.table]) for p in self.inputs])
+        data = data.replace_schema_metadata({SUPERSEDES: orjson.dumps(names)})
+        temp = write_temp_parquet(
+            data, self.directory, self.stem, self.history, sort_by=SORT_KEYS[self.table]
+        )
+        self.rows = data.num_rows
+        yield Step.WRITTEN
+        output = link_into_place(temp, self.directory, self.stem)
+        yield Step.PLACED
+        temp.unlink()
+        yield from _delete_sources(self.inputs)
+        intent.unlink()
+        log.info("compacted %d files (%d rows) into %s", len(self.inputs), self.rows, output)
+        yield Step.DONE
+
+
+def _groups(files: list[Path], config: CompactionConfig) -> list[list[Path]]:
+    small = [path for path in files if path.stat().st_size < config.small_bytes]
     if len(small) < config.min_files:
         return []
     groups: list[list[Path]] = [[]]
@@ -86,41 +197,32 @@ def _groups(directory: Path, config: CompactionConfig) -> list[list[Path]]:
     return [group for group in groups if len(group) > 1]
 
 
-def _merge(directory: Path, table: str, inputs: list[Path], history: HistoryConfig) -> int:
-    stem = f"{inputs[0].stem}-c{len(inputs)}"
-    intent = directory / INTENT
-    _write_synced(
-        intent, orjson.dumps({"output": f"{stem}.parquet", "inputs": [p.name for p in inputs]})
-    )
-    data = pa.concat_tables([pq.read_table(path, schema=TABLES[table]) for path in inputs])
-    output = write_parquet_file(data, directory, stem, history, sort_by=SORT_KEYS[table])
-    if output.name != f"{stem}.parquet":
-        raise FileExistsError(f"compaction output {stem}.parquet already exists in {directory}")
-    for path in inputs:
-        path.unlink()
-    intent.unlink()
-    log.info("compacted %d files (%d rows) into %s", len(inputs), data.num_rows, output)
-    return data.num_rows
+def _delete_sources(sources: list[Path]) -> Iterator[Step]:
+    """Delete a merge's sources, its anchor (the first) last: see the module docstring."""
+    for path in reversed(sources):
+        path.unlink(missing_ok=True)
+        yield Step.DELETED
 
 
 def _finish_interrupted(directory: Path) -> None:
-    """Complete or undo a compaction that a crash interrupted in this partition."""
+    """Complete or undo a merge that a crash interrupted in this partition."""
     intent = directory / INTENT
     if not intent.exists():
         return
     try:
         plan = orjson.loads(intent.read_bytes())
     except orjson.JSONDecodeError:
+        # written and fsynced before the merge touched anything else: nothing to undo
         log.warning("unreadable compaction intent in %s; discarded", directory)
         intent.unlink()
         return
-    if (directory / plan["output"]).exists():
-        for name in plan["inputs"]:
-            (directory / name).unlink(missing_ok=True)
+    output = plan["output"]
+    for temp in directory.glob(f".{output}.tmp-*"):
+        temp.unlink()
+    if (directory / output).exists():
+        for _ in _delete_sources([directory / name for name in plan["inputs"]]):
+            pass
         log.warning("finished an interrupted compaction in %s", directory)
-    else:
-        for temp in directory.glob(f".{plan['output']}.tmp-*"):
-            temp.unlink()
     intent.unlink()
 
 

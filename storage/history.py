@@ -165,6 +165,20 @@ def write_parquet_file(
     data: pa.Table, directory: Path, stem: str, config: HistoryConfig, sort_by: Sequence[str] = ()
 ) -> Path:
     """Write `data` as `<directory>/<stem>.parquet` atomically; never replaces an existing file."""
+    temp = write_temp_parquet(data, directory, stem, config, sort_by)
+    try:
+        return link_into_place(temp, directory, stem)
+    finally:
+        temp.unlink()
+
+
+def write_temp_parquet(
+    data: pa.Table, directory: Path, stem: str, config: HistoryConfig, sort_by: Sequence[str] = ()
+) -> Path:
+    """Write `data`, fsynced, as the hidden `.<stem>.parquet.tmp-<pid>`, which no reader lists.
+
+    Split from `link_into_place` so that compaction can take its steps one at a time.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     if sort_by:
         data = data.take(pc.sort_indices(data, [(key, "ascending") for key in sort_by]))
@@ -181,14 +195,21 @@ def write_parquet_file(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    return temp
+
+
+def link_into_place(temp: Path, directory: Path, stem: str) -> Path:
+    """Make a finished temp file visible as `<stem>.parquet` (`<stem>-<n>.parquet` if taken).
+
+    A hard link appears whole and never replaces an existing file; the temp name stays for
+    the caller to remove.
+    """
     final = directory / f"{stem}.parquet"
     suffix = 0
     while True:
         try:
             os.link(temp, final)
-            break
+            return final
         except FileExistsError:
             suffix += 1
             final = directory / f"{stem}-{suffix}.parquet"
-    temp.unlink()
-    return final

@@ -4,25 +4,40 @@
 of the right schema when the table has no files yet), so SQL and the typed helpers read only the
 columns and partitions they need. All values stay integers: prices in ticks, quantities in lots,
 turnover and PnL in ticks × lots (times the tick value the caller gives).
+
+A live recorder compacts files under a running query. The file list comes from
+`storage.compaction.visible_files`, which never shows a merged file together with the sources
+it supersedes, so each row is counted exactly once; a listed source that a finished merge
+deleted before polars read it fails the attempt with `FileNotFoundError`, and the query is
+listed and planned again.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import cast
+from typing import Concatenate, ParamSpec, TypeVar, cast
 
 import polars as pl
 
 from engine.enums import Side
+from storage.compaction import visible_files
 from storage.schemas import TABLES
+
+log = logging.getLogger(__name__)
 
 NS_PER_SECOND = 1_000_000_000
 _PERIOD = re.compile(r"^(\d+)\s*(s|sec|m|min|h|hour|d|day)?$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400}
 HIVE_SCHEMA = {"date": pl.Date, "instrument": pl.Int32}
-SQL_ATTEMPTS = 5
+ATTEMPTS = 5
+"""How many times a query is listed and planned again after a file vanished under it."""
+
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
 
 
 def period_seconds(period: int | str) -> int:
@@ -40,6 +55,23 @@ def period_seconds(period: int | str) -> int:
     return seconds
 
 
+def _replanned(
+    method: Callable[Concatenate[HistoryQuery, _Args], _Result],
+) -> Callable[Concatenate[HistoryQuery, _Args], _Result]:
+    """Run a query again, over a fresh listing, when a file it listed has been deleted since."""
+
+    @functools.wraps(method)
+    def run(self: HistoryQuery, *args: _Args.args, **kwargs: _Args.kwargs) -> _Result:
+        for attempt in range(1, ATTEMPTS):
+            try:
+                return method(self, *args, **kwargs)
+            except FileNotFoundError as exc:
+                log.debug("%s: attempt %d lost a file (%s)", method.__name__, attempt, exc)
+        return method(self, *args, **kwargs)
+
+    return run
+
+
 class HistoryQuery:
     """Read-only queries over `<root>/<table>/date=…/instrument=…/*.parquet`."""
 
@@ -47,36 +79,26 @@ class HistoryQuery:
         self.root = Path(root)
 
     def scan(self, table: str) -> pl.LazyFrame:
-        """A lazy scan of one table, with the partition columns `date` and `instrument`."""
-        schema = TABLES[table]
-        directory = self.root / table
-        if not any(directory.glob("date=*/instrument=*/*.parquet")):
-            empty = cast(pl.DataFrame, pl.from_arrow(schema.empty_table()))
+        """A lazy scan of one table, with the partition columns `date` and `instrument`.
+
+        The files are listed now: collect it soon, or a compaction may delete one of them first
+        (`FileNotFoundError`; the other methods then list and plan again).
+        """
+        files = visible_files(self.root / table)
+        if not files:
+            empty = cast(pl.DataFrame, pl.from_arrow(TABLES[table].empty_table()))
             return empty.lazy().with_columns(
                 pl.lit(None, pl.Date).alias("date"), pl.lit(None, pl.Int32).alias("instrument")
             )
-        return pl.scan_parquet(
-            str(directory / "**" / "*.parquet"),
-            hive_partitioning=True,
-            hive_schema=HIVE_SCHEMA,
-        )
+        return pl.scan_parquet(files, hive_partitioning=True, hive_schema=HIVE_SCHEMA)
 
+    @_replanned
     def sql(self, query: str) -> pl.DataFrame:
-        """Run SQL over every table of `storage.schemas.TABLES`, each registered by its name.
+        """Run SQL over every table of `storage.schemas.TABLES`, each registered by its name."""
+        context = pl.SQLContext(frames={name: self.scan(name) for name in TABLES})
+        return context.execute(query, eager=False).collect()
 
-        A compaction of a live history can delete a file between planning and reading; the
-        query is then planned again over the new files (a few times, then the error stands).
-        """
-        attempt = 1
-        while True:
-            context = pl.SQLContext(frames={name: self.scan(name) for name in TABLES})
-            try:
-                return context.execute(query, eager=False).collect()
-            except FileNotFoundError:
-                if attempt >= SQL_ATTEMPTS:
-                    raise
-                attempt += 1
-
+    @_replanned
     def klines(
         self,
         instrument_id: int,
@@ -109,6 +131,7 @@ class HistoryQuery:
             .collect()
         )
 
+    @_replanned
     def stored_klines(
         self, instrument_id: int, period: int | str, end_ns: int | None = None, count: int = 1000
     ) -> pl.DataFrame:
@@ -130,11 +153,13 @@ class HistoryQuery:
             .collect()
         )
 
+    @_replanned
     def last_seq(self, table: str) -> int:
         """The highest `seq` stored in `table` (0 if none): where a restarted recorder resumes."""
         found = self.scan(table).select(pl.col("seq").max()).collect().item()
         return 0 if found is None else int(found)
 
+    @_replanned
     def account_trades(self, account_id: int) -> pl.DataFrame:
         """Every fill of one account, from its side: side, signed_qty (+buy/−sell), order_id.
 
@@ -142,6 +167,7 @@ class HistoryQuery:
         """
         return self._account_fills(account_id).collect()
 
+    @_replanned
     def equity_curve(
         self,
         account_id: int,

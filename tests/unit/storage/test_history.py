@@ -1,4 +1,5 @@
-"""History: written rows equal what was appended, compaction keeps every row, queries are right."""
+"""History: written rows equal what was appended and queries are right (compaction:
+test_compaction.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 
 from engine.enums import Side
 from storage import query_cli
-from storage.compaction import INTENT, CompactionConfig, compact
 from storage.history import NS_PER_DAY, HistoryConfig, HistoryWriter
 from storage.query import HistoryQuery, period_seconds
 from storage.schemas import TABLES
@@ -199,46 +199,6 @@ def test_last_seq(tmp_path: Path) -> None:
     assert HistoryQuery(tmp_path).last_seq("trades") == 0
     write_in_batches(tmp_path, make_trades(300), 100, HistoryConfig())
     assert HistoryQuery(tmp_path).last_seq("trades") == 300
-
-
-def test_compaction_keeps_every_row(tmp_path: Path) -> None:
-    trades = make_trades(2000)
-    write_in_batches(tmp_path, trades, 100, HistoryConfig(max_rows=100))
-    before = len(list(tmp_path.rglob("*.parquet")))
-    result = compact(tmp_path, "trades", CompactionConfig(min_files=4))
-    after = sorted(tmp_path.rglob("*.parquet"))
-    assert result.files_in > result.files_out
-    assert len(after) == before - result.files_in + result.files_out
-    assert len(after) == 6  # one file per (date, instrument)
-    assert result.rows == 2000
-    frame = HistoryQuery(tmp_path).scan("trades").sort("trade_id").collect()
-    assert frame["trade_id"].to_list() == trades["trade_id"].tolist()
-    assert frame["qty"].to_list() == trades["qty"].tolist()
-    for path in after:
-        ts = pq.read_table(path).column("ts_event").to_numpy()
-        assert (np.diff(ts) >= 0).all()  # compacted files are sorted by time
-    assert compact(tmp_path, "trades").files_in == 0  # nothing small left to merge
-
-
-def test_interrupted_compaction_is_finished_without_duplicates(tmp_path: Path) -> None:
-    trades = make_trades(400, start_ns=DAY0)
-    trades["instrument_id"][:] = 1
-    write_in_batches(tmp_path, trades, 100, HistoryConfig(max_rows=100))
-    compact(tmp_path, "trades", CompactionConfig(min_files=2))
-    (output,) = list(tmp_path.rglob("*.parquet"))
-    # Replay the crash: inputs back in place, the intent still there, the output already renamed.
-    directory = output.parent
-    inputs = []
-    for index in range(4):
-        name = f"part-old-{index}.parquet"
-        pq.write_table(pq.read_table(output).slice(index * 100, 100), directory / name)
-        inputs.append(name)
-    (directory / INTENT).write_text(
-        f'{{"output": "{output.name}", "inputs": {inputs!r}}}'.replace("'", '"')
-    )
-    compact(tmp_path, "trades", CompactionConfig(min_files=2))
-    assert not (directory / INTENT).exists()
-    assert HistoryQuery(tmp_path).scan("trades").collect().height == 400
 
 
 def reference_bars(trades: dict, instrument: int, seconds: int) -> list[tuple[int, ...]]:
