@@ -79,6 +79,30 @@ class Outcome:
     """Refused by the book (an auction takes only LIMIT GFD/GTC orders of any volume)."""
 
 
+def _trade(
+    next_trade_id: list[int],
+    price: int,
+    qty: int,
+    taker: Incoming | Resting,
+    taker_remaining: int,
+    maker: Resting,
+) -> Fill:
+    """The next trade id's fill (the caller has already taken `qty` off both orders)."""
+    next_trade_id[0] += 1
+    return Fill(
+        trade_id=next_trade_id[0] - 1,
+        price=price,
+        qty=qty,
+        taker_order_id=taker.order_id,
+        taker_account_id=taker.account_id,
+        taker_side=taker.side,
+        maker_order_id=maker.order_id,
+        maker_account_id=maker.account_id,
+        taker_remaining=taker_remaining,
+        maker_remaining=maker.remaining,
+    )
+
+
 def _priority(order: Resting) -> tuple[int, int]:
     return (-order.price if order.side is Side.BUY else order.price, order.arrival)
 
@@ -154,21 +178,7 @@ class RefBook:
             qty = min(remaining, maker.remaining)
             remaining -= qty
             maker.remaining -= qty
-            outcome.fills.append(
-                Fill(
-                    trade_id=next_trade_id[0],
-                    price=maker.price,
-                    qty=qty,
-                    taker_order_id=order.order_id,
-                    taker_account_id=order.account_id,
-                    taker_side=order.side,
-                    maker_order_id=maker.order_id,
-                    maker_account_id=maker.account_id,
-                    taker_remaining=remaining,
-                    maker_remaining=maker.remaining,
-                )
-            )
-            next_trade_id[0] += 1
+            outcome.fills.append(_trade(next_trade_id, maker.price, qty, order, remaining, maker))
             if not maker.remaining:
                 makers.pop(0)
         if not remaining:
@@ -212,21 +222,7 @@ class RefBook:
             buy.remaining -= qty
             sell.remaining -= qty
             taker, maker = (buy, sell) if buy.order_id > sell.order_id else (sell, buy)
-            fills.append(
-                Fill(
-                    trade_id=next_trade_id[0],
-                    price=price,
-                    qty=qty,
-                    taker_order_id=taker.order_id,
-                    taker_account_id=taker.account_id,
-                    taker_side=taker.side,
-                    maker_order_id=maker.order_id,
-                    maker_account_id=maker.account_id,
-                    taker_remaining=taker.remaining,
-                    maker_remaining=maker.remaining,
-                )
-            )
-            next_trade_id[0] += 1
+            fills.append(_trade(next_trade_id, price, qty, taker, taker.remaining, maker))
             for side in (bids, asks):
                 if not side[0].remaining:
                     side.pop(0)
