@@ -389,9 +389,13 @@ class RingBackend:
             return False
         for table in answer.data:
             index = int(table.pop("index"))
-            instrument = parse_instrument(index, table, self.registry.currencies)
-            if self.registry.find(index) != instrument:
-                self.registry.put(instrument)
+            try:
+                instrument = parse_instrument(index, table, self.registry.currencies)
+                if self.registry.find(index) != instrument:
+                    self.registry.put(instrument)
+            except InstrumentConfigError as exc:
+                log.error("instruments from %d on not adopted (no gaps): %s", index, exc)
+                return True
         return True
 
     async def _send(

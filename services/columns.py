@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,7 @@ class Decoder:
         self._specs: dict[
             int, tuple[Callable[..., Any], np.dtype[Any], list[tuple[str, Convert | None]]]
         ] = {}
+        self._rows: dict[int, Callable[[tuple[Any, ...]], Any]] = {}
 
     def register(
         self,
@@ -122,6 +124,10 @@ class Decoder:
         """`args` are the record fields giving `build`'s positional arguments, in order."""
         specs = [arg if isinstance(arg, tuple) else (arg, None) for arg in args]
         self._specs[kind] = (build, layout, specs)
+        if len(specs) == len(getattr(build, "_fields", ())):
+            # every field given: build from one zipped row, without the NamedTuple's
+            # Python-level __new__ (~2x faster)
+            self._rows[kind] = partial(tuple.__new__, build)
 
     def handles(self, kind: int) -> bool:
         return kind in self._specs
@@ -135,7 +141,8 @@ class Decoder:
         for name, convert in specs:
             values = part[name].tolist()
             columns.append(values if convert is None else map(convert, values))
-        return map(build, *columns)
+        row = self._rows.get(kind)
+        return map(build, *columns) if row is None else map(row, zip(*columns, strict=True))
 
     def decode(
         self, batch: np.ndarray[Any, Any], other: Callable[[int, list[int]], list[Any]]
