@@ -3,11 +3,15 @@ state; a journal that cannot be written refuses commands with STORAGE and applie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from engine.accounts.commands import (
@@ -23,7 +27,7 @@ from engine.enums import Offset, Side
 from engine.exchange import Exchange
 from engine.matching.events import MatchingEvent
 from ipc.records import EVENT, EVENT_ANSWER, ORDER, Kind
-from ipc.ring import Ring
+from ipc.ring import Ring, RingReader
 from services import config as configuration
 from services.accounts import Accounts
 from services.accounts_codec import commands_to_cmd
@@ -53,6 +57,27 @@ def commands(config: configuration.Config) -> list[AccountsCommand]:
         Deposit(8, 1, DEPOSIT, 3),
     ]
     return out
+
+
+@contextlib.contextmanager
+def wired(
+    config: configuration.Config, prefix: str, ring: str, dtype: np.dtype[Any]
+) -> Iterator[tuple[Accounts, RingReader]]:
+    """A started Accounts writing `ring` into a real ring, and a reader of that ring; the
+    journal and the ring are closed (and the ring unlinked) afterwards."""
+    created = Ring.create(f"{prefix}.{ring}", dtype, 64)
+    try:
+        reader = created.reader("check")
+        service = Accounts(config, "accounts")
+        service.rings[ring] = created
+        service.writers[ring] = created.writer()
+        service.start()
+        yield service, reader
+        service.journal.close()
+        service.writers[ring].close()
+    finally:
+        created.close()
+        created.unlink()
 
 
 def started(config: configuration.Config) -> Accounts:
@@ -161,13 +186,7 @@ def test_records_that_do_not_decode_are_refused_not_fatal(
     cmd["kind"][0] = Kind.CANCEL_ALL  # a kind accounts does not take yet
     cmd["kind"][1] = Kind.PLACE_ORDER
     cmd["side"][1] = 200  # no such side
-    events = Ring.create(f"{prefix}.events", EVENT, 64)
-    try:
-        reader = events.reader("check")
-        service = Accounts(config, "accounts")
-        service.rings["events"] = events
-        service.writers["events"] = events.writer()
-        service.start()
+    with wired(config, prefix, "events", EVENT) as (service, reader):
         service.handle("cmd.2", cmd)
         assert list(service.state.core.accounts) == [3]
         counters = {
@@ -181,11 +200,6 @@ def test_records_that_do_not_decode_are_refused_not_fatal(
         refused = answers[answers["kind"] == Kind.COMMAND_REJECTED]
         assert refused["request_id"].tolist() == [1, 2]
         assert set(refused["code"].tolist()) == {ResultCode.BAD_MESSAGE}
-        service.journal.close()
-        service.writers["events"].close()
-    finally:
-        events.close()
-        events.unlink()
     assert started(config).state.core.state_hash() == service.state.core.state_hash()
 
 
@@ -204,13 +218,7 @@ def test_an_instrument_created_on_cmd_is_journaled_announced_to_matching_and_rep
         ],
         lambda _name: 0,
     )
-    orders = Ring.create(f"{prefix}.orders.0", ORDER, 64)
-    try:
-        reader = orders.reader("check")
-        service = Accounts(config, "accounts")
-        service.rings["orders.0"] = orders
-        service.writers["orders.0"] = orders.writer()
-        service.start()
+    with wired(config, prefix, "orders.0", ORDER) as (service, reader):
         service.handle("cmd.2", cmd[:2])  # the table's chunks span two reads
         service.handle("cmd.2", cmd)
         sent = reader.read(max_n=64, timeout=1.0)
@@ -223,11 +231,6 @@ def test_an_instrument_created_on_cmd_is_journaled_announced_to_matching_and_rep
         created = service.state.core.instruments.get("TEST.NEW")
         assert created is not None and created.margin_rate_e8 == 50_000_000
         expected = service.state.core.state_hash()
-        service.journal.close()
-        service.writers["orders.0"].close()
-    finally:
-        orders.close()
-        orders.unlink()
     replayed = started(config)
     assert replayed.state.core.state_hash() == expected
     assert replayed.state.core.instruments.get("TEST.NEW") == created
