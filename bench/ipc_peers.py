@@ -26,7 +26,7 @@ STALL = 10.0  # seconds a receiver may go without a record before the run is dec
 GRACE = 1.0  # seconds without a record, after the sender finished, before the rest is lost
 MULTI_RINGS = 4  # input rings of the multi-ring echoer (accounts reads cmd.1, cmd.2, execs.0...)
 IDLE_S = 0.05  # the Runner's longest idle sleep (services/defaults.toml wait.sleep_ms)
-SLICE_S = 0.001  # the per-ring slice of the Runner before the doorbell (wait.idle_slice_ms)
+SLICE_S = 0.001  # the per-ring slice of the Runner before the doorbell existed
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import orjson
 import zmq
 import zmq.asyncio
 
-from ipc.control import ControlError, ControlTimeout
+from ipc.control import ControlError, ControlTimeout, Knock
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class AsyncControlClient:
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._socket: zmq.asyncio.Socket | None = None
         self._receiver: asyncio.Task[None] | None = None
+        self._knock = Knock(endpoint)  # wakes the process if it sleeps on its doorbell
 
     async def request(self, command: str, timeout: float | None = None, **args: Any) -> Any:
         """The reply's data; ControlError if the process refused, ControlTimeout if silent."""
@@ -49,6 +50,7 @@ class AsyncControlClient:
         body = orjson.dumps({"id": request_id, "cmd": command, "args": args})
         try:
             await socket.send_multipart([b"", body], flags=zmq.NOBLOCK)
+            self._knock.ring()
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
                 reply = await future
         except (TimeoutError, zmq.Again):
@@ -80,6 +82,7 @@ class AsyncControlClient:
                 future.set_result(reply)
 
     async def close(self) -> None:
+        self._knock.close()
         if self._receiver is not None:
             self._receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
