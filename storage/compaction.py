@@ -8,16 +8,18 @@ by the table's sort key.
 **What readers see.** A merged file names the files it supersedes (its sources) in its Parquet
 key-value metadata (`shmex.supersedes`), and `list_partition` — the listing the query layer
 and compaction itself use — drops a source whenever a merged file naming it is present. So the
-rename of the output is the one instant at which the rows move from the sources to the output;
-deleting the sources afterwards changes nothing a reader sees. Footers are read only where
-needed: a merge is named `<stem of its first source>-c<n>.parquet` and that first source, its
+link of the output into place is the one instant at which the rows move from the sources to
+the output. The sources are deleted only by the *next* `compact` (`sweep`), so a query that
+listed them just before that instant can still read them. Footers are read only where needed:
+a merge is named `<stem of its first source>-c<n>.parquet` and that first source, its
 *anchor*, is deleted last, so only a merged file whose anchor is still listed can hide anything.
 
 **Crash safety.** One merge is a sequence of `Step`s, each durable before the next: the intent
 (`.compaction.json`, naming output and inputs) fsynced; the merged rows fsynced under a hidden
-temp name (never listed); the output linked into place; the temp name, then the sources (anchor
-last), then the intent removed. The next `compact` finishes a merge interrupted after the link
-(deletes the remaining inputs) or undoes one interrupted before it (deletes the temp file).
+temp name (never listed); the output linked into place; the temp name and the intent removed.
+The next `compact` deletes a left temp file and the intent: a merge interrupted before the
+link is thereby undone (its sources are still what readers see); one interrupted after it is
+finished by the sweep, which deletes sources by what the merged file names.
 One compactor per history root: the recorder, which runs it between its flushes.
 """
 
@@ -66,17 +68,17 @@ class PartitionFiles:
     """One partition's Parquet files as a reader must see them."""
 
     visible: list[Path]  # together they hold every row exactly once
-    superseded: list[Path]  # sources a present merged file already holds
+    superseded: dict[Path, list[Path]]  # merged file -> its sources still on disk, anchor first
 
 
 class Step(Enum):
-    """Where a merge stands; `Merge.steps` yields each once it is durable."""
+    """Where compaction stands; `Merge.steps` and `sweep` yield each once it is durable."""
 
     INTENT = "intent"  # the plan is on disk
     WRITTEN = "written"  # merged rows fsynced under a hidden temp name
     PLACED = "placed"  # output visible; from now on its sources are not
-    DELETED = "deleted"  # one more source deleted (the anchor last)
-    DONE = "done"  # temp name and intent removed
+    DONE = "done"  # temp name and intent removed: the merge is complete
+    DELETED = "deleted"  # the sweep deleted one more superseded source
 
 
 def partitions(table_dir: Path) -> list[Path]:
@@ -98,15 +100,32 @@ def list_partition(directory: Path) -> PartitionFiles:
     entries per call under the directory lock), which compaction keeps partitions well under.
     """
     names = {name for name in os.listdir(directory) if name.endswith(".parquet")}
-    hidden: set[str] = set()
+    superseded: dict[Path, list[Path]] = {}
     for name in sorted(names):
         match = _MERGED.match(name)
         if match is not None and f"{match['anchor']}.parquet" in names:
-            hidden.update(source for source in _sources(directory / name) if source in names)
-    return PartitionFiles(
-        visible=[directory / name for name in sorted(names - hidden)],
-        superseded=[directory / name for name in sorted(hidden)],
-    )
+            present = [
+                directory / source for source in _sources(directory / name) if source in names
+            ]
+            if present:
+                superseded[directory / name] = present
+    hidden = {path.name for sources in superseded.values() for path in sources}
+    return PartitionFiles([directory / name for name in sorted(names - hidden)], superseded)
+
+
+def sweep(directory: Path) -> Iterator[Step]:
+    """Delete the sources that present merged files supersede, one at a time (anchors last).
+
+    Each merge's anchor (its first source) goes last, as the reader's footer rule needs; a
+    merged file that is itself superseded has its own sources deleted first, so no source is
+    ever left on disk without the file that hides it.
+    """
+    superseded = list_partition(directory).superseded
+    hidden = {path for sources in superseded.values() for path in sources}
+    for merged in sorted(superseded, key=lambda path: path not in hidden):
+        for path in reversed(superseded[merged]):
+            path.unlink(missing_ok=True)
+            yield Step.DELETED
 
 
 def _sources(merged: Path) -> list[str]:
@@ -128,6 +147,8 @@ def compact(
     merged_partitions = files_in = files_out = rows = 0
     for directory in partitions(Path(root) / table):
         _finish_interrupted(directory)
+        for _ in sweep(directory):
+            pass
         merged = False
         for group in _groups(list_partition(directory).visible, config):
             rows += Merge(table, group, history).run()
@@ -175,7 +196,6 @@ class Merge:
         output = link_into_place(temp, self.directory, self.stem)
         yield Step.PLACED
         temp.unlink()
-        yield from _delete_sources(self.inputs)
         intent.unlink()
         log.info("compacted %d files (%d rows) into %s", len(self.inputs), self.rows, output)
         yield Step.DONE
@@ -197,32 +217,25 @@ def _groups(files: list[Path], config: CompactionConfig) -> list[list[Path]]:
     return [group for group in groups if len(group) > 1]
 
 
-def _delete_sources(sources: list[Path]) -> Iterator[Step]:
-    """Delete a merge's sources, its anchor (the first) last: see the module docstring."""
-    for path in reversed(sources):
-        path.unlink(missing_ok=True)
-        yield Step.DELETED
-
-
 def _finish_interrupted(directory: Path) -> None:
-    """Complete or undo a merge that a crash interrupted in this partition."""
+    """Clear what a crash left of a merge in this partition: its temp file and its intent.
+
+    Interrupted before the link, the merge is undone (its sources are still the visible
+    files); after it, the output already supersedes its sources and `sweep` deletes them.
+    """
     intent = directory / INTENT
     if not intent.exists():
         return
     try:
-        plan = orjson.loads(intent.read_bytes())
+        output = orjson.loads(intent.read_bytes())["output"]
     except orjson.JSONDecodeError:
         # written and fsynced before the merge touched anything else: nothing to undo
         log.warning("unreadable compaction intent in %s; discarded", directory)
-        intent.unlink()
-        return
-    output = plan["output"]
-    for temp in directory.glob(f".{output}.tmp-*"):
-        temp.unlink()
-    if (directory / output).exists():
-        for _ in _delete_sources([directory / name for name in plan["inputs"]]):
-            pass
-        log.warning("finished an interrupted compaction in %s", directory)
+    else:
+        for temp in directory.glob(f".{output}.tmp-*"):
+            temp.unlink()
+        placed = (directory / output).exists()
+        log.warning("%s an interrupted merge in %s", "finished" if placed else "undid", directory)
     intent.unlink()
 
 
