@@ -2,10 +2,13 @@
 
 `add_monitor_routes(app, collector)` adds them to any aiohttp application. One background task
 samples the instance every `interval_s` (in a worker thread: psutil and the control sockets
-block) and pushes each sample to every open dashboard; `/metrics` renders the latest sample, so
-a Prometheus scrape never waits for the processes. A dashboard may choose an instrument: the
-feed then asks the marketdata control socket for `snapshot` (book and open K-line bars) and
-sends the depth and the bars it has accumulated; without a marketdata process it says so.
+block) and pushes each sample to every open dashboard. With no dashboard open it samples only
+every `idle_interval_s`, so an idle edge costs almost nothing, yet keeps the history a page
+shows when it opens; a page connecting wakes it at once. `/metrics` renders the latest sample,
+and a scrape finding it older than `interval_s` wakes the sampler and waits for a fresh one.
+A dashboard may choose an instrument: the feed then asks the marketdata control socket for
+`snapshot` (book and open K-line bars) and sends the depth and the bars it has accumulated;
+without a marketdata process it says so.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,15 +39,24 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "monitor" / "web"
 MARKETDATA = "marketdata"
 SEND_TIMEOUT_S = 2.0
 MARKET_TIMEOUT_S = 0.5
+IDLE_INTERVAL_S = 5.0
+"""Sampling period while no dashboard is open (a sample costs ~10 ms of CPU)."""
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class MonitorFeed:
     """Samples on a timer and fans the result out to the open dashboards."""
 
-    def __init__(self, collector: Collector, interval_s: float, instruments: Sequence[str]) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        interval_s: float,
+        instruments: Sequence[str],
+        idle_interval_s: float = IDLE_INTERVAL_S,
+    ) -> None:
         self.collector = collector
         self.interval_s = interval_s
+        self.idle_interval_s = max(interval_s, idle_interval_s)
         self.instruments = list(instruments)
         self.history = History()
         self.sample: Sample | None = None
@@ -51,6 +64,10 @@ class MonitorFeed:
         self.markets: dict[str, MarketView] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor")
         self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._sampled = asyncio.Condition()
+        self.samples = 0
+        self._sampled_at = 0.0
 
     async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: run the sampling task while the application runs."""
@@ -65,24 +82,45 @@ class MonitorFeed:
         self.collector.close()
 
     async def latest(self) -> Sample:
-        """The newest sample, waiting for the first one if the feed has just started."""
-        await asyncio.wait_for(self._ready.wait(), timeout=max(10.0, 5 * self.interval_s))
+        """A sample at most `interval_s` old: the newest one, or the next if it is older (the
+        first one, if the feed has just started)."""
+        timeout = max(10.0, 5 * self.interval_s)
+        await asyncio.wait_for(self._ready.wait(), timeout=timeout)
         assert self.sample is not None
+        if time.monotonic() - self._sampled_at > self.interval_s:
+            await asyncio.wait_for(self._next_sample(), timeout=timeout)
         return self.sample
+
+    async def _next_sample(self) -> None:
+        seen = self.samples
+        self._wake.set()
+        async with self._sampled:
+            await self._sampled.wait_for(lambda: self.samples > seen)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            self._wake.clear()
             try:
                 sample = await loop.run_in_executor(self._executor, self.collector.sample)
             except Exception:
                 log.exception("monitor: sampling failed")
             else:
-                self.sample = sample
+                self.sample, self._sampled_at = sample, time.monotonic()
                 point = self.history.add(sample)
                 self._ready.set()
+                async with self._sampled:
+                    self.samples += 1
+                    self._sampled.notify_all()
                 await self._broadcast(sample, point)
-            await asyncio.sleep(self.interval_s)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """`interval_s` while a dashboard is open; else up to `idle_interval_s`, or until a
+        reader arrives."""
+        period = self.interval_s if self.clients else self.idle_interval_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=period)
 
     async def _broadcast(self, sample: Sample, point: Any) -> None:
         if not self.clients:  # encoding a sample costs ~20 ms of the edge's loop: only for readers
@@ -135,6 +173,7 @@ class MonitorFeed:
         if self.sample is not None:
             await ws.send_str(_json({"type": "sample", "sample": self.sample.as_dict()}))
         self.clients[ws] = None
+        self._wake.set()
         try:
             async for message in ws:
                 if message.type is WSMsgType.TEXT:
@@ -190,13 +229,14 @@ def add_monitor_routes(
     collector: Collector,
     *,
     interval_s: float = 1.0,
+    idle_interval_s: float = IDLE_INTERVAL_S,
     instruments: Sequence[str] = (),
 ) -> MonitorFeed:
     """Serve `/dashboard`, its assets and WebSocket, and `/metrics` for `collector`'s instance.
 
     The feed takes ownership of the collector (it closes it on application cleanup).
     """
-    feed = MonitorFeed(collector, interval_s, instruments)
+    feed = MonitorFeed(collector, interval_s, instruments, idle_interval_s)
     app[FEED_KEY] = feed
 
     async def page(_request: web.Request) -> web.FileResponse:

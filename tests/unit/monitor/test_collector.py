@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ import numpy as np
 
 from ipc import records
 from ipc.ring import Ring
-from monitor.collector import Collector, CollectorConfig
+from monitor.collector import Collector, CollectorConfig, fd_counts
 
 
 def _publish(ring: Ring, count: int) -> None:
@@ -68,3 +70,32 @@ def test_rates_and_a_replaced_ring(prefix: str, tmp_path: Path) -> None:
     finally:
         ring.close()
         ring.unlink()
+
+
+def test_fd_counts_see_a_new_file_and_a_new_socket(tmp_path: Path) -> None:
+    before = fd_counts(os.getpid())
+    assert before is not None
+    with open(tmp_path / "held", "wb"), socket.socket():
+        during = fd_counts(os.getpid())
+    assert during is not None
+    fds, files, sockets = (now - then for now, then in zip(during, before, strict=True))
+    assert (fds, files, sockets) == (2, 1, 1)
+    assert fd_counts(999_999_999) is None
+
+
+def test_a_process_row_counts_its_sockets(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, time; s = socket.socket(); time.sleep(60)"]
+    )
+    try:
+        (tmp_path / "recorder.pid").write_text(f"{holder.pid}\n")
+        with Collector("shmex_none", tmp_path, CollectorConfig(control_timeout_s=0.05)) as c:
+            deadline = time.monotonic() + 10
+            row = c.sample().process("recorder")
+            while row is not None and not row.connections and time.monotonic() < deadline:
+                time.sleep(0.05)  # the child has not opened its socket yet
+                row = c.sample().process("recorder")
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert row is not None and row.connections == 1 and row.fds is not None and row.fds >= 4
