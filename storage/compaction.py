@@ -83,7 +83,22 @@ class Step(Enum):
 
 def partitions(table_dir: Path) -> list[Path]:
     """The `date=…/instrument=…` directories of one table, in name order."""
-    return sorted(path for path in table_dir.glob("date=*/instrument=*") if path.is_dir())
+    return [
+        partition
+        for day in _subdirectories(table_dir, "date=")
+        for partition in _subdirectories(day, "instrument=")
+    ]
+
+
+def _subdirectories(directory: Path, prefix: str) -> list[Path]:
+    try:
+        with os.scandir(directory) as entries:
+            paths = [
+                entry.path for entry in entries if entry.name.startswith(prefix) and entry.is_dir()
+            ]
+    except FileNotFoundError:
+        return []
+    return [Path(path) for path in sorted(paths)]
 
 
 def visible_files(table_dir: Path) -> list[Path]:
