@@ -146,17 +146,16 @@ class ExternalCatalogue:
             log.info("external instruments: %d from feeds", len(fresh))
         self._instruments = fresh
 
-    async def market_query(
-        self, command: str, instrument_id: str, **args: Any
-    ) -> list[dict[str, Any]]:
-        """One of the feeds process's market queries (`klines`, `recent_trades`), answered in
-        the marketdata process's shapes; raises ControlError (ControlTimeout when silent)."""
-        rows = await self._client.request(
+    async def market_query(self, command: str, instrument_id: str, **args: Any) -> Any:
+        """One of the feeds process's market queries (`snapshot` answers a dict, `klines` and
+        `recent_trades` a list of rows), in the marketdata process's shapes; raises
+        ControlError (ControlTimeout when silent)."""
+        answer = await self._client.request(
             command, timeout=QUERY_TIMEOUT_S, instrument=instrument_id, **args
         )
-        if not isinstance(rows, list):
-            raise ControlError(f"feeds {command}: unexpected answer {rows!r:.200}")
-        return rows
+        if not isinstance(answer, dict if command == "snapshot" else list):
+            raise ControlError(f"feeds {command}: unexpected answer {answer!r:.200}")
+        return answer
 
     def start(self) -> None:
         """Refresh every REFRESH_S (call on the running loop)."""

@@ -627,7 +627,9 @@ class RingBackend:
     async def market_snapshot(self, instrument_id: str, depth: int = 5) -> Answer:
         answer = await self._market_query("snapshot", instrument_id, levels=depth)
         if answer.ok:
-            return Answer(ResultCode.OK, data=market_view.snapshot(instrument_id, answer.data))
+            data = market_view.snapshot(instrument_id, answer.data)
+            data["bids"], data["asks"] = data["bids"][:depth], data["asks"][:depth]
+            return Answer(ResultCode.OK, data=data)
         return answer
 
     async def recent_trades(self, instrument_id: str, count: int) -> Answer:
@@ -645,10 +647,18 @@ class RingBackend:
         return answer
 
     async def _market_query(self, command: str, instrument_id: str, **args: Any) -> Answer:
-        if self.registry.get(instrument_id) is None:
+        """A market query answered by marketdata for a local instrument, by the feeds process
+        (in marketdata's shapes) for an external one."""
+        if self.registry.get(instrument_id) is not None:
+            return await self._ask(
+                self._marketdata, command, ResultCode.BAD_MESSAGE, instrument=instrument_id, **args
+            )
+        external = await self.external_instrument(instrument_id)
+        if external is None or external.catalogue is None:
             return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {instrument_id}")
-        return await self._ask(
-            self._marketdata, command, ResultCode.BAD_MESSAGE, instrument=instrument_id, **args
+        return await _answered(
+            external.catalogue.market_query(command, instrument_id, **args),
+            ResultCode.BAD_MESSAGE,
         )
 
     async def _find_market_data(self) -> None:
@@ -679,15 +689,7 @@ class RingBackend:
         self, client: AsyncControlClient, command: str, refused: ResultCode, **args: Any
     ) -> Answer:
         """A control query as an Answer: a refusal is `refused`, silence is 9005."""
-        try:
-            data = await client.request(command, **args)
-        except ControlTimeout as exc:
-            return Answer(ResultCode.UNAVAILABLE, str(exc))
-        except ControlError as exc:
-            return Answer(refused, str(exc))
-        if isinstance(data, dict) and "code" in data and data.get("code"):
-            return Answer(ResultCode(int(data["code"])), str(data.get("message", "")))
-        return Answer(ResultCode.OK, data=data)
+        return await _answered(client.request(command, **args), refused)
 
     # -- status ------------------------------------------------------------------------------
 
@@ -715,6 +717,20 @@ class RingBackend:
             "market_received": self._market.received,
             "external": self.external.status() if self.external is not None else None,
         }
+
+
+async def _answered(request: Awaitable[Any], refused: ResultCode) -> Answer:
+    """A control request's outcome as an Answer: a refusal is `refused`, silence is 9005, an
+    answer carrying a nonzero `code` is that code."""
+    try:
+        data = await request
+    except ControlTimeout as exc:
+        return Answer(ResultCode.UNAVAILABLE, str(exc))
+    except ControlError as exc:
+        return Answer(refused, str(exc))
+    if isinstance(data, dict) and "code" in data and data.get("code"):
+        return Answer(ResultCode(int(data["code"])), str(data.get("message", "")))
+    return Answer(ResultCode.OK, data=data)
 
 
 def _trading_day(date: str) -> int:

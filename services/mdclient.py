@@ -9,7 +9,9 @@
 
 `subscribe` connects a ZeroMQ SUB socket (any host) and yields `(topic, body)` pairs of the
 schema in docs/marketdata.md. `snapshot`, `klines`, `recent_trades` and `publisher_endpoint` ask
-the marketdata process's control socket, which lives in the instance's run directory (same host).
+the marketdata process's control socket, which lives in the instance's run directory (same host);
+for an external instrument (another venue's, in the feeds process's `instruments` catalogue) the
+first three ask the feeds process, which answers in the same shapes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from services import config as configuration
 
 ALL_TYPES = ("tick", "book", "quote", "kline")
 PROCESS = "marketdata"
+FEEDS = "feeds"
 REDRAW_S = 0.1
 """The table view redraws at most this often, however fast messages arrive."""
 
@@ -109,23 +112,44 @@ def _control(home: Path | str) -> str:
     return control_endpoint(home, PROCESS)
 
 
+def _feeds_control(home: Path | str) -> str | None:
+    """The feeds process's control socket, None when the instance runs none (no socket file:
+    nothing to wait for)."""
+    return control_endpoint(home, FEEDS) if (Path(home) / f"{FEEDS}.ctl").exists() else None
+
+
+def _market_control(instrument: str, home: Path | str, timeout: float) -> str:
+    """Who answers market queries for `instrument`: the feeds process for an id of its
+    catalogue (as the gateway finds external instruments), marketdata otherwise."""
+    feeds = _feeds_control(home)
+    if feeds is not None:
+        try:
+            catalogue = call(feeds, "instruments", timeout)
+        except ControlError:
+            catalogue = {}
+        if isinstance(catalogue, dict) and instrument in catalogue:
+            return feeds
+    return _control(home)
+
+
 def snapshot(
     instrument: str, home: Path | str, levels: int | None = None, timeout: float = 2.0
 ) -> dict[str, Any]:
-    """`{instrument, seq, book, quote, klines: {period: open bar}}` from the running process."""
+    """`{instrument, seq, book, quote, klines: {period: open bar}}` from the running process
+    that publishes `instrument` (marketdata, or feeds for an external id)."""
     args: dict[str, Any] = {"instrument": instrument}
     if levels is not None:
         args["levels"] = levels
-    return dict(call(_control(home), "snapshot", timeout, **args))
+    endpoint = _market_control(instrument, home, timeout)
+    return dict(call(endpoint, "snapshot", timeout, **args))
 
 
 def klines(
     instrument: str, period: int, count: int, home: Path | str, timeout: float = 2.0
 ) -> list[dict[str, Any]]:
     """The newest `count` bars of `period` seconds, oldest first (the last may be open)."""
-    answer = call(
-        _control(home), "klines", timeout, instrument=instrument, period=period, count=count
-    )
+    endpoint = _market_control(instrument, home, timeout)
+    answer = call(endpoint, "klines", timeout, instrument=instrument, period=period, count=count)
     return list(answer)
 
 
@@ -133,7 +157,8 @@ def recent_trades(
     instrument: str, count: int, home: Path | str, timeout: float = 2.0
 ) -> list[dict[str, Any]]:
     """The newest `count` trade prints, oldest first."""
-    return list(call(_control(home), "recent_trades", timeout, instrument=instrument, count=count))
+    endpoint = _market_control(instrument, home, timeout)
+    return list(call(endpoint, "recent_trades", timeout, instrument=instrument, count=count))
 
 
 def publisher_endpoint(home: Path | str, timeout: float = 2.0) -> str:
@@ -303,10 +328,11 @@ def _endpoint(config: configuration.Config, args: argparse.Namespace) -> str:
 def _feeds_endpoint(config: configuration.Config, args: argparse.Namespace) -> str:
     """The feeds process's PUB (external venues' instruments), where it really bound."""
     host = args.host or config["ports"]["host"]
-    if not (config.home / "feeds.ctl").exists():  # no feeds process: do not wait for one
+    feeds = _feeds_control(config.home)
+    if feeds is None:  # no feeds process: do not wait for one
         return f"tcp://{host}:{config['ports']['feeds_pub']}"
     try:
-        bound = str(call(control_endpoint(config.home, "feeds"), "endpoint", 1.0))
+        bound = str(call(feeds, "endpoint", 1.0))
     except ControlError:
         return f"tcp://{host}:{config['ports']['feeds_pub']}"
     return f"tcp://{host}:{bound.rsplit(':', 1)[1]}"

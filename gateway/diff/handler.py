@@ -233,19 +233,22 @@ class DiffConnection:
         self.session.push(*patches, m.ins_list_patch(ins_list))
 
     async def _first_quote(self, symbol: str) -> Patch | None:
-        """A symbol's full first quote: a local instrument with marketdata's snapshot, an
-        external one (feeds catalogue) with its static fields until its next quote arrives;
-        None for a symbol nobody publishes."""
+        """A symbol's full first quote: its static fields (a local instrument's, or an external
+        one's from the feeds catalogue) and the snapshot of whoever publishes it (marketdata
+        or the feeds process); static fields alone while it has no market data yet; None for a
+        symbol nobody publishes."""
         backend = self.edge.backend
         instrument = backend.instrument(symbol)
         if instrument is not None:
-            snapshot = await backend.market_snapshot(symbol)
-            market = m.quote_fields(snapshot.data["quote"]) if snapshot.ok else {}
-            return m.full_quote(symbol, m.static_quote(instrument), market)
-        external = await backend.external_instrument(symbol)
-        if external is None:
-            return None
-        return m.full_quote(symbol, m.external_static_quote(external), {})
+            static = m.static_quote(instrument)
+        else:
+            external = await backend.external_instrument(symbol)
+            if external is None:
+                return None
+            static = m.external_static_quote(external)
+        snapshot = await backend.market_snapshot(symbol)
+        market = m.quote_fields(snapshot.data["quote"]) if snapshot.ok else {}
+        return m.full_quote(symbol, static, market)
 
     async def _set_chart(self, message: dict[str, Any]) -> None:
         fields = DIFF_SET_CHART.parse(message)
