@@ -79,8 +79,7 @@ def export_state(core: AccountsCore) -> dict[str, Any]:
 
 def load_state(core: AccountsCore, state: dict[str, Any]) -> None:
     """Fill a freshly constructed core (no accounts yet) with an exported state."""
-    if state.get("version") != VERSION:
-        raise ValueError(f"accounts checkpoint version {state.get('version')}, expected {VERSION}")
+    state = _upgraded(state)
     _load_instruments(core.instruments, state["instruments"])
     core.terms = all_terms(core.instruments)
     core.next_order_id = state["next_order_id"]
@@ -107,6 +106,18 @@ def load_state(core: AccountsCore, state: dict[str, Any]) -> None:
     core.settlement.results = {
         result.trading_day: result for result in map(_load_result, settlement["results"])
     }
+
+
+def _upgraded(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of an older version in the current shape (a bug: one from the future)."""
+    version = state.get("version")
+    if version == 1:  # orders gain pending_history/pending_today: no amend split recorded
+        for account in state["accounts"]:
+            account["orders"] = [[*values, 0, 0] for values in account["orders"]]
+        return {**state, "version": VERSION}
+    if version != VERSION:
+        raise ValueError(f"accounts checkpoint version {version}, expected 1..{VERSION}")
+    return state
 
 
 def _export_instrument(instrument: Any) -> dict[str, Any]:

@@ -128,3 +128,21 @@ def test_a_mismatched_checkpoint_is_refused() -> None:
         AccountsCore.from_state(registry(), {**state, "version": 0})
     with pytest.raises(ValueError, match="instruments"):
         AccountsCore.from_state(registry(), {**state, "instruments": state["instruments"][:1]})
+
+
+def test_a_version_1_checkpoint_loads_with_no_pending_amend_split() -> None:
+    """Version 1 predates Order.pending_history/today: its orders load with both 0."""
+    core = AccountsCore(registry())
+    core.apply(c.OpenAccount(1, 1))
+    core.apply(c.Deposit(2, 1, 1_000_000 * CNY, 1))
+    core.apply(c.SubmitOrder(3, 1, IX, Side.BUY, Offset.OPEN, 1000, 2))
+    state = _through_json(core.export_state())
+    old = {**state, "version": 1}
+    old["accounts"] = [
+        {**account, "orders": [values[:-2] for values in account["orders"]]}
+        for account in state["accounts"]
+    ]
+    assert any(account["orders"] for account in old["accounts"])
+    restored = AccountsCore.from_state(registry(), old)
+    assert restored.state_hash() == core.state_hash()
+    restored.check_invariants()
