@@ -10,16 +10,20 @@ its own `engine.marketdata.MarketData`; a book snapshot row holds the depth at t
 second of *event* time, and is written when the instrument's first event of a later second
 arrives, so replaying the same execs writes the same rows.
 
-Rows are buffered and flushed together, by rows or seconds; after each flush the state is
-checkpointed with the exec sequences it reflects and the held cursor (see services/marketdata.py)
-catches up, so a SIGKILL loses no row: the restart loads the checkpoint and re-reads the records
-after it. Rows a crash between a flush and its checkpoint already wrote are recognised (`seq`,
-or event time for bars and snapshots, at or below what the files hold) and skipped.
+Exec records are buffered as they arrive and turned into rows only when they are flushed, by
+records or seconds (one Arrow conversion per table per flush, not per loop turn); after each
+flush the state is checkpointed with the exec sequences it reflects and the held cursor (see
+services/marketdata.py) catches up, so a SIGKILL loses no row: the restart loads the checkpoint
+and re-reads the records after it. Rows a crash between a flush and its checkpoint already wrote
+are recognised (`seq`, or event time for bars and snapshots, at or below what the files hold) and
+skipped.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -253,6 +257,8 @@ class Recorder(Service):
         self.root = self.config.home / "history"
         self._writer = HistoryWriter(self.root, HistoryConfig(max_rows=_NEVER, max_age_ns=_NEVER))
         self._buffered = 0
+        """Exec records and external rows waiting for the next flush (the `flush_rows` limit)."""
+        self._unwritten: list[tuple[str, np.ndarray[Any, Any]]] = []
         self._pending = dict.fromkeys(TABLES, 0)
         self._oldest = 0.0
         self._directory = self.config.home / "checkpoints"
@@ -287,29 +293,43 @@ class Recorder(Service):
             self.flush()
 
     def _record(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
+        """Keep the batch's fresh records; they become rows at the next flush (`_make_rows`),
+        so a loop turn that reads a few records costs a copy, not five Arrow conversions."""
         fresh = self._streams.fresh(ring, batch)
         if not len(fresh):
             return
-        events, trade_seqs = market_events(fresh, len(self.instruments))
-        self._recording.apply(events, trade_seqs.tolist())
-        tables: dict[str, Any] = {
-            "trades": trade_rows(fresh),
-            "order_events": order_event_rows(fresh),
-        }
-        for table, rows in self._recording.take().items():
-            values = np.array(rows, dtype=np.int64).reshape(-1, len(TABLES[table].names))
-            tables[table] = {name: values[:, n] for n, name in enumerate(TABLES[table].names)}
-        now = time.time_ns()
-        for table, columns in tables.items():
-            rows = to_record_batch(table, columns)
-            if self._duplicates is not None:
-                frame = self._duplicates.drop(table, pl.DataFrame(pl.from_arrow(rows)))
-                rows = to_record_batch(table, frame.to_arrow())
-            if rows.num_rows:
-                self._writer.append(table, rows, now)
-                self._buffered += rows.num_rows
-                self._pending[table] += rows.num_rows
+        self._unwritten.append((ring, np.array(fresh)))
+        self._buffered += len(fresh)
         self._oldest = self._oldest or time.monotonic()
+
+    def _make_rows(self) -> None:
+        """Turn the buffered exec records into rows for the writer, one run of consecutive
+        batches from the same ring at a time (the rows equal those of batch-by-batch calls:
+        within a ring, sequences only grow)."""
+        now = time.time_ns()
+        for _ring, run in itertools.groupby(self._unwritten, key=operator.itemgetter(0)):
+            fresh = np.concatenate([records for _ring, records in run])
+            events, trade_seqs = market_events(fresh, len(self.instruments))
+            self._recording.apply(events, trade_seqs.tolist())
+            tables: dict[str, Any] = {
+                "trades": trade_rows(fresh),
+                "order_events": order_event_rows(fresh),
+            }
+            for table, rows in self._recording.take().items():
+                values = np.array(rows, dtype=np.int64).reshape(-1, len(TABLES[table].names))
+                tables[table] = {name: values[:, n] for n, name in enumerate(TABLES[table].names)}
+            for table, columns in tables.items():
+                self._append(table, columns, now)
+        self._unwritten = []
+
+    def _append(self, table: str, columns: Any, now: int) -> None:
+        rows = to_record_batch(table, columns)
+        if self._duplicates is not None:
+            frame = self._duplicates.drop(table, pl.DataFrame(pl.from_arrow(rows)))
+            rows = to_record_batch(table, frame.to_arrow())
+        if rows.num_rows:
+            self._writer.append(table, rows, now)
+            self._pending[table] += rows.num_rows
 
     def _record_external(self) -> None:
         """External rows are appended as they are; no checkpoint covers them (PUB/SUB)."""
@@ -333,7 +353,8 @@ class Recorder(Service):
         """Write every buffered row, then checkpoint the state those rows reflect."""
         if self._external is not None:
             self._record_external()
-        if self._buffered:
+        self._make_rows()
+        if any(self._pending.values()):
             self.files_written += len(self._writer.flush(None, time.time_ns()))
             for table, rows in self._pending.items():
                 self.rows_written[table] += rows
