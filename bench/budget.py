@@ -20,6 +20,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,8 +40,10 @@ from services.loadgen import DirectClient, LoadConfig, LoadGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 EXCHANGE = ROOT / "bin" / "exchange"
-IDLE_S = float(os.environ.get("SHMEX_BENCH_BUDGET_IDLE_S", "30"))
-RUN_S = float(os.environ.get("SHMEX_BENCH_BUDGET_SECONDS", "5"))
+QUICK = "--quick" in sys.argv[1:]
+"""A smoke run: 5 s idle, 2 s per load (the environment still wins)."""
+IDLE_S = float(os.environ.get("SHMEX_BENCH_BUDGET_IDLE_S", "5" if QUICK else "30"))
+RUN_S = float(os.environ.get("SHMEX_BENCH_BUDGET_SECONDS", "2" if QUICK else "5"))
 RATES = tuple(int(r) for r in os.environ.get("SHMEX_BENCH_BUDGET_RATES", "500,1000").split(","))
 MODES = os.environ.get("SHMEX_BENCH_BUDGET_MODES", "direct,ws").split(",")
 WS_CLIENTS = 10

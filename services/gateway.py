@@ -2,11 +2,11 @@
 
 Unlike the ring-driven processes (services/process.py `Runner`), the gateway is an asyncio
 server: aiohttp serves the clients, `gateway.ring_backend.RingBackend` writes `cmd.<id>` and
-reads `events` in a thread, and the control socket is polled by a periodic task. It answers
-`status` (connections, requests, rejects by code, answer latency), `shutdown` and
-`checkpoint` like every other process, so the supervisor starts, probes and stops it the same
-way. If the configured HTTP port is taken, it binds a free one and says so in the log and in
-`status` (`http`), rather than failing the whole instance.
+reads `events` in a thread, and the loop wakes on the control socket's descriptor (no
+polling). It answers `status` (connections, requests, rejects by code, answer latency),
+`shutdown` and `checkpoint` like every other process, so the supervisor starts, probes and stops
+it the same way. If the configured HTTP port is taken, it binds a free one and says so in the log
+and in `status` (`http`), rather than failing the whole instance.
 
 Edge limits (gateway/config.py `EdgeConfig`) come from an optional `[gateway]` config section
 and from `SHMEX_GATEWAY_<FIELD>` environment variables; `SHMEX_GATEWAY_ADMIN_PASSWORD` (and
@@ -18,7 +18,6 @@ exit (how the edge's CPU per order is found; `status` reports `cpu_s` for the co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import cProfile
 import dataclasses
 import errno
@@ -48,7 +47,6 @@ from services.process import EXIT_CRASHED, _die_with_parent, parse_arguments, wa
 log = logging.getLogger(__name__)
 
 NAME = "gateway"
-CONTROL_POLL_S = 0.05
 WEBSOCKET_PATHS = frozenset({"/ws", "/ws/diff"})
 ENV_PREFIX = "SHMEX_GATEWAY_"
 
@@ -195,16 +193,38 @@ class GatewayProcess:
         add_monitor_routes(app, Collector(self.config.prefix, self.config.home))
 
     async def _serve_control(self, control: ControlServer) -> None:
+        """Answer control requests when they arrive: the loop watches the control socket's
+        file descriptor (no periodic poll; the loop sleeps until a request, a stop or the next
+        heartbeat). ZeroMQ's descriptor is edge-triggered, so the socket is drained and its
+        `EVENTS` re-checked after the wake flag is cleared, before sleeping again."""
         heartbeat_s = float(self.config["processes"]["heartbeat_s"])
+        socket = control.socket
+        descriptor = socket.getsockopt(zmq.FD)
+        ring = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(descriptor, ring.set)
+        stopping = asyncio.ensure_future(self._stop.wait())
         next_beat = 0.0
-        while not self._stop.is_set():
-            control.poll(0)
-            now = time.monotonic()
-            if now >= next_beat:
-                next_beat = now + heartbeat_s
-                self._heartbeat_ns = time.time_ns()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), CONTROL_POLL_S)
+        try:
+            while not self._stop.is_set():
+                control.poll(0)
+                ring.clear()
+                if socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    continue
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + heartbeat_s
+                    self._heartbeat_ns = time.time_ns()
+                woken = asyncio.ensure_future(ring.wait())
+                await asyncio.wait(
+                    (woken, stopping),
+                    timeout=max(0.0, next_beat - now),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                woken.cancel()
+        finally:
+            loop.remove_reader(descriptor)
+            stopping.cancel()
 
     def _on_shutdown(self, _args: dict[str, Any]) -> str:
         self._stop.set()

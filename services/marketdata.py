@@ -134,14 +134,19 @@ class Renderer:
         self._instruments = instruments
         self._ticks: dict[str, tuple[int, int]] = {}
 
-    def _price(self, instrument: Instrument, ticks: int) -> float:
-        """ticks × tick size as the float nearest the exact decimal (int true division
-        rounds correctly, so 19003 × 0.2 renders 3800.6, not 3800.6000000000004)."""
+    def _scale(self, instrument: Instrument) -> tuple[int, int]:
+        """The tick size as (integer, power of ten), computed once per instrument."""
         tick = self._ticks.get(instrument.id)
         if tick is None:
             scale = 10 ** max(0, -int(instrument.price_tick.as_tuple().exponent))
             tick = self._ticks[instrument.id] = (int(instrument.price_tick * scale), scale)
-        return ticks * tick[0] / tick[1]
+        return tick
+
+    def _price(self, instrument: Instrument, ticks: int) -> float:
+        """ticks × tick size as the float nearest the exact decimal (int true division
+        rounds correctly, so 19003 × 0.2 renders 3800.6, not 3800.6000000000004)."""
+        tick, scale = self._scale(instrument)
+        return ticks * tick / scale
 
     def _money(self, instrument: Instrument, units: int) -> float:
         return units / instrument.currency.scale
@@ -165,26 +170,29 @@ class Renderer:
         }
 
     def bar(self, index: int, bar: Bar, seq: int, finished: bool) -> dict[str, Any]:
+        """Written out field by field: up to seven open bars go out per traded batch."""
         instrument = self._instruments.by_index(index)
-        body: dict[str, Any] = {
+        tick, scale = self._scale(instrument)
+        return {
             "instrument": instrument.id,
             "seq": seq,
             "period": bar.period,
             "id": bar.bar_id,
             "datetime": bar.start_ns,
             "finished": finished,
+            "open": bar.open * tick / scale,
+            "open_ticks": bar.open,
+            "high": bar.high * tick / scale,
+            "high_ticks": bar.high,
+            "low": bar.low * tick / scale,
+            "low_ticks": bar.low,
+            "close": bar.close * tick / scale,
+            "close_ticks": bar.close,
+            "volume": bar.volume,
+            "turnover": bar.turnover / instrument.currency.scale,
+            "open_oi": bar.open_oi,
+            "close_oi": bar.close_oi,
         }
-        for name in ("open", "high", "low", "close"):
-            ticks = getattr(bar, name)
-            body[name] = self._price(instrument, ticks)
-            body[f"{name}_ticks"] = ticks
-        body.update(
-            volume=bar.volume,
-            turnover=self._money(instrument, bar.turnover),
-            open_oi=bar.open_oi,
-            close_oi=bar.close_oi,
-        )
-        return body
 
     def book(self, market: MarketData, index: int, seq: int, levels: int) -> dict[str, Any]:
         instrument = self._instruments.by_index(index)
@@ -229,6 +237,7 @@ class MarketDataService(Service):
         self._checkpoint_interval = float(section["checkpoint_interval_s"])
         self.instruments = configuration.load_instruments(self.config)
         self._render = Renderer(self.instruments)
+        self._topics: dict[tuple[int, str, int | None], str] = {}
         self._directory = self.config.home / "checkpoints"
         self._checkpoint_name = self.instance_name.replace(".", "_")
         self._held = held_cursors(self.config, self.inputs(), self.instance_name)
@@ -296,23 +305,28 @@ class MarketDataService(Service):
         send = self._publisher.publish
         render = self._render
         traded: set[int] = set()
+        name = self._topic
         for tick, tick_seq in zip(update.ticks, trade_seqs, strict=True):
-            body = render.tick(tick, tick_seq)
-            send(topic(body["instrument"], "tick"), body)
+            send(name(tick.instrument_index, "tick"), render.tick(tick, tick_seq))
             traded.add(tick.instrument_index)
         for index, bar in update.finished_bars:
-            body = render.bar(index, bar, seq, finished=True)
-            send(topic(body["instrument"], "kline", bar.period), body)
+            send(name(index, "kline", bar.period), render.bar(index, bar, seq, finished=True))
         for index in sorted(update.touched):
             if index in traded:
                 for bar in self.market.open_bars(index):
                     body = render.bar(index, bar, seq, finished=False)
-                    send(topic(body["instrument"], "kline", bar.period), body)
-            book = render.book(self.market, index, seq, self._levels)
-            send(topic(book["instrument"], "book"), book)
-            quote = render.quote(self.market, index, seq)
-            send(topic(quote["instrument"], "quote"), quote)
+                    send(name(index, "kline", bar.period), body)
+            send(name(index, "book"), render.book(self.market, index, seq, self._levels))
+            send(name(index, "quote"), render.quote(self.market, index, seq))
         self.published += len(update.ticks) + len(update.finished_bars) + 2 * len(update.touched)
+
+    def _topic(self, index: int, kind: str, seconds: int | None = None) -> str:
+        """Topic names are built (and checked) once per instrument, type and period."""
+        key = (index, kind, seconds)
+        found = self._topics.get(key)
+        if found is None:
+            found = self._topics[key] = topic(self.instruments.by_index(index).id, kind, seconds)
+        return found
 
     def tick(self, now_ns: int) -> None:
         if self._changed_at and time.monotonic() - self._changed_at >= self._checkpoint_interval:
