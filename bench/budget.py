@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,15 +28,13 @@ from pathlib import Path
 import psutil
 
 from bench.common import Results
+from bench.edge import exchange
 from gateway.loadgen import Plan
 from gateway.loadgen import run_load as run_ws_load
 from ipc.control import call
-from ipc.shm import unlink_prefix
 from services import config as configuration
 from services.loadgen import DirectClient, LoadConfig, LoadGenerator
 
-ROOT = Path(__file__).resolve().parents[1]
-EXCHANGE = ROOT / "bin" / "exchange"
 QUICK = "--quick" in sys.argv[1:]
 """A smoke run: 5 s idle, 2 s per load (the environment still wins)."""
 IDLE_S = float(os.environ.get("SHMEX_BENCH_BUDGET_IDLE_S", "5" if QUICK else "30"))
@@ -50,23 +45,13 @@ WS_CLIENTS = 10
 SETTLE_S = 0.5
 """Pause after the last answer so market data and the recorder finish the run's tail."""
 LOADGEN = "loadgen"
-ENV = {
-    "SHMEX_GATEWAY_RATE_PER_SECOND": "10000000",
-    "SHMEX_GATEWAY_RATE_BURST": "10000000",
-    "SHMEX_GATEWAY_ADMIN_PASSWORD": "bench-admin-password",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
 class Instance:
     prefix: str
     home: Path
+    gateway_url: str
 
     def config(self) -> configuration.Config:
         return configuration.load(
@@ -87,29 +72,15 @@ class Instance:
                 out[path.stem] = pid
         return out
 
-    def gateway_url(self) -> str:
-        status = call(f"ipc://{self.home}/gateway.1.ctl", "status", timeout=5.0)
-        return str(status["http"]).rstrip("/")
-
 
 @contextmanager
 def instance() -> Iterator[Instance]:
-    prefix = f"shmex_benchbudget{os.getpid()}"
-    home = Path(tempfile.mkdtemp(prefix="shmex-bench-budget-"))
-    flags = ["--prefix", prefix, "--home", str(home)]
-    ports = ["--set", f"ports.http={_free_port()}", "--set", f"ports.md_pub={_free_port()}"]
-    ports += ["--set", f"ports.feeds_pub={_free_port()}"]
-    env = {**os.environ, **ENV}
-    up = subprocess.run(
-        [str(EXCHANGE), *flags, *ports, "up"], capture_output=True, text=True, env=env, timeout=180
-    )
-    try:
-        if up.returncode:
-            raise SystemExit(f"exchange up failed:\n{up.stdout}\n{up.stderr}")
-        yield Instance(prefix, home)
-    finally:
-        subprocess.run([str(EXCHANGE), *flags, "down"], capture_output=True, timeout=180)
-        unlink_prefix(prefix + ".")
+    """The whole instance `bin/bench edge` starts; its run directory and prefix are asked of
+    the supervisor, for the pid files and the direct client."""
+    with exchange() as gateway:
+        home = Path(gateway.control.removeprefix("ipc://")).parent
+        status = call(f"ipc://{home}/supervisor.ctl", "status", timeout=5.0)
+        yield Instance(str(status["prefix"]), Path(status["home"]), gateway.url)
 
 
 def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
@@ -163,7 +134,7 @@ def run_ws(inst: Instance, rate: int) -> tuple[int, dict[str, float]]:
         return snapshots[-1].get("gateway.1", 0.0)
 
     plan = Plan(
-        url=inst.gateway_url(),
+        url=inst.gateway_url,
         mode="ws",
         clients=WS_CLIENTS,
         users=WS_CLIENTS,
