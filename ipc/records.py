@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 """Bumped whenever a layout changes; the ring's dtype fingerprint refuses old attachments too."""
 
 ALL_INSTRUMENTS = -1
@@ -197,6 +197,8 @@ ORDER = _layout(
         ("request_id", "<u8"),  # carried for tracing only
         ("trading_day", "<i4"),  # EXPIRE_ORDERS
         ("phase", "u1"),  # TradingPhase (SET_PHASE)
+        ("pad0", "V3"),
+        ("max_qty", "<i8"),  # lots: the largest order (ADD_INSTRUMENT, SET_INSTRUMENT_STATUS)
     ],
     128,
 )
@@ -222,7 +224,8 @@ EXEC = _layout(
         ("level_orders", "<i4"),  # orders resting at the level (BOOK_LEVEL), 0 = not counted
         ("status", "u1"),  # InstrumentStatus (INSTRUMENT_STATUS_CHANGED)
         ("phase", "u1"),  # TradingPhase (PHASE_CHANGED)
-        ("pad0", "V2"),
+        ("taker_offset", "u1"),  # Offset of the taker's order (TRADE)
+        ("maker_offset", "u1"),  # Offset of the maker's order (TRADE)
         ("old_price", "<i8"),  # ticks: the price before an ORDER_AMENDED
         ("old_qty", "<i8"),  # lots: the open quantity before an ORDER_AMENDED
     ],

@@ -66,7 +66,8 @@ def instrument_record(command: UpsertInstrument, kind: Kind) -> np.ndarray[Any, 
     """An instrument change for matching as one ADD_INSTRUMENT (an index matching has not
     been sent yet) or SET_INSTRUMENT_STATUS record: what matching checks an order against
     (docs/records.md): `status`, the pre-settlement in `price`, the pre-close in `qty`, the
-    smallest order in `min_qty` and the band it implies in `limit_up` / `limit_down`."""
+    smallest and largest order in `min_qty` / `max_qty` and the band it implies in
+    `limit_up` / `limit_down`."""
     instrument, ts = command
     record = np.zeros(1, ORDER)
     record["kind"] = kind
@@ -75,6 +76,7 @@ def instrument_record(command: UpsertInstrument, kind: Kind) -> np.ndarray[Any, 
     record["price"] = instrument.pre_settlement
     record["qty"] = instrument.pre_close
     record["min_qty"] = instrument.min_qty
+    record["max_qty"] = instrument.max_qty
     record["limit_up"] = instrument.upper_limit
     record["limit_down"] = instrument.lower_limit
     record["ts_event"] = ts

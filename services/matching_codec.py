@@ -4,7 +4,7 @@
 become `execs` records (matching writes them; accounts, marketdata and the recorder decode them
 back). Conversion is column-wise over runs of one kind (services/columns.py). Instrument
 definitions (ADD_INSTRUMENT, SET_INSTRUMENT_STATUS) need the process's registry and are left to
-the process.
+the process. `oi_deltas` reads the legs' offsets the matching process writes into TRADEs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from engine.codes import ResultCode
 from engine.enums import (
     CancelReason,
+    Offset,
     OrderType,
     SelfTradePrevention,
     Side,
@@ -360,6 +361,24 @@ def events_to_execs(
 def execs_to_events(batch: np.ndarray[Any, Any]) -> list[MatchingEvent]:
     """The engine events of an `execs` batch, in ring order."""
     return _decode(_EXECS_IN, batch, "execs")
+
+
+_CLOSES = np.zeros(256, dtype=bool)
+_CLOSES[[Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY]] = True
+
+
+def oi_deltas(execs: np.ndarray[Any, Any]) -> dict[int, int]:
+    """trade_id → open-interest change of each TRADE in an `execs` batch: +qty when both legs
+    open, −qty when both close (CLOSE, CLOSETODAY, CLOSEYESTERDAY), 0 otherwise (the position
+    changes hands, or a leg's offset is not known). Meaningful for futures only: a spot order's
+    offset follows its side, not a position."""
+    trades = execs[execs["kind"] == Kind.TRADE]
+    taker, maker = trades["taker_offset"], trades["maker_offset"]
+    qty = trades["qty"]
+    opens = (taker == Offset.OPEN) & (maker == Offset.OPEN)
+    closes = _CLOSES[taker] & _CLOSES[maker]
+    delta = np.where(opens, qty, np.where(closes, -qty, 0))
+    return dict(zip(trades["trade_id"].tolist(), delta.tolist(), strict=True))
 
 
 def _decode(decoder: Decoder, batch: np.ndarray[Any, Any], ring: str) -> list[Any]:

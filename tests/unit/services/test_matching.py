@@ -1,22 +1,33 @@
 """The matching service without rings: journal first, apply once, and every restart (from the
-journal alone or from a checkpoint plus its tail) rebuilds the same books."""
+journal alone or from a checkpoint plus its tail) rebuilds the same books. With real rings: an
+instrument's raised max order size reaches matching from accounts, and trades carry both legs'
+offsets across restarts."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from engine.enums import InstrumentStatus, Side
+from engine.accounts.commands import Deposit, OpenAccount, SubmitOrder, UpdateInstrument
+from engine.enums import InstrumentStatus, Offset, Side
 from engine.matching.commands import CancelOrder, PlaceOrder, UpsertInstrument
 from engine.matching.engine import MatchingEngine
-from ipc.records import ORDER, Kind
+from ipc.reader import RingReader
+from ipc.records import EXEC, ORDER, Kind
+from ipc.ring import Ring
 from services import config as configuration
-from services.accounts import instrument_record
+from services.accounts import Accounts, instrument_record
+from services.accounts_codec import commands_to_cmd
+from services.loadgen import DEPOSIT
 from services.matching import Matching, upsert_from_record
-from services.matching_codec import commands_to_orders, orders_to_commands
+from services.matching_codec import commands_to_orders, oi_deltas, orders_to_commands
+from services.process import Service
 
 
 @pytest.fixture
@@ -123,10 +134,11 @@ def test_a_new_instrument_index_is_learned_traded_on_and_kept_across_restarts(
     service = started(config)
     service.handle("orders.0", np.concatenate([added, trade]))
     learned = service.engine.instruments.by_index(new.index)
-    assert (learned.upper_limit, learned.lower_limit, learned.min_qty) == (
+    assert (learned.upper_limit, learned.lower_limit, learned.min_qty, learned.max_qty) == (
         new.upper_limit,
         new.lower_limit,
         2,
+        new.max_qty,
     )
     assert service.status()["trades"] == 1
     counters = {c["name"]: c["value"] for c in service.metrics.snapshot()["counters"]}
@@ -138,3 +150,139 @@ def test_a_new_instrument_index_is_learned_traded_on_and_kept_across_restarts(
     assert restarted.engine.state_hash() == expected
     assert restarted.engine.instruments.by_index(new.index) == learned
     restarted.journal.close()
+
+
+@contextlib.contextmanager
+def ring(prefix: str, name: str, dtype: np.dtype[Any]) -> Iterator[tuple[Ring, RingReader]]:
+    """A real ring and a reader of it, closed and unlinked afterwards."""
+    created = Ring.create(f"{prefix}.{name}", dtype, 64)
+    try:
+        yield created, created.reader("check")
+    finally:
+        created.close()
+        created.unlink()
+
+
+def writing(service: Service, name: str, target: Ring) -> Service:
+    """`service` started as the writer of `target` (ring `name`)."""
+    service.rings[name] = target
+    service.writers[name] = target.writer()
+    service.start()
+    return service
+
+
+def stop(service: Accounts | Matching) -> None:
+    service.journal.close()
+    for writer in service.writers.values():
+        writer.close()
+
+
+def drain(reader: RingReader) -> np.ndarray:
+    """Every record published to the reader so far (copies)."""
+    parts = []
+    while len(view := reader.read(max_n=64, timeout=0)):
+        parts.append(view.copy())
+        reader.release(len(view))
+    return np.concatenate([*parts, view])
+
+
+def test_a_raised_max_order_size_reaches_matching_and_trades(prefix: str, tmp_path: Path) -> None:
+    overrides = {"instance.prefix": prefix, "instance.home": str(tmp_path)}
+    # No notional cap: with the default one an IF order stops at fewer lots than max_qty.
+    config = configuration.load(env={}, overrides={**overrides, "risk.max_order_value": 0})
+    instrument = configuration.load_instruments(config).get("CFFEX.IF2501")
+    assert instrument is not None
+    index, price, qty = instrument.index, instrument.pre_settlement, instrument.max_qty + 10
+    cmd = commands_to_cmd(
+        [
+            OpenAccount(1, 1),
+            OpenAccount(2, 2),
+            Deposit(3, 1, DEPOSIT, 1),
+            Deposit(4, 2, DEPOSIT, 2),
+            UpdateInstrument(5, instrument.id, {"max_qty": qty}, 5),
+            SubmitOrder(6, 1, index, Side.SELL, Offset.OPEN, price, qty, ts=6),
+            SubmitOrder(7, 2, index, Side.BUY, Offset.OPEN, price, qty, ts=7),
+        ],
+        lambda _name: 0,
+        source=2,
+    )
+    with (
+        ring(prefix, "orders.0", ORDER) as (orders_ring, orders_reader),
+        ring(prefix, "execs.0", EXEC) as (execs_ring, execs_reader),
+    ):
+        accounts = writing(Accounts(config, "accounts"), "orders.0", orders_ring)
+        matching = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        try:
+            accounts.handle("cmd.2", cmd)
+            sent = drain(orders_reader)
+            assert sent["kind"].tolist() == [Kind.SET_INSTRUMENT_STATUS] + [Kind.NEW_ORDER] * 2
+            assert sent["max_qty"][0] == qty
+            matching.handle("orders.0", sent)
+            assert matching.engine.instruments.by_index(index).max_qty == qty
+            execs = drain(execs_reader)
+            assert execs[execs["kind"] == Kind.TRADE]["qty"].tolist() == [qty]
+            accounts.handle("execs.0", execs)
+            position = accounts.state.core.accounts[2].positions[index]
+            assert position.long.today == qty
+            matching.checkpoint()
+        finally:
+            stop(accounts)
+            stop(matching)
+        restarted = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        stop(restarted)
+    assert restarted.engine.instruments.by_index(index).max_qty == qty
+
+
+def test_trades_carry_both_legs_offsets_kept_across_restarts(
+    config: configuration.Config, prefix: str
+) -> None:
+    instrument = configuration.load_instruments(config).get("CFFEX.IF2501")
+    assert instrument is not None
+    index, price = instrument.index, instrument.pre_settlement
+    first = commands_to_orders(
+        [
+            PlaceOrder(1, 1, index, Side.SELL, price, 5),  # rests; 2 lots trade with order 3
+            PlaceOrder(2, 2, index, Side.SELL, price + 1, 5),  # rests
+            PlaceOrder(3, 3, index, Side.BUY, price, 2),  # fills against order 1
+            PlaceOrder(4, 4, index, Side.BUY, price - 5, 1),  # rests
+            PlaceOrder(5, 5, index, Side.BUY, price, 1, ts=1),  # refused: outside the band
+        ],
+        first_seq=1,
+    )
+    first["offset"] = [Offset.OPEN, Offset.CLOSETODAY, Offset.OPEN, Offset.CLOSE, Offset.OPEN]
+    first["price"][4] = instrument.upper_limit + 1
+    second = commands_to_orders(
+        [PlaceOrder(6, 6, index, Side.BUY, price + 1, 8), CancelOrder(4, index)],
+        first_seq=len(first) + 1,
+    )
+    second["offset"][0] = Offset.CLOSE
+    live = {1: Offset.OPEN, 2: Offset.CLOSETODAY, 4: Offset.CLOSE}
+    with ring(prefix, "execs.0", EXEC) as (execs_ring, execs_reader):
+        service = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        service.handle("orders.0", first)
+        stop(service)
+        trades = drain(execs_reader)
+        trades = trades[trades["kind"] == Kind.TRADE]
+        assert trades[["order_id", "maker_order_id"]].tolist() == [(3, 1)]
+        assert (trades["taker_offset"][0], trades["maker_offset"][0]) == (Offset.OPEN,) * 2
+        assert oi_deltas(trades) == {int(trades["trade_id"][0]): 2}
+        assert service.offsets == live
+
+        replayed = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        assert replayed.offsets == live  # from the journal alone
+        replayed.checkpoint()
+        stop(replayed)
+        assert not len(drain(execs_reader))  # replay rewrote nothing the ring already had
+
+        restored = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        assert restored.offsets == live  # from the checkpoint
+        restored.handle("orders.0", second)
+        stop(restored)
+        execs = drain(execs_reader)
+    trades = execs[execs["kind"] == Kind.TRADE]
+    assert trades[["order_id", "maker_order_id", "qty"]].tolist() == [(6, 1, 3), (6, 2, 5)]
+    assert trades["taker_offset"].tolist() == [Offset.CLOSE] * 2
+    assert trades["maker_offset"].tolist() == [Offset.OPEN, Offset.CLOSETODAY]
+    ids = trades["trade_id"].tolist()
+    assert oi_deltas(execs) == {ids[0]: 0, ids[1]: -5}
+    assert restored.offsets == {}  # every order is filled or canceled

@@ -7,6 +7,7 @@ import pytest
 
 from engine.enums import (
     CancelReason,
+    Offset,
     OrderType,
     SelfTradePrevention,
     Side,
@@ -32,6 +33,7 @@ from services.matching_codec import (
     commands_to_orders,
     events_to_execs,
     execs_to_events,
+    oi_deltas,
     orders_to_commands,
 )
 
@@ -135,3 +137,26 @@ def test_instrument_admin_records_are_left_to_the_process() -> None:
     with pytest.raises(UnsupportedRecord):
         orders_to_commands(batch)
     assert len(events_to_execs([])) == 0
+
+
+def test_oi_deltas_count_trades_whose_legs_both_open_or_both_close() -> None:
+    legs = [
+        (Offset.OPEN, Offset.OPEN, 3, 3),
+        (Offset.CLOSE, Offset.CLOSETODAY, 2, -2),
+        (Offset.CLOSEYESTERDAY, Offset.CLOSE, 4, -4),
+        (Offset.OPEN, Offset.CLOSE, 5, 0),
+        (Offset.CLOSETODAY, Offset.OPEN, 6, 0),
+        (Offset.NONE, Offset.OPEN, 7, 0),
+        (Offset.CLOSE, Offset.NONE, 8, 0),
+    ]
+    batch = records.new_batch(records.EXEC, len(legs) + 2)
+    batch["kind"] = Kind.TRADE
+    batch["kind"][[0, 4]] = [Kind.ORDER_ACCEPTED, Kind.ORDER_CANCELED]
+    trades = np.flatnonzero(batch["kind"] == Kind.TRADE)
+    batch["trade_id"][trades] = np.arange(11, 11 + len(legs))
+    batch["taker_offset"][trades] = [taker for taker, *_ in legs]
+    batch["maker_offset"][trades] = [maker for _, maker, *_ in legs]
+    batch["qty"] = 99  # the other kinds' quantities are not trades
+    batch["qty"][trades] = [qty for *_, qty, _ in legs]
+    assert oi_deltas(batch) == {11 + n: delta for n, (*_, delta) in enumerate(legs)}
+    assert oi_deltas(records.new_batch(records.EXEC, 0)) == {}
