@@ -27,6 +27,7 @@ import numpy as np
 from engine.accounts.core import AccountsCore
 from engine.accounts.events import CommandRejected, SettlementCompleted
 from engine.codes import ResultCode
+from engine.enums import Offset
 from engine.matching.commands import UpsertInstrument
 from ipc.control import ControlServer
 from ipc.records import ALL_INSTRUMENTS, CMD, EVENT_ANSWER, EXEC, ORDER, Flag, Kind
@@ -307,10 +308,23 @@ class Accounts(Service):
         self._send(to_matching)
         self._publish(events, 0)
 
+    def _stamp_offsets(self, batch: np.ndarray[Any, Any]) -> None:
+        """NEW_ORDER records carry the order's offset, which matching copies into its trades
+        so market data can count open interest (PlaceOrder itself has no offset)."""
+        new = batch["kind"] == Kind.NEW_ORDER
+        if not new.any():
+            return
+        orders = self.state.core.orders
+        batch["offset"][new] = [
+            orders[order_id].offset if order_id in orders else Offset.NONE
+            for order_id in batch["order_id"][new].tolist()
+        ]
+
     def _send(self, commands: list[Any]) -> None:
         if not commands:
             return
         batch = encode_orders(commands, self._shard_of)
+        self._stamp_offsets(batch)
         added = batch["instrument"][batch["kind"] == Kind.ADD_INSTRUMENT].tolist()
         for index in added:
             self._shard_of[index] = self.config.shard_of(

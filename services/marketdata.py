@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 import zmq
 
+from engine.enums import InstrumentKind
 from engine.instruments import Instrument, InstrumentRegistry
 from engine.marketdata.aggregator import BatchUpdate, MarketData, Tick
 from engine.marketdata.kline import Bar
@@ -35,7 +36,7 @@ from ipc.pubsub import Publisher, topic
 from ipc.records import Kind
 from ipc.ring import Ring, RingReader
 from services import config as configuration
-from services.matching_codec import execs_to_events
+from services.matching_codec import execs_to_events, oi_deltas
 from services.process import Service, main, wait_config
 from services.recovery import Streams, epoch_of
 from services.topology import execs_rings
@@ -236,6 +237,9 @@ class MarketDataService(Service):
         self._checkpoint_records = int(section["checkpoint_records"])
         self._checkpoint_interval = float(section["checkpoint_interval_s"])
         self.instruments = configuration.load_instruments(self.config)
+        self._is_future = np.array(
+            [i.kind is InstrumentKind.FUTURE for i in self.instruments], dtype=bool
+        )
         self._render = Renderer(self.instruments)
         self._topics: dict[tuple[int, str, int | None], str] = {}
         self._directory = self.config.home / "checkpoints"
@@ -289,12 +293,20 @@ class MarketDataService(Service):
         if self._since_checkpoint >= self._checkpoint_records:
             self.checkpoint()
 
+    def _futures_only(self, batch: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The records of futures: open interest counts positions, which spot does not have."""
+        futures = self._is_future
+        index = batch["instrument"]
+        known = (index >= 0) & (index < len(futures))
+        known[known] = futures[index[known]]
+        return batch[known]
+
     def _apply(self, ring: str, batch: np.ndarray[Any, Any], publish: bool) -> None:
         fresh = self._streams.fresh(ring, batch)
         if not len(fresh):
             return
         events, trade_seqs = market_events(fresh, len(self.instruments))
-        update = self.market.apply(events)
+        update = self.market.apply(events, oi_deltas(self._futures_only(fresh)))
         last_seq = int(fresh["seq"][-1])
         self._since_checkpoint += len(fresh)
         self._changed_at = self._changed_at or time.monotonic()
