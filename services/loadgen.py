@@ -71,8 +71,8 @@ class DirectClient:
         self._writer: RingWriter | None = None
         self._reader: RingReader | None = None
         self.next_request = 1
-        self.seen: list[np.ndarray[Any, Any]] = []
-        """Events `collect` read that were not the answers it waited for."""
+        self._unread: list[np.ndarray[Any, Any]] = []
+        """Events `collect` read but did not claim; `poll` and the next `collect` get them."""
 
     def open(self) -> DirectClient:
         waits = wait_config(self.config)
@@ -121,7 +121,34 @@ class DirectClient:
         return batch
 
     def poll(self, timeout: float = 0.0, max_n: int = 4096) -> np.ndarray[Any, Any]:
-        """The next events addressed to this gateway (a copy; may be empty)."""
+        """The next events addressed to this gateway (a copy; may be empty): first those a
+        `collect` read without claiming, then the ring's."""
+        if self._unread:
+            return self._unread.pop(0)
+        return self._read(timeout, max_n)
+
+    def collect(self, request_ids: Sequence[int], timeout: float = 10.0) -> dict[int, Any]:
+        """Wait for the answers to `request_ids`; returns request id → EVENT_ANSWER record.
+
+        Raises TimeoutError naming the missing ones. Every other event it reads stays for
+        `poll` (a fill can arrive in the same read as its order's answer)."""
+        wanted = set(request_ids)
+        answers: dict[int, Any] = {}
+        deadline = time.monotonic() + timeout
+        batches, self._unread = self._unread, []
+        while True:
+            for batch in batches:
+                rest = _claim(batch, wanted, answers)
+                if len(rest):
+                    self._unread.append(rest)
+            if not wanted - answers.keys():
+                return answers
+            if time.monotonic() > deadline:
+                missing = sorted(wanted - answers.keys())
+                raise TimeoutError(f"no answer to requests {missing[:10]} in {timeout}s")
+            batches = [self._read(0.05, 4096)]
+
+    def _read(self, timeout: float, max_n: int) -> np.ndarray[Any, Any]:
         assert self._reader is not None
         view = self._reader.read(max_n=max_n, timeout=timeout)
         if view is None or not len(view):
@@ -130,24 +157,16 @@ class DirectClient:
         self._reader.release(len(view))
         return mine
 
-    def collect(self, request_ids: Sequence[int], timeout: float = 10.0) -> dict[int, Any]:
-        """Wait for the answers to `request_ids`; returns request id → EVENT_ANSWER record.
 
-        Raises TimeoutError naming the missing ones. Other events are kept in `self.seen`.
-        """
-        wanted = set(request_ids)
-        answers: dict[int, Any] = {}
-        deadline = time.monotonic() + timeout
-        while wanted - answers.keys():
-            if time.monotonic() > deadline:
-                missing = sorted(wanted - answers.keys())
-                raise TimeoutError(f"no answer to requests {missing[:10]} in {timeout}s")
-            batch = self.poll(timeout=0.05)
-            self.seen.append(batch)
-            is_answer = np.isin(batch["kind"], (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED))
-            for record in batch[is_answer].view(EVENT_ANSWER):
-                answers[int(record["request_id"])] = record
-        return answers
+def _claim(
+    batch: np.ndarray[Any, Any], wanted: set[int], answers: dict[int, Any]
+) -> np.ndarray[Any, Any]:
+    """Move the answers to `wanted` requests from `batch` into `answers`; returns the rest."""
+    is_answer = np.isin(batch["kind"], (Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED))
+    claimed = is_answer & np.isin(batch["request_id"], list(wanted))
+    for record in batch[claimed].view(EVENT_ANSWER):
+        answers[int(record["request_id"])] = record
+    return batch[~claimed]
 
 
 @dataclass
