@@ -34,12 +34,13 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 from hdrh.histogram import HdrHistogram
 
 from bench.common import Results
+from bench.diff_client import DiffClient
 from gateway.client import EdgeClient, order_body
 from gateway.diff.messages import EXCHANGE_UTC_OFFSET_S
 from gateway.loadgen import LoadResult, Plan, run_load
@@ -55,6 +56,7 @@ DIFF_PROCESSES = int(os.environ.get("SHMEX_BENCH_EDGE_DIFF_PROCESSES", "2"))
 PIPELINE_WINDOW = 16
 PACED_WINDOW = 8
 FANOUT_UPDATES = 30
+FANOUT_CONNECTING = 64
 INSTRUMENT = "CFFEX.IF2501"
 FANOUT_INSTRUMENT = "CFFEX.IH2501"
 ENV = {
@@ -148,50 +150,41 @@ def _plan(
 
 
 @functools.lru_cache(maxsize=64)
-def _parse_datetime(text: str) -> int:
-    """A DIFF quote `datetime` (exchange local time, microseconds) → ns UTC (every client sees
-    the same strings: parsed once per process)."""
-    moment = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=ZONE)
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+def _parse_datetime(text: bytes) -> int:
+    """A DIFF quote `datetime` (exchange local time, microseconds) → ns UTC; 0 for the
+    placeholder of a quote without market data (every client sees the same few strings:
+    parsed once per process)."""
+    moment = dt.datetime.strptime(text.decode(), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=ZONE)
+    return max(0, int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000)
 
 
 async def _diff_client(
-    session: aiohttp.ClientSession,
-    url: str,
-    subscribed: Callable[[], None],
-    stop: asyncio.Event,
-    latency: HdrHistogram,
-) -> None:
-    async with session.ws_connect(url + "/ws/diff", heartbeat=None, max_msg_size=0) as ws:
-        await ws.send_str('{"aid":"subscribe_quote","ins_list":"' + FANOUT_INSTRUMENT + '"}')
-        await ws.send_str('{"aid":"peek_message"}')
-        ready = False
-        while not stop.is_set():
-            try:
-                frame = await ws.receive(timeout=1.0)
-            except TimeoutError:
-                continue
-            if frame.type is not aiohttp.WSMsgType.TEXT:
-                return
-            now = time.time_ns()
-            message = orjson.loads(frame.data)
-            for patch in message.get("data", ()):
-                if patch.get("ins_list") == FANOUT_INSTRUMENT and not ready:
-                    ready = True
-                    subscribed()
-                quote = patch.get("quotes", {}).get(FANOUT_INSTRUMENT)
-                if ready and quote and isinstance(quote.get("datetime"), str):
-                    stamp = _parse_datetime(quote["datetime"])
-                    if stamp > 0 and quote.get("bid_volume1") not in (None, "NAN"):
-                        latency.record_value(max(1, (now - stamp) // 1000))
-            await ws.send_str('{"aid":"peek_message"}')
+    url: str, subscribed: Callable[[], None], latency: HdrHistogram, gate: asyncio.Semaphore
+) -> DiffClient:
+    """One connected DIFF client (`gate` bounds the handshakes in progress)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    def record(ns: int) -> None:
+        latency.record_value(max(1, ns // 1000))
+
+    loop = asyncio.get_running_loop()
+    async with gate:
+        _, client = await loop.create_connection(
+            lambda: DiffClient(
+                f"{host}:{port}", FANOUT_INSTRUMENT, subscribed, _parse_datetime, record
+            ),
+            host,
+            port,
+        )
+    return client
 
 
 async def _fanout_clients(url: str, clients: int, conn: Connection) -> None:
     """One worker's DIFF clients: says `ready` once all are subscribed, measures until `stop`,
-    then sends back its latency histogram (encoded)."""
+    then sends back its latency histogram (encoded), its CPU seconds and quotes while measuring."""
     latency = HdrHistogram(1, 60_000_000, 3)
-    stop, all_in = asyncio.Event(), asyncio.Event()
+    all_in = asyncio.Event()
     count = [0]
 
     def subscribed() -> None:
@@ -200,20 +193,25 @@ async def _fanout_clients(url: str, clients: int, conn: Connection) -> None:
             all_in.set()
 
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        tasks = []
-        for _ in range(clients):
-            tasks.append(asyncio.create_task(_diff_client(session, url, subscribed, stop, latency)))
-            await asyncio.sleep(0)
+    gate = asyncio.Semaphore(FANOUT_CONNECTING)
+    connecting = [_diff_client(url, subscribed, latency, gate) for _ in range(clients)]
+    connected = await asyncio.gather(*connecting)
+    try:
         await asyncio.wait_for(all_in.wait(), 300)
         conn.send("ready")
         assert await loop.run_in_executor(None, conn.recv) == "reset"
         latency.reset()
+        quotes_before = sum(c.quotes for c in connected)
+        cpu_before = time.process_time()
         conn.send("measuring")
         assert await loop.run_in_executor(None, conn.recv) == "stop"
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    conn.send(latency.encode())
+        cpu_s = time.process_time() - cpu_before
+        quotes = sum(c.quotes for c in connected) - quotes_before
+    finally:
+        for client in connected:
+            client.close()
+        await asyncio.wait([c.closed for c in connected], timeout=10)
+    conn.send((latency.encode(), cpu_s, quotes))
 
 
 def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
@@ -226,6 +224,10 @@ class Fanout:
     connect_s: float
     gateway_cpu_s: float
     """The gateway's CPU seconds over the updates (connects excluded)."""
+    clients_cpu_s: float
+    """The client workers' CPU seconds over the same time, all workers together."""
+    quotes: int
+    """Quotes the clients received while measuring."""
 
 
 async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[], float]) -> Fanout:
@@ -234,6 +236,7 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
     loop = asyncio.get_running_loop()
     pipes, workers = [], []
     latency = HdrHistogram(1, 60_000_000, 3)
+    clients_cpu_s, quotes = 0.0, 0
     try:
         async with aiohttp.ClientSession() as session:
             trader = EdgeClient(session, url)
@@ -264,14 +267,19 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
         for pipe in pipes:
             pipe.send("stop")
         for pipe in pipes:
-            latency.add(HdrHistogram.decode(await loop.run_in_executor(None, _receive, pipe, 60.0)))
+            encoded, worker_cpu_s, worker_quotes = await loop.run_in_executor(
+                None, _receive, pipe, 60.0
+            )
+            latency.add(HdrHistogram.decode(encoded))
+            clients_cpu_s += worker_cpu_s
+            quotes += worker_quotes
     finally:
         for worker in workers:
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-    return Fanout(latency, connected, cpu_s)
+    return Fanout(latency, connected, cpu_s, clients_cpu_s, quotes)
 
 
 def _receive(pipe: Connection, timeout: float) -> object:
@@ -300,12 +308,15 @@ async def measure(
     fan = await fanout(url, diff_clients, DIFF_PROCESSES, probe)
     workload = f"DIFF quote fan-out, {diff_clients} clients in {DIFF_PROCESSES} processes"
     results.add("shmex", workload, "connect + subscribe all", fan.connect_s, "s")
-    results.add("shmex", workload, "quotes received", fan.latency.get_total_count(), "quotes")
+    results.add("shmex", workload, "quotes received", fan.quotes, "quotes")
     for name, q in (("p50", 50), ("p99", 99), ("p99.9", 99.9)):
         value = fan.latency.get_value_at_percentile(q) / 1000
         results.add("shmex", workload, f"update→client {name}", value, "ms")
-    per_quote = 1e6 * fan.gateway_cpu_s / max(1, fan.latency.get_total_count())
+    quotes = max(1, fan.quotes)
+    per_quote = 1e6 * fan.gateway_cpu_s / quotes
     results.add("shmex", workload, "gateway CPU per quote delivered", per_quote, "µs")
+    per_quote = 1e6 * fan.clients_cpu_s / quotes
+    results.add("shmex", workload, "bench clients' CPU per quote received", per_quote, "µs")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
