@@ -99,10 +99,22 @@ def _parameter(spec: Any, location: str) -> dict[str, Any]:
     }
 
 
+_TABLE_CODES = {
+    "create_instrument": {ResultCode.CONFIG, ResultCode.INSTRUMENT_EXISTS},
+    "update_instrument": {ResultCode.CONFIG},
+}
+"""Body schema → what a refused instrument table answers besides a malformed field (9003)."""
+
+
 def _codes(route: Route) -> set[ResultCode]:
     codes = {ResultCode.OK, ResultCode.RATE_LIMITED, ResultCode.INTERNAL, ResultCode.UNAVAILABLE}
     if route.body is not None or route.path_params or route.query_params:
         codes |= {ResultCode.BAD_MESSAGE, ResultCode.PAYLOAD_TOO_LARGE}
+    if route.body is not None:
+        codes |= _TABLE_CODES.get(route.body.name, set())
+    fields = (*route.path_params, *(route.body.fields if route.body is not None else ()))
+    if any(f.name == "instrument_id" for f in fields) and route.name != "create_instrument":
+        codes.add(ResultCode.NO_SUCH_INSTRUMENT)
     if route.access is not Access.PUBLIC:
         codes |= {ResultCode.NOT_AUTHENTICATED, ResultCode.FORBIDDEN}
     if route.access is Access.USER and (route.path_params or route.body is not None):

@@ -28,6 +28,9 @@ CLIENT_ID = r"[\x21-\x7e]{1,64}"
 """Printable ASCII without spaces: client order ids and transaction ids are echoed in logs."""
 
 MAX_ID = Decimal(2**63 - 1)
+MAX_QTY = Decimal(10**12)
+"""Largest order size (lots) an instrument may allow: int64 notionals stay far from overflow."""
+CURRENCY = r"[A-Z0-9]{2,8}"
 _ORDER = ResultCode.BAD_ORDER_PARAMETER
 
 OFFSET_ALIASES = {"CLOSE_TODAY": Offset.CLOSETODAY, "CLOSE_YESTERDAY": Offset.CLOSEYESTERDAY}
@@ -106,8 +109,22 @@ _instrument_fields = (
     decimal("lot_size", positive=True, required=False),
     decimal("margin_rate", positive=True, maximum=Decimal(1), required=False),
     decimal("commission_rate", minimum=Decimal(0), maximum=Decimal(1), required=False),
-    decimal("limit_up_rate", positive=True, required=False),
-    decimal("limit_down_rate", positive=True, required=False),
+    decimal("limit_up_rate", positive=True, maximum=Decimal(1), required=False),
+    decimal(
+        "limit_down_rate",
+        positive=True,
+        maximum=Decimal(1),
+        required=False,
+        description="the registry's band is symmetric: equal to limit_up_rate when both are given",
+    ),
+    integer("min_qty", minimum=Decimal(1), maximum=MAX_QTY, required=False, description="lots"),
+    integer(
+        "max_qty", minimum=Decimal(1), maximum=MAX_QTY, required=False, description="lots, ≥ min"
+    ),
+    text("currency", pattern=CURRENCY, max_length=8, required=False, description="default CNY"),
+    text("base_asset", pattern=CURRENCY, max_length=8, required=False, description="SPOT only"),
+    decimal("pre_settlement", positive=True, required=False, description="on the tick"),
+    decimal("pre_close", positive=True, required=False, description="on the tick"),
 )
 
 CREATE_INSTRUMENT = Schema(

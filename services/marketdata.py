@@ -7,6 +7,12 @@ every period, `book` and `quote` (last: a batch's messages for an instrument end
 control socket answers `snapshot`, `klines`, `recent_trades` and `endpoint`, so a late
 subscriber (or the gateway) starts from the current state.
 
+Instruments created or changed at run time arrive as INSTRUMENT_STATUS_CHANGED execs ahead of
+their trades: a new index is learned from accounts (services/instrument_sync.py) before the
+batch is handled, and a changed one gets its status, reference prices and band; either way its
+book and quote go out. At start the process asks accounts once, so a restart knows every
+instrument (and its status) accounts has, not only the configured ones.
+
 Crash-only: the state is checkpointed (storage.checkpoint) with the last exec sequence of each
 ring it reflects. A second reader per ring, `<name>.held`, is released only up to the newest
 checkpoint, so the records after it stay in the ring (the writer cannot overwrite them). After a
@@ -26,7 +32,7 @@ import numpy as np
 import orjson
 import zmq
 
-from engine.enums import InstrumentKind
+from engine.enums import InstrumentKind, InstrumentStatus
 from engine.instruments import Instrument, InstrumentRegistry
 from engine.marketdata.aggregator import BatchUpdate, MarketData, Tick
 from engine.marketdata.kline import Bar
@@ -36,6 +42,7 @@ from ipc.pubsub import Publisher, topic
 from ipc.records import Kind
 from ipc.ring import Ring, RingReader
 from services import config as configuration
+from services.instrument_sync import InstrumentSync
 from services.matching_codec import execs_to_events, oi_deltas
 from services.process import Service, main, wait_config
 from services.recovery import Streams, epoch_of
@@ -47,6 +54,9 @@ log = logging.getLogger(__name__)
 MARKET_KINDS = np.array([Kind.TRADE, Kind.BOOK_LEVEL], dtype=np.uint16)
 """The exec kinds that move market data; the rest (accepts, cancels, rejects) do not."""
 _SIDE_NAMES = {1: "BUY", 2: "SELL"}
+ASK_ACCOUNTS_S = 0.5
+"""How long start-up (then each heartbeat, until it answers once) waits for accounts'
+instruments: it answers at once when only this process restarted."""
 
 
 class HeldCursor:
@@ -214,6 +224,8 @@ class Renderer:
                 body[f"{name}_ticks"] = value
             elif name == "turnover":
                 body[name] = self._money(instrument, value)
+            elif name == "status":
+                body[name] = InstrumentStatus(value).name
             else:
                 body[name] = value
         return body
@@ -237,10 +249,9 @@ class MarketDataService(Service):
         self._checkpoint_records = int(section["checkpoint_records"])
         self._checkpoint_interval = float(section["checkpoint_interval_s"])
         self.instruments = configuration.load_instruments(self.config)
-        self._is_future = np.array(
-            [i.kind is InstrumentKind.FUTURE for i in self.instruments], dtype=bool
-        )
-        self._render = Renderer(self.instruments)
+        self._sync = instrument_sync(self.config, self.instruments)
+        self._sync.catch_up(ASK_ACCOUNTS_S)
+        self._instruments_changed()
         self._topics: dict[tuple[int, str, int | None], str] = {}
         self._directory = self.config.home / "checkpoints"
         self._checkpoint_name = self.instance_name.replace(".", "_")
@@ -288,6 +299,13 @@ class MarketDataService(Service):
             )
             return Publisher(self._context, f"tcp://{ports['host']}:*", hwm)
 
+    def _instruments_changed(self) -> None:
+        """After the registry changed: the futures mask and the renderer's tick cache."""
+        self._is_future = np.array(
+            [i.kind is InstrumentKind.FUTURE for i in self.instruments], dtype=bool
+        )
+        self._render = Renderer(self.instruments)
+
     def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
         self._apply(ring, batch, publish=True)
         if self._since_checkpoint >= self._checkpoint_records:
@@ -305,8 +323,13 @@ class MarketDataService(Service):
         fresh = self._streams.fresh(ring, batch)
         if not len(fresh):
             return
+        known = len(self.instruments)
+        changed = self._sync.apply(fresh)
+        if changed or len(self.instruments) != known:
+            self._instruments_changed()
         events, trade_seqs = market_events(fresh, len(self.instruments))
         update = self.market.apply(events, oi_deltas(self._futures_only(fresh)))
+        update.touched.update(changed)
         last_seq = int(fresh["seq"][-1])
         self._since_checkpoint += len(fresh)
         self._changed_at = self._changed_at or time.monotonic()
@@ -341,6 +364,8 @@ class MarketDataService(Service):
         return found
 
     def tick(self, now_ns: int) -> None:
+        if not self._sync.answered and self._sync.catch_up(ASK_ACCOUNTS_S):
+            self._instruments_changed()
         if self._changed_at and time.monotonic() - self._changed_at >= self._checkpoint_interval:
             self.checkpoint()
 
@@ -376,7 +401,9 @@ class MarketDataService(Service):
             "replayed": self.replayed,
             "seqs": self._seqs(),
             "instruments": [
-                self.instruments.by_index(i).id for i in self.market.instruments_seen()
+                found.id
+                for i in self.market.instruments_seen()
+                if (found := self.instruments.find(i)) is not None
             ],
         }
 
@@ -436,6 +463,12 @@ class MarketDataService(Service):
         index = self._index(args)
         trades = self.market.recent_trades(index, int(args.get("count", 50)))
         return [self._render.tick(tick, None) for tick in trades]
+
+
+def instrument_sync(config: configuration.Config, registry: InstrumentRegistry) -> InstrumentSync:
+    """The sync of a reader of `execs`: asks this instance's accounts process, if it runs one."""
+    accounts = config.control_endpoint("accounts") if config.enabled("accounts") else None
+    return InstrumentSync(registry, accounts)
 
 
 if __name__ == "__main__":

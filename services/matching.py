@@ -8,7 +8,9 @@ through the same `_apply`, regenerated execs written only beyond what `execs` al
 
 The engine knows nothing of positions, but market data needs to know whether a trade opens or
 closes them (open interest): the process keeps each live order's `Offset` from its NEW_ORDER
-record, in its checkpoint too, and writes both legs' offsets into every TRADE record.
+record, in its checkpoint too, and writes both legs' offsets into every TRADE record. Readers
+of `execs` learn instruments created or changed at run time from the INSTRUMENT_STATUS_CHANGED
+record written where the definition was applied, ahead of that instrument's later records.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ from ipc.control import ControlServer
 from ipc.records import ORDER, Flag, Kind
 from services import config as configuration
 from services.columns import kind_table
-from services.matching_codec import events_to_execs, orders_to_commands
+from services.matching_codec import (
+    InstrumentChanged,
+    band_from_limits,
+    events_to_execs,
+    orders_to_commands,
+)
 from services.process import Service, main
 from services.recovery import Output, Streams, checkpoint_dir, epoch_of, journal_dir
 from storage.canonical import canonical_dumps, canonical_loads, pack_sections, unpack_sections
@@ -50,15 +57,6 @@ _INSTRUMENT_DEFAULTS = (0, None, 0)
 
 def checkpoint_name(shard: int) -> str:
     return f"matching{shard}"
-
-
-def band_from_limits(pre_settlement: int, limit_up: int) -> int:
-    """The band (per RATE_SCALE) that gives `limit_up` over `pre_settlement`: the smallest
-    rate whose width rounds down to the record's (the one accounts used gives the same)."""
-    if limit_up >= NO_LIMIT or pre_settlement <= 0:
-        return 0
-    width = limit_up - pre_settlement
-    return max(1, -((-width * RATE_SCALE) // pre_settlement))
 
 
 def _learned(registry: InstrumentRegistry, index: int) -> Instrument:
@@ -230,13 +228,12 @@ class Matching(Service):
         self._remember_offsets(new_ids, records["offset"][is_new].tolist())
         is_instrument = _INSTRUMENT_KINDS[kinds]
         if is_instrument.any():
-            commands = self._with_instruments(records, is_instrument)
+            events = self._with_instruments(records, is_instrument)
         else:
-            commands = orders_to_commands(records)
-        apply = self.engine.apply
-        events: list[Any] = []
-        for command in commands:
-            events += apply(command)
+            apply = self.engine.apply
+            events = []
+            for command in orders_to_commands(records):
+                events += apply(command)
         self._orders_counter.inc(len(new_ids))
         if events:
             execs = events_to_execs(events)
@@ -288,15 +285,21 @@ class Matching(Service):
     def _with_instruments(
         self, records: np.ndarray[Any, Any], is_instrument: np.ndarray[Any, Any]
     ) -> list[Any]:
-        """Commands of a batch that holds instrument changes, in ring order."""
-        commands: list[Any] = []
+        """Apply a batch that holds instrument changes, in ring order; each adopted definition
+        is announced (InstrumentChanged) before the events it causes (a delisting's cancels)."""
+        apply = self.engine.apply
+        events: list[Any] = []
         start = 0
         for position in np.flatnonzero(is_instrument).tolist():
-            commands += orders_to_commands(records[start:position])
-            commands.append(upsert_from_record(self.engine.instruments, records[position]))
+            for command in orders_to_commands(records[start:position]):
+                events += apply(command)
+            upsert = upsert_from_record(self.engine.instruments, records[position])
+            events.append(InstrumentChanged.of(*upsert))
+            events += apply(upsert)
             start = position + 1
-        commands += orders_to_commands(records[start:])
-        return commands
+        for command in orders_to_commands(records[start:]):
+            events += apply(command)
+        return events
 
     def tick(self, now_ns: int) -> None:
         if time.monotonic() >= self._next_checkpoint:

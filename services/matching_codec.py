@@ -4,19 +4,21 @@
 become `execs` records (matching writes them; accounts, marketdata and the recorder decode them
 back). Conversion is column-wise over runs of one kind (services/columns.py). Instrument
 definitions (ADD_INSTRUMENT, SET_INSTRUMENT_STATUS) need the process's registry and are left to
-the process. `oi_deltas` reads the legs' offsets the matching process writes into TRADEs.
+the process; what it adopted goes downstream as an `InstrumentChanged`. `oi_deltas` reads the
+legs' offsets the matching process writes into TRADEs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine.codes import ResultCode
 from engine.enums import (
     CancelReason,
+    InstrumentStatus,
     Offset,
     OrderType,
     SelfTradePrevention,
@@ -25,6 +27,7 @@ from engine.enums import (
     TradingPhase,
     VolumeCondition,
 )
+from engine.instruments import NO_LIMIT, Instrument
 from engine.matching.commands import (
     AmendOrder,
     CancelOrder,
@@ -47,6 +50,7 @@ from engine.matching.events import (
     PhaseChanged,
     TradeExecuted,
 )
+from engine.money import RATE_SCALE
 from ipc.records import ALL_INSTRUMENTS, EXEC, ORDER, Kind
 from services.columns import Decoder, Encoder, enum_table, number
 
@@ -55,10 +59,47 @@ class UnsupportedRecord(ValueError):
     """A record kind this codec does not convert (the process must handle it itself)."""
 
 
+class InstrumentChanged(NamedTuple):
+    """Matching adopted an instrument definition (an index new to it, or a change of status,
+    reference prices or band): what readers of `execs` show of it. The matching process writes
+    it where it applied the definition, so it precedes every later record of the instrument;
+    its id, tick and currency are accounts' (`instruments` on its control socket)."""
+
+    instrument_index: int
+    status: InstrumentStatus
+    pre_settlement: int
+    pre_close: int
+    upper_limit: int
+    lower_limit: int
+    ts: int
+
+    @classmethod
+    def of(cls, instrument: Instrument, ts: int) -> InstrumentChanged:
+        return cls(
+            instrument.index,
+            instrument.status,
+            instrument.pre_settlement,
+            instrument.pre_close,
+            instrument.upper_limit,
+            instrument.lower_limit,
+            ts,
+        )
+
+
+def band_from_limits(pre_settlement: int, limit_up: int) -> int:
+    """The band (per RATE_SCALE) that gives `limit_up` over `pre_settlement`: the smallest
+    rate whose width rounds down to the record's (the one accounts used gives the same)."""
+    if limit_up >= NO_LIMIT or pre_settlement <= 0:
+        return 0
+    width = limit_up - pre_settlement
+    return max(1, -((-width * RATE_SCALE) // pre_settlement))
+
+
 _SIDE = enum_table(Side)
 _CODE = {code.value: code for code in ResultCode}.__getitem__
 _REASON = enum_table(CancelReason)
 _PHASE = enum_table(TradingPhase)
+_STATUS = enum_table(InstrumentStatus)
 
 
 def _instrument_or_all(value: int) -> int | None:
@@ -288,6 +329,19 @@ _EXECS_OUT.register(
         "ts_event": "ts",
     },
 )
+_EXECS_OUT.register(
+    InstrumentChanged,
+    Kind.INSTRUMENT_STATUS_CHANGED,
+    {
+        "instrument": "instrument_index",
+        "status": "status",
+        "price": "pre_settlement",
+        "qty": "pre_close",
+        "old_price": "upper_limit",
+        "old_qty": "lower_limit",
+        "ts_event": "ts",
+    },
+)
 
 _EXECS_IN = Decoder()
 _EXECS_IN.register(
@@ -347,10 +401,19 @@ _EXECS_IN.register(
     EXEC,
     ["instrument", "price", "qty", "leaves_qty", "ts_event"],
 )
+_EXECS_IN.register(
+    Kind.INSTRUMENT_STATUS_CHANGED,
+    InstrumentChanged,
+    EXEC,
+    ["instrument", ("status", _STATUS), "price", "qty", "old_price", "old_qty", "ts_event"],
+)
 
 
 def events_to_execs(
-    events: Sequence[MatchingEvent], source: int = 0, first_seq: int = 1, ts_init: int = 0
+    events: Sequence[MatchingEvent | InstrumentChanged],
+    source: int = 0,
+    first_seq: int = 1,
+    ts_init: int = 0,
 ) -> np.ndarray[Any, Any]:
     """An `execs` batch for the engine's events, numbered from `first_seq`."""
     batch = _EXECS_OUT.encode(events)
@@ -358,8 +421,8 @@ def events_to_execs(
     return batch
 
 
-def execs_to_events(batch: np.ndarray[Any, Any]) -> list[MatchingEvent]:
-    """The engine events of an `execs` batch, in ring order."""
+def execs_to_events(batch: np.ndarray[Any, Any]) -> list[MatchingEvent | InstrumentChanged]:
+    """The engine events (and InstrumentChanged) of an `execs` batch, in ring order."""
     return _decode(_EXECS_IN, batch, "execs")
 
 

@@ -8,7 +8,8 @@ the feeds PUB and writes other venues' trades and finished K-lines to `external_
 `external_klines` (`ExternalFeed`; best effort, see docs/storage.md). Book and bars come from
 its own `engine.marketdata.MarketData`; a book snapshot row holds the depth at the end of one
 second of *event* time, and is written when the instrument's first event of a later second
-arrives, so replaying the same execs writes the same rows.
+arrives, so replaying the same execs writes the same rows. Instruments created at run time are
+learned as marketdata learns them (INSTRUMENT_STATUS_CHANGED, services/instrument_sync.py).
 
 Exec records are buffered as they arrive and turned into rows only when they are flushed, by
 records or seconds (one Arrow conversion per table per flush, not per loop turn); after each
@@ -42,7 +43,14 @@ from ipc.control import ControlError, call
 from ipc.pubsub import Subscriber
 from ipc.records import Kind
 from services import config as configuration
-from services.marketdata import adopt_streams, held_cursors, market_events, sequences
+from services.marketdata import (
+    ASK_ACCOUNTS_S,
+    adopt_streams,
+    held_cursors,
+    instrument_sync,
+    market_events,
+    sequences,
+)
 from services.process import Service, main
 from services.topology import execs_rings
 from storage.checkpoint import latest_checkpoint, write_checkpoint
@@ -254,6 +262,8 @@ class Recorder(Service):
         self.rows_written = dict.fromkeys(TABLES, 0)
         self.files_written = 0
         self.instruments = configuration.load_instruments(self.config)
+        self._sync = instrument_sync(self.config, self.instruments)
+        self._sync.catch_up(ASK_ACCOUNTS_S)
         self.root = self.config.home / "history"
         self._writer = HistoryWriter(self.root, HistoryConfig(max_rows=_NEVER, max_age_ns=_NEVER))
         self._buffered = 0
@@ -309,6 +319,7 @@ class Recorder(Service):
         now = time.time_ns()
         for _ring, run in itertools.groupby(self._unwritten, key=operator.itemgetter(0)):
             fresh = np.concatenate([records for _ring, records in run])
+            self._sync.apply(fresh)
             events, trade_seqs = market_events(fresh, len(self.instruments))
             self._recording.apply(events, trade_seqs.tolist())
             tables: dict[str, Any] = {
@@ -377,6 +388,7 @@ class Recorder(Service):
         return seqs
 
     def tick(self, now_ns: int) -> None:
+        self._sync.catch_up(ASK_ACCOUNTS_S)
         if self._external is not None:
             self._record_external()
         now = time.monotonic()

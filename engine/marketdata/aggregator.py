@@ -197,11 +197,12 @@ class MarketData:
 
     @classmethod
     def from_state(cls, instruments: InstrumentRegistry, state: Mapping[str, Any]) -> MarketData:
-        """The market data `export_state` described, over the given registry."""
+        """The market data `export_state` described, over the given registry. Markets of
+        indexes the registry does not have yet (instruments created at run time, which the
+        process learns before it uses them) are restored all the same."""
         data = cls(instruments, state["periods"], state["keep"])
         for key, saved in state["markets"].items():
             index = int(key)
-            instruments.by_index(index)
             market = InstrumentMarket(
                 depth=Depth.from_levels(saved["depth"]),
                 stats=DailyStats(*saved["stats"]),

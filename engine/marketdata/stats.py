@@ -49,4 +49,5 @@ class DailyStats:
             "pre_settlement": instrument.pre_settlement,
             "upper_limit": instrument.upper_limit,
             "lower_limit": instrument.lower_limit,
+            "status": int(instrument.status),
         }

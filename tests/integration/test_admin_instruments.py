@@ -1,13 +1,19 @@
 """Instrument create/update through the real gateway, accounts and matching processes: an admin
 lists an instrument over REST, two users trade on it, its margin rate changes, and after
 SIGKILL of accounts and matching (the supervisor restarts them from checkpoint + journal) the
-instrument is still there with the changed rate. Bad tables answer result codes."""
+instrument is still there with the changed rate. Bad tables answer result codes.
+
+With two gateways, an instrument created through one reaches every process without a restart:
+marketdata publishes its ticks, book and K-lines over ZeroMQ and answers `snapshot`, the other
+gateway lists, trades and quotes it (REST and DIFF), a suspension reaches the quote, and a
+SIGKILLed marketdata learns it back from accounts."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -16,7 +22,10 @@ import pytest
 
 from engine.codes import ResultCode
 from gateway.client import EdgeClient, order_body
+from ipc.control import call
+from services.mdclient import Stream, publisher_endpoint, snapshot
 from tests.integration.test_gateway_fixtures import (
+    DiffSocket,
     RunningEdge,
     admin,
     edge_instance,
@@ -41,10 +50,33 @@ RESTING = 90.0
 """A buy price that does not cross: one lot freezes RESTING × 10 × margin rate (CNY)."""
 
 
+LIVE = "TEST.LIVE1"
+LIVE_TABLE = {
+    **TABLE,
+    "instrument_id": LIVE,
+    "min_qty": 1,
+    "max_qty": 5,
+    "currency": "CNY",
+    "pre_settlement": 100.0,
+    "pre_close": 99.5,
+    "limit_up_rate": 0.05,
+    "limit_down_rate": 0.05,
+}
+"""Every field the registry has: a 5 % band around 100 in 0.5 ticks is 95 .. 105."""
+
+
 @pytest.fixture
 def edge() -> Iterator[RunningEdge]:
     with edge_instance("adm") as running:
         yield running
+
+
+@pytest.fixture
+def two_gateways() -> Iterator[tuple[RunningEdge, RunningEdge]]:
+    """One instance running gateway.1 and gateway.2, each with its own `cmd` ring."""
+    with edge_instance("adm2", SHMEX_GATEWAYS_COUNT="2") as first:
+        url = call(first.exchange.endpoint("gateway.2"), "status", timeout=5.0)["http"]
+        yield first, RunningEdge(first.exchange, url.rstrip("/"))
 
 
 def _restart(edge: RunningEdge, names: tuple[str, ...]) -> None:
@@ -77,10 +109,12 @@ async def _frozen_margin(client: EdgeClient, account: int) -> float:
     return float((await client.expect("GET", f"/api/account/{account}"))["frozen_margin"])
 
 
-async def _cross(alice: EdgeClient, a: int, bob: EdgeClient, b: int) -> None:
-    """One lot of NEW trades between alice (buy) and bob (sell)."""
-    buy = await alice.expect("POST", "/api/order/submit", order_body(a, NEW, "BUY", PRICE, 1))
-    await bob.expect("POST", "/api/order/submit", order_body(b, NEW, "SELL", PRICE, 1))
+async def _cross(
+    alice: EdgeClient, a: int, bob: EdgeClient, b: int, name: str = NEW, price: float = PRICE
+) -> None:
+    """One lot of `name` trades between alice (buy) and bob (sell)."""
+    buy = await alice.expect("POST", "/api/order/submit", order_body(a, name, "BUY", price, 1))
+    await bob.expect("POST", "/api/order/submit", order_body(b, name, "SELL", price, 1))
 
     async def filled() -> bool:
         order = await alice.expect("GET", f"/api/order/{buy['order_id']}")
@@ -159,8 +193,34 @@ def test_bad_tables_answer_codes(edge: RunningEdge) -> None:
             )
             path = f"/admin/instrument/{NEW}/update"
             assert await _code(operator, "PUT", path, {"price_tick": 0.0001}) == ResultCode.CONFIG
+            refused = {
+                "max_qty": (0, ResultCode.BAD_MESSAGE),
+                "min_qty": (2.5, ResultCode.BAD_MESSAGE),
+                "currency": ("cny!", ResultCode.BAD_MESSAGE),
+                "pre_settlement": (-1, ResultCode.BAD_MESSAGE),
+            }
+            for name, (value, expected) in refused.items():
+                bad = {**TABLE, "instrument_id": "TEST.T3", name: value}
+                assert await _code(operator, "POST", create, bad) == expected, name
+            for fields in (
+                {"min_qty": 5, "max_qty": 2},
+                {"currency": "XYZ"},
+                {"pre_settlement": 100.2},
+                {"limit_up_rate": 0.05, "limit_down_rate": 0.1},
+                {"instrument_type": "SPOT"},
+            ):
+                bad = {**TABLE, "instrument_id": "TEST.T4", **fields}
+                assert await _code(operator, "POST", create, bad) == ResultCode.CONFIG, fields
+            path = f"/admin/instrument/{NEW}/update"
+            assert await _code(operator, "PUT", path, {"currency": "USDT"}) == ResultCode.CONFIG
+            assert await _code(operator, "PUT", path, {"max_qty": 0}) == ResultCode.BAD_MESSAGE
+            changes = {"max_qty": 7, "min_qty": 2, "pre_settlement": 101.5, "pre_close": 101}
+            await operator.expect("PUT", path, {**changes, "limit_up_rate": 0.1})
             listed = await operator.expect("GET", "/admin/instruments")
             assert [i["id"] for i in listed if i["id"].startswith("TEST.")] == [NEW]
+            (row,) = [i for i in listed if i["id"] == NEW]
+            assert {k: float(row[k]) for k in changes} == changes
+            assert float(row["band"]) == 0.1
 
             trader = await user(session, edge, "carol")
             account = await trader.open_funded_account(CASH)
@@ -174,3 +234,104 @@ def test_bad_tables_answer_codes(edge: RunningEdge) -> None:
             )
 
     run(scenario)
+
+
+def _received(
+    stream: Stream, wanted: set[str], check: Callable[[dict[str, Any]], bool] = bool
+) -> dict[str, Any]:
+    """The first message of each topic in `wanted` whose body passes `check` (blocking: run it
+    in a thread)."""
+    seen: dict[str, Any] = {}
+    deadline = time.monotonic() + 30.0
+    while wanted - seen.keys() and time.monotonic() < deadline:
+        item = stream.receive(0.2)
+        if item is not None and item[0] in wanted and check(item[1]):
+            seen.setdefault(item[0], item[1])
+    assert not wanted - seen.keys(), f"never received {sorted(wanted - seen.keys())}"
+    return seen
+
+
+def test_a_created_instrument_reaches_marketdata_and_the_other_gateway(
+    two_gateways: tuple[RunningEdge, RunningEdge],
+) -> None:
+    first, second = two_gateways
+    home = first.exchange.home
+    stream = Stream([LIVE], ["tick", "book", "quote", "kline"], publisher_endpoint(home))
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            operator = await admin(session, first)
+            assert await operator.expect("POST", "/admin/instrument/create", LIVE_TABLE)
+            (listed,) = [
+                i for i in await operator.expect("GET", "/admin/instruments") if i["id"] == LIVE
+            ]
+            assert (listed["min_qty"], listed["max_qty"], listed["currency"]) == (1, 5, "CNY")
+            assert (float(listed["pre_settlement"]), float(listed["pre_close"])) == (100, 99.5)
+            assert float(listed["band"]) == 0.05
+
+            alice, bob = await user(session, first, "alice"), await user(session, first, "bob")
+            a, b = await alice.open_funded_account(CASH), await bob.open_funded_account(CASH)
+            too_big = order_body(a, LIVE, "BUY", 100.0, 6)
+            code = await _code(alice, "POST", "/api/order/submit", too_big)
+            assert code == ResultCode.BAD_ORDER_PARAMETER
+            await _cross(alice, a, bob, b, LIVE, 100.0)
+
+            seen = await asyncio.to_thread(
+                _received, stream, {f"md.{LIVE}.{t}" for t in ("tick", "book", "kline.60")}
+            )
+            tick = seen[f"md.{LIVE}.tick"]
+            assert (tick["price"], tick["qty"], tick["volume"]) == (100.0, 1, 1)
+            assert seen[f"md.{LIVE}.kline.60"]["close"] == 100.0
+            answer = snapshot(LIVE, home)
+            quote = answer["quote"]
+            assert (quote["last"], quote["volume"], quote["status"]) == (100.0, 1, "TRADING")
+            assert (quote["upper_limit"], quote["lower_limit"]) == (105.0, 95.0)
+            assert answer["klines"]["60"]["volume"] == 1
+
+            async def listed_on_second() -> bool:
+                reply = await carol.call("GET", "/api/market/instruments")
+                return reply.ok and LIVE in {i["id"] for i in reply.data}
+
+            carol, dave = await user(session, second, "carol"), await user(session, second, "dave")
+            await eventually(listed_on_second)
+            c, d = await carol.open_funded_account(CASH), await dave.open_funded_account(CASH)
+            await _cross(carol, c, dave, d, LIVE, 100.5)
+
+            async def ticked_on_second() -> bool:
+                reply = await carol.call("GET", f"/api/market/tick/{LIVE}")
+                return reply.ok and reply.data["quote"]["volume"] == 2
+
+            await eventually(ticked_on_second)
+            diff = await DiffSocket.open(session, second)
+            try:
+                await diff.send({"aid": "subscribe_quote", "ins_list": LIVE})
+                await diff.until(lambda s: s.get("quotes", {}).get(LIVE, {}).get("volume") == 2)
+                quote = diff.state["quotes"][LIVE]
+                assert (quote["last_price"], quote["price_tick"]) == (100.5, 0.5)
+                assert quote["upper_limit"] == 105.0
+            finally:
+                await diff.close()
+
+            root = await admin(session, second)
+            await root.expect("PUT", f"/admin/instrument/{LIVE}/suspend")
+            suspended = await asyncio.to_thread(
+                _received, stream, {f"md.{LIVE}.quote"}, lambda q: q["status"] != "TRADING"
+            )
+            assert suspended[f"md.{LIVE}.quote"]["status"] == "SUSPENDED"
+
+    try:
+        run(scenario)
+    finally:
+        stream.close()
+    _restart(first, ("marketdata",))
+    first.exchange.wait_for(lambda: _snapshot_ok(home), timeout=30)
+    quote = snapshot(LIVE, home)["quote"]
+    assert (quote["volume"], quote["status"]) == (2, "SUSPENDED")
+
+
+def _snapshot_ok(home: Any) -> bool:
+    try:
+        snapshot(LIVE, home)
+    except Exception:
+        return False
+    return True

@@ -186,6 +186,34 @@ def drain(reader: RingReader) -> np.ndarray:
     return np.concatenate([*parts, view])
 
 
+@dataclasses.dataclass
+class Pipeline:
+    """A real accounts service writing `orders.0` and a real matching service writing
+    `execs.0`, with a reader of each ring."""
+
+    accounts: Accounts
+    matching: Matching
+    orders: RingReader
+    execs: RingReader
+    execs_ring: Ring
+
+
+@contextlib.contextmanager
+def pipeline(config: configuration.Config, prefix: str) -> Iterator[Pipeline]:
+    """Both services started on fresh rings, stopped (journals closed) on the way out."""
+    with (
+        ring(prefix, "orders.0", ORDER) as (orders_ring, orders_reader),
+        ring(prefix, "execs.0", EXEC) as (execs_ring, execs_reader),
+    ):
+        accounts = writing(Accounts(config, "accounts"), "orders.0", orders_ring)
+        matching = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        try:
+            yield Pipeline(accounts, matching, orders_reader, execs_reader, execs_ring)
+        finally:
+            stop(accounts)
+            stop(matching)
+
+
 def test_a_raised_max_order_size_reaches_matching_and_trades(prefix: str, tmp_path: Path) -> None:
     overrides = {"instance.prefix": prefix, "instance.home": str(tmp_path)}
     # No notional cap: with the default one an IF order stops at fewer lots than max_qty.
@@ -206,28 +234,21 @@ def test_a_raised_max_order_size_reaches_matching_and_trades(prefix: str, tmp_pa
         lambda _name: 0,
         source=2,
     )
-    with (
-        ring(prefix, "orders.0", ORDER) as (orders_ring, orders_reader),
-        ring(prefix, "execs.0", EXEC) as (execs_ring, execs_reader),
-    ):
-        accounts = writing(Accounts(config, "accounts"), "orders.0", orders_ring)
-        matching = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
-        try:
-            accounts.handle("cmd.2", cmd)
-            sent = drain(orders_reader)
-            assert sent["kind"].tolist() == [Kind.SET_INSTRUMENT_STATUS] + [Kind.NEW_ORDER] * 2
-            assert sent["max_qty"][0] == qty
-            matching.handle("orders.0", sent)
-            assert matching.engine.instruments.by_index(index).max_qty == qty
-            execs = drain(execs_reader)
-            assert execs[execs["kind"] == Kind.TRADE]["qty"].tolist() == [qty]
-            accounts.handle("execs.0", execs)
-            position = accounts.state.core.accounts[2].positions[index]
-            assert position.long.today == qty
-            matching.checkpoint()
-        finally:
-            stop(accounts)
-            stop(matching)
+    with pipeline(config, prefix) as running:
+        accounts, matching = running.accounts, running.matching
+        accounts.handle("cmd.2", cmd)
+        sent = drain(running.orders)
+        assert sent["kind"].tolist() == [Kind.SET_INSTRUMENT_STATUS] + [Kind.NEW_ORDER] * 2
+        assert sent["max_qty"][0] == qty
+        matching.handle("orders.0", sent)
+        assert matching.engine.instruments.by_index(index).max_qty == qty
+        execs = drain(running.execs)
+        assert execs[execs["kind"] == Kind.TRADE]["qty"].tolist() == [qty]
+        accounts.handle("execs.0", execs)
+        position = accounts.state.core.accounts[2].positions[index]
+        assert position.long.today == qty
+        matching.checkpoint()
+    with ring(prefix, "execs.0", EXEC) as (execs_ring, _reader):
         restarted = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
         stop(restarted)
     assert restarted.engine.instruments.by_index(index).max_qty == qty
@@ -286,3 +307,46 @@ def test_trades_carry_both_legs_offsets_kept_across_restarts(
     ids = trades["trade_id"].tolist()
     assert oi_deltas(execs) == {ids[0]: 0, ids[1]: -5}
     assert restored.offsets == {}  # every order is filled or canceled
+
+
+def test_adopted_instruments_are_announced_on_execs_ahead_of_their_records(
+    config: configuration.Config, prefix: str
+) -> None:
+    registry = configuration.load_instruments(config)
+    base = registry.get("CFFEX.IF2501")
+    assert base is not None
+    new = dataclasses.replace(base, index=len(registry), id="TEST.NEW", band_e8=5_000_000)
+    added = instrument_record(UpsertInstrument(new, 1), Kind.ADD_INSTRUMENT)
+    price = new.pre_settlement
+    trade = commands_to_orders(
+        [
+            PlaceOrder(1, 1, new.index, Side.SELL, price, 2, ts=2),
+            PlaceOrder(2, 2, new.index, Side.BUY, price, 1, ts=3),
+        ]
+    )
+    delisted = dataclasses.replace(new, status=InstrumentStatus.DELISTED)
+    delist = instrument_record(UpsertInstrument(delisted, 4), Kind.SET_INSTRUMENT_STATUS)
+    batch = np.concatenate([added, trade, delist])
+    batch["seq"] = np.arange(1, len(batch) + 1)
+    with ring(prefix, "execs.0", EXEC) as (execs_ring, execs_reader):
+        service = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        service.handle("orders.0", batch)
+        stop(service)
+        execs = drain(execs_reader)
+        replayed = writing(Matching(config, "matching.0", 0), "execs.0", execs_ring)
+        stop(replayed)
+        assert not len(drain(execs_reader)), "the replay regenerates the same execs"
+    kinds = execs["kind"].tolist()
+    announced = np.flatnonzero(execs["kind"] == Kind.INSTRUMENT_STATUS_CHANGED).tolist()
+    assert announced == [0, kinds.index(Kind.ORDER_CANCELED) - 1]
+    assert Kind.TRADE in kinds[1 : announced[1]]
+    first, last = execs[announced]
+    assert (first["instrument"], first["status"]) == (new.index, InstrumentStatus.TRADING)
+    assert (first["price"], first["old_price"], first["old_qty"]) == (
+        price,
+        new.upper_limit,
+        new.lower_limit,
+    )
+    assert (last["status"], last["ts_event"]) == (InstrumentStatus.DELISTED, 4)
+    canceled = execs[execs["kind"] == Kind.ORDER_CANCELED]
+    assert canceled[["order_id", "qty"]].tolist() == [(1, 1)]

@@ -1,5 +1,6 @@
 """orders/execs records ↔ matching commands/events: lossless both ways, through the real engine."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from engine.enums import (
     CancelReason,
+    InstrumentStatus,
     Offset,
     OrderType,
     SelfTradePrevention,
@@ -29,7 +31,9 @@ from ipc import records
 from ipc.records import Kind
 from services import config as cfg
 from services.matching_codec import (
+    InstrumentChanged,
     UnsupportedRecord,
+    band_from_limits,
     commands_to_orders,
     events_to_execs,
     execs_to_events,
@@ -137,6 +141,33 @@ def test_instrument_admin_records_are_left_to_the_process() -> None:
     with pytest.raises(UnsupportedRecord):
         orders_to_commands(batch)
     assert len(events_to_execs([])) == 0
+
+
+def test_an_adopted_instrument_travels_as_an_instrument_status_changed_exec() -> None:
+    registry = cfg.load_instruments(cfg.load(env={}))
+    inst = registry.get("CFFEX.IF2501")
+    assert inst is not None and inst.band_e8 > 0
+    engine = MatchingEngine(registry)
+    engine.apply(PlaceOrder(1, 7, inst.index, Side.SELL, inst.pre_settlement, 2))
+    changed = InstrumentChanged.of(inst, 9)
+    events = [
+        changed,
+        *engine.apply(PlaceOrder(2, 8, inst.index, Side.BUY, inst.pre_settlement, 1)),
+    ]
+    execs = events_to_execs(events, first_seq=1)
+    first = execs[0]
+    assert first["kind"] == Kind.INSTRUMENT_STATUS_CHANGED
+    assert (first["instrument"], first["status"], first["ts_event"]) == (
+        inst.index,
+        InstrumentStatus.TRADING,
+        9,
+    )
+    assert (first["price"], first["qty"]) == (inst.pre_settlement, inst.pre_close)
+    assert (first["old_price"], first["old_qty"]) == (inst.upper_limit, inst.lower_limit)
+    assert execs_to_events(execs) == events
+    band = band_from_limits(inst.pre_settlement, inst.upper_limit)
+    rebuilt = dataclasses.replace(inst, band_e8=band)
+    assert (rebuilt.upper_limit, rebuilt.lower_limit) == (inst.upper_limit, inst.lower_limit)
 
 
 def test_oi_deltas_count_trades_whose_legs_both_open_or_both_close() -> None:

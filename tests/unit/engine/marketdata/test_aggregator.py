@@ -1,5 +1,6 @@
 """Market-data aggregation: K-line buckets, depth, daily stats, against independent sums."""
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -161,3 +162,20 @@ def test_recent_trades_keep_the_newest_prints(registry: InstrumentRegistry) -> N
     assert [t.trade_id for t in md.recent_trades(0, 3)] == [298, 299, 300]
     assert md.recent_trades(0, 0) == []
     assert md.instruments_seen() == [0]
+
+
+def test_a_checkpoint_restores_markets_of_instruments_learned_later(
+    registry: InstrumentRegistry,
+) -> None:
+    """A restarted process loads its checkpoint before it has learned the instruments created
+    at run time: their markets are kept and used once the registry has them."""
+    template = registry.by_index(0)
+    created = dataclasses.replace(template, index=len(registry), id="TEST.LATER")
+    full = InstrumentRegistry(registry.currencies, [*registry, created])
+    before = MarketData(full)
+    before.apply([trade(1, created.index, 5, 3001, 2)])
+    restored = MarketData.from_state(registry, before.export_state())
+    assert restored.instruments_seen() == [created.index]
+    registry.put(created)
+    assert restored.quote(created.index) == before.quote(created.index)
+    assert restored.quote(created.index)["volume"] == 2
