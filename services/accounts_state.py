@@ -8,7 +8,7 @@ query history).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,9 @@ class AccountsState:
     decoder: CommandDecoder
     streams: Streams = field(default_factory=Streams)
     gateway_of: dict[int, int] = field(default_factory=dict)
-    last_update: dict[int, OrderUpdated] = field(default_factory=dict)
+    last_update: OrderedDict[int, OrderUpdated] = field(default_factory=OrderedDict)
+    """Oldest first; an OrderedDict because dropping a plain dict's first key costs a scan
+    over every slot deleted before it (O(n) per drop once full: it was 65% of accounts' CPU)."""
     trades: dict[int, deque[TradeBooked]] = field(default_factory=dict)
 
     @classmethod
@@ -66,7 +68,7 @@ class AccountsState:
                     kept = self.trades[account] = deque(maxlen=TRADES_KEPT)
                 kept.append(event)  # type: ignore[arg-type]
         while len(updates) > UPDATES_KEPT:
-            del updates[next(iter(updates))]
+            updates.popitem(last=False)
 
     def dumps(self) -> bytes:
         process = {
@@ -95,7 +97,7 @@ class AccountsState:
         state.gateway_of = {a: g for a, g in process["gateway_of"]}
         state.decoder.pending = [tuple(pair) for pair in process["pending_prices"]]
         state.decoder.pending_chunks = process.get("pending_instruments", [])
-        state.last_update = {u[1]: OrderUpdated(*u) for u in process["last_update"]}
+        state.last_update = OrderedDict((u[1], OrderUpdated(*u)) for u in process["last_update"])
         state.trades = {
             a: deque((TradeBooked(*t) for t in kept), maxlen=TRADES_KEPT)
             for a, kept in process["trades"]

@@ -3,7 +3,11 @@
 Durability modes (`Durability`):
 
 - `sync`: `append_batch` returns only after the batch is written and fsynced, so a caller that
-  acknowledges after it returns never acknowledges a record a crash could lose.
+  acknowledges after it returns never acknowledges a record a crash could lose. With
+  `wait=False` it returns after the write (a process crash already loses nothing) and the sync
+  thread fsyncs at once, covering every batch written meanwhile in one fdatasync (group
+  commit); `durable_seq` and the `on_durable` callback say when a batch is on disk, so the
+  caller can apply the next batch while the disk works and acknowledge each once it is durable.
 - `async`: the batch is written to the OS at once (a process crash loses nothing that `append`
   returned for) and a background thread fsyncs every `flush_interval_ms`. An operating-system
   crash or power loss loses at most the records appended during the last interval plus one
@@ -24,7 +28,7 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -57,7 +61,7 @@ class Journal:
 
     Open with `Journal.open(directory, config)`: it finds the last segment, truncates a torn
     tail and continues the sequence. Appending is thread-safe; the accounts process calls it from
-    its main loop while the async flusher runs beside it.
+    its main loop while the sync thread (async mode, or deferred syncs) runs beside it.
     """
 
     def __init__(self, directory: Path, config: JournalConfig, next_seq: int) -> None:
@@ -71,9 +75,15 @@ class Journal:
         self._path: Path | None = None
         self._size = 0
         self._failure: BaseException | None = None
+        self._sync_failure: OSError | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._flusher: threading.Thread | None = None
+        self._wanted = threading.Condition(self._lock)
+        """Notified when a deferred append waits for its fsync, and on close."""
+        self._closing = False
+        self._syncer: threading.Thread | None = None
+        self.on_durable: Callable[[], None] | None = None
+        """Called from the sync thread after `durable_seq` advanced or a background fsync failed
+        (`sync_failed`): how a loop sleeping elsewhere learns that its batches are on disk."""
 
     @classmethod
     def open(cls, directory: Path | str, config: JournalConfig | None = None) -> Journal:
@@ -97,7 +107,7 @@ class Journal:
                 raise JournalError(exc.errno, f"cannot open journal in {directory}: {exc}") from exc
             raise
         if config.durability is Durability.ASYNC:
-            journal._start_flusher()
+            journal._start_syncer()
         return journal
 
     @property
@@ -117,24 +127,36 @@ class Journal:
 
     @property
     def failed(self) -> bool:
+        """Appends are refused (a write or an fsync failed) until the journal is reopened."""
         return self._failure is not None
+
+    @property
+    def sync_failed(self) -> bool:
+        """A background fsync failed: records after `durable_seq` may never reach the disk, so
+        whoever waits for them must stop and recover (reopen and replay what the file holds)."""
+        return self._sync_failure is not None
 
     def append(self, payload: bytes | memoryview) -> int:
         """Append one record; returns its sequence."""
         return self.append_batch((payload,))[0]
 
-    def append_batch(self, payloads: Iterable[bytes | memoryview]) -> tuple[int, int]:
-        """Append records as one group commit; returns (first, last) sequence of the batch."""
+    def append_batch(
+        self, payloads: Iterable[bytes | memoryview], wait: bool = True
+    ) -> tuple[int, int]:
+        """Append records as one group commit; returns (first, last) sequence of the batch.
+
+        `wait=False` (sync mode): return once written; the sync thread makes it durable."""
         parts: list[bytes | memoryview] = []
         count = 0
         for payload in payloads:
             parts.append(segment.RECORD_HEADER.pack(len(payload), segment.record_crc(payload)))
             parts.append(payload)
             count += 1
-        return self._commit(b"".join(parts), count)
+        return self._commit(b"".join(parts), count, wait)
 
-    def append_array(self, records: np.ndarray) -> tuple[int, int]:
-        """Append each row of a fixed-size numpy array as one record, in one group commit."""
+    def append_array(self, records: np.ndarray, wait: bool = True) -> tuple[int, int]:
+        """Append each row of a fixed-size numpy array as one record, in one group commit
+        (`wait` as in `append_batch`)."""
         records = np.ascontiguousarray(records)
         width = records.dtype.itemsize
         raw = records.view(np.uint8).reshape(len(records), width)
@@ -146,7 +168,7 @@ class Journal:
         flat = memoryview(raw.reshape(-1))
         crc32 = zlib.crc32
         header[:, 1] = [crc32(flat[i : i + width], seed) for i in range(0, len(flat), width)]
-        return self._commit(framed.reshape(-1).data, len(records))
+        return self._commit(framed.reshape(-1).data, len(records), wait)
 
     def flush(self) -> int:
         """Fsync what has been written; returns the durable sequence."""
@@ -177,11 +199,13 @@ class Journal:
             return removable
 
     def close(self) -> None:
-        """Stop the flusher, fsync (unless failed) and close the active segment."""
-        self._stop.set()
-        if self._flusher is not None:
-            self._flusher.join()
-            self._flusher = None
+        """Stop the sync thread, fsync (unless failed) and close the active segment."""
+        with self._lock:
+            self._closing = True
+            self._wanted.notify()
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
         with self._lock:
             try:
                 if self._fd >= 0 and self._failure is None:
@@ -203,7 +227,7 @@ class Journal:
     ) -> None:
         self.close()
 
-    def _commit(self, data: bytes | memoryview, count: int) -> tuple[int, int]:
+    def _commit(self, data: bytes | memoryview, count: int, wait: bool) -> tuple[int, int]:
         if count == 0:
             raise ValueError("empty batch")
         data = memoryview(data).cast("B")
@@ -217,7 +241,8 @@ class Journal:
                 self._rotate_locked()
             start = self._size
             first = self._next_seq
-            sync = self.config.durability is Durability.SYNC
+            sync_mode = self.config.durability is Durability.SYNC
+            sync = sync_mode and wait
             try:
                 _write_all(self._fd, data)
                 if sync:
@@ -229,6 +254,10 @@ class Journal:
             self._written_seq = self._next_seq - 1
             if sync:
                 self._durable_seq = self._written_seq
+            elif sync_mode:
+                if self._syncer is None:
+                    self._start_syncer()
+                self._wanted.notify()
             return first, first + count - 1
 
     def _sync_locked(self) -> None:
@@ -298,20 +327,30 @@ class Journal:
                 "appends are refused until it is reopened",
             )
 
-    def _start_flusher(self) -> None:
-        self._flusher = threading.Thread(target=self._flush_loop, name="journal-flush", daemon=True)
-        self._flusher.start()
+    def _start_syncer(self) -> None:
+        self._syncer = threading.Thread(target=self._sync_loop, name="journal-sync", daemon=True)
+        self._syncer.start()
 
-    def _flush_loop(self) -> None:
-        """Fsync every interval without holding the lock, so appends never wait on the disk.
+    def _sync_loop(self) -> None:
+        """Fsync without holding the lock, so appends never wait on the disk: in async mode
+        every interval, in sync mode as soon as a deferred append waits (every batch written
+        while an fdatasync runs is covered by the next one: group commit).
 
-        The flusher syncs a duplicate of the segment's descriptor: a rotation meanwhile closes
-        the original (after syncing it itself) without pulling the file from under the flusher.
+        It syncs a duplicate of the segment's descriptor: a rotation meanwhile closes the
+        original (after syncing it itself) without pulling the file from under the thread. A
+        failed write does not stop it (the batches before it are intact); a failed fsync does.
         """
-        interval = self.config.flush_interval_ms / 1000
-        while not self._stop.wait(interval):
+        interval = None
+        if self.config.durability is Durability.ASYNC:
+            interval = self.config.flush_interval_ms / 1000
+        while True:
             with self._lock:
-                if self._failure is not None or self._fd < 0:
+                if interval is None:
+                    while self._durable_seq == self._written_seq and not self._closing:
+                        self._wanted.wait()
+                else:
+                    self._wanted.wait(interval)
+                if self._closing or self._fd < 0:
                     return
                 if self._durable_seq == self._written_seq:
                     continue
@@ -321,13 +360,21 @@ class Journal:
                 os.fdatasync(fd)
             except OSError as exc:
                 with self._lock:
-                    self._failure = exc
+                    self._sync_failure = exc
+                    self._failure = self._failure or exc
                 log.error("journal background fsync failed: %s; appends refused", exc)
+                self._notify_durable()
                 return
             finally:
                 os.close(fd)
             with self._lock:
                 self._durable_seq = max(self._durable_seq, target)
+            self._notify_durable()
+
+    def _notify_durable(self) -> None:
+        callback = self.on_durable
+        if callback is not None:
+            callback()
 
 
 def read_journal(directory: Path | str, from_seq: int = 1) -> Iterator[tuple[int, bytes]]:

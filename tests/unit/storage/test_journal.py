@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -267,6 +268,66 @@ def test_async_flusher_syncs_by_itself(tmp_path: Path) -> None:
         assert journal.durable_seq == 3
 
 
+def test_deferred_appends_written_while_a_sync_runs_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: the first deferred batch's fdatasync is held on the disk (an Event gates
+    the real call); three batches written meanwhile are made durable by one more fdatasync,
+    and `on_durable` runs after each advance."""
+    real_fdatasync = os.fdatasync
+    disk_busy, disk_free = threading.Event(), threading.Event()
+    syncs: list[int] = []
+
+    def slow_disk(fd: int) -> None:
+        syncs.append(fd)
+        if len(syncs) == 1:
+            disk_busy.set()
+            assert disk_free.wait(10)
+        real_fdatasync(fd)
+
+    durable_seen: list[int] = []
+    with Journal.open(tmp_path) as journal:
+        journal.on_durable = lambda: durable_seen.append(journal.durable_seq)
+        monkeypatch.setattr(os, "fdatasync", slow_disk)
+        assert journal.append_array(records(1, 4), wait=False) == (1, 4)
+        assert disk_busy.wait(10)
+        for start in (5, 9, 13):
+            journal.append_array(records(start, 4), wait=False)
+        assert journal.last_seq == 16 and journal.durable_seq == 0  # written, none on disk yet
+        disk_free.set()
+        deadline = time.monotonic() + 10
+        while journal.durable_seq < 16 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert journal.durable_seq == 16
+        assert len(syncs) == 2
+        assert durable_seen == [4, 16]
+    assert [seq for seq, _ in read_journal(tmp_path)] == list(range(1, 17))
+
+
+def test_a_failed_background_sync_poisons_and_tells_the_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deferred batch whose fdatasync fails never becomes durable: `sync_failed` says the
+    owner must recover, appends are refused, and the callback still runs so the owner wakes."""
+
+    def broken_disk(_fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    woken = threading.Event()
+    journal = Journal.open(tmp_path)
+    try:
+        journal.on_durable = woken.set
+        monkeypatch.setattr(os, "fdatasync", broken_disk)
+        journal.append_array(records(1, 3), wait=False)
+        assert woken.wait(10)
+        assert journal.sync_failed and journal.failed and journal.durable_seq == 0
+        with pytest.raises(JournalError, match="failed earlier"):
+            journal.append_array(records(4, 1), wait=False)
+    finally:
+        monkeypatch.undo()
+        journal.close()
+
+
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     with Journal.open(tmp_path) as journal:
         with pytest.raises(JournalError, match="another writer"):
@@ -340,8 +401,9 @@ CRASH_CHILD = textwrap.dedent(
     from storage.journal import Durability, Journal, JournalConfig
 
     directory, mode = sys.argv[1], sys.argv[2]
-    config = JournalConfig(durability=Durability(mode), flush_interval_ms=3_600_000,
-                           segment_bytes=256 << 10)
+    deferred = mode == "deferred"  # sync mode, acknowledged when the sync thread says durable
+    config = JournalConfig(durability=Durability("sync" if deferred else mode),
+                           flush_interval_ms=3_600_000, segment_bytes=256 << 10)
     journal = Journal.open(directory, config)
     rng = np.random.default_rng(journal.next_seq)
     print("start", journal.next_seq, flush=True)
@@ -349,18 +411,19 @@ CRASH_CHILD = textwrap.dedent(
         n = int(rng.integers(1, 3000))
         batch = np.zeros(n, [("seq", "<i8"), ("pad", "V120")])
         batch["seq"] = np.arange(journal.next_seq, journal.next_seq + n)
-        first, last = journal.append_array(batch)
-        print("acked", last, flush=True)
+        first, last = journal.append_array(batch, wait=not deferred)
+        print("acked", journal.durable_seq if deferred else last, flush=True)
     """
 )
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "deferred"])
 def test_sigkill_mid_append_loses_nothing_acknowledged(tmp_path: Path, mode: str) -> None:
     """Kill a real writer process mid-stream, several rounds; every acknowledged record stays.
 
     In async mode too: `append` has handed the bytes to the OS, which a process crash does not
-    lose (only an OS crash could lose the unsynced interval).
+    lose (only an OS crash could lose the unsynced interval). `deferred`: sync mode with the
+    sync thread, killed while its fdatasyncs run; what it reported durable stays, in order.
     """
     rounds = int(os.environ.get("SHMEX_CRASH_ROUNDS", "2"))
     for round_number in range(rounds):
