@@ -59,6 +59,14 @@ class FrameWriter:
         transport.write(b"".join(parts))
         return True
 
+    def write_framed(self, frames: bytes) -> bool:
+        """Bytes that are already whole frames (built once, shared), in one transport write."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(frames)
+        return True
+
     async def drained(self) -> None:
         """Return once the transport takes writes again (at once when it is not paused)."""
         if self._protocol.writing_paused and not self.closing:

@@ -7,8 +7,9 @@ effect (or refusal, as `notify`) becomes visible in the state.
 
 A parked peek is answered without a task switch: the push that ends the wait writes the
 `rtn_data` straight to the transport, and whatever is queued while the client has not peeked
-again leaves together in the next one. A quote patch is built and encoded once per market
-update and shared by every subscriber.
+again leaves together in the next one. Quotes come from the gateway's `QuoteBoard`: a quote
+update is built and framed once and shared by every subscriber, and a subscriber with a parked
+peek and nothing else queued gets it as one write of those bytes.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from gateway.backend import (
 from gateway.commands import place_diff_order
 from gateway.decoding import decode_frame
 from gateway.diff import messages as m
-from gateway.diff.session import DiffSession, Patch
+from gateway.diff import peek_shortcut
+from gateway.diff.peek_shortcut import DiffResponse
+from gateway.diff.quotes import QuoteBoard
+from gateway.diff.session import DiffSession, Patch, SharedPatch
 from gateway.edge import Edge
-from gateway.encoding import to_json
 from gateway.errors import Rejected
 from gateway.external import ExternalInstrument
 from gateway.frames import FrameWriter
-from gateway.once import OncePer
 from gateway.requests import (
     DIFF_CANCEL_ORDER,
     DIFF_INSERT_ORDER,
@@ -60,30 +62,25 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 UNMETERED = frozenset({"peek_message"})
 """Instructions not counted by the rate limiter: a peek follows each rtn_data by design."""
-PEEK_TEXT = '{"aid":"peek_message"}'
+PEEK_TEXT = peek_shortcut.PEEK.decode()
 """The peek as stock clients spell it, recognised without parsing."""
 
 
 def diff_endpoint(edge: Edge) -> Callable[[web.Request], Awaitable[web.WebSocketResponse]]:
     async def endpoint(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(
+        ws = DiffResponse(
             heartbeat=edge.config.ws_heartbeat_s,
             max_msg_size=2 * edge.config.ws_frame_limit,
             compress=False,
         )
         await ws.prepare(request)
-        await DiffConnection(edge, ws, FrameWriter(request)).run()
+        connection = DiffConnection(edge, ws, FrameWriter(request), board)
+        peek_shortcut.install(ws, request, connection.peeked, connection.busy)
+        await connection.run()
         return ws
 
+    board = QuoteBoard(edge.backend)
     return endpoint
-
-
-def _quote(update: MarketUpdate) -> tuple[Patch, bytes]:
-    patch = m.quote_patch(update.instrument_id, m.quote_fields(update.data))
-    return patch, to_json(patch)
-
-
-_shared_quote = OncePer(_quote)
 
 
 @dataclass
@@ -100,9 +97,14 @@ class Chart:
 
 class DiffConnection:
     def __init__(
-        self, edge: Edge, ws: web.WebSocketResponse, writer: FrameWriter | None = None
+        self,
+        edge: Edge,
+        ws: web.WebSocketResponse,
+        writer: FrameWriter | None = None,
+        board: QuoteBoard | None = None,
     ) -> None:
         self.edge = edge
+        self.board = board or QuoteBoard(edge.backend)
         self.ws = ws
         self.writer = writer
         self.session = DiffSession(edge.config.diff_max_pending)
@@ -115,6 +117,7 @@ class DiffConnection:
         self.orders: dict[str, int] = {}
         self._event_feed: Unsubscribe | None = None
         self._peek_wanted = False
+        self._reading = False
         self._draining: asyncio.Task[None] | None = None
         self._notices = itertools.count(1)
         self._last_notice: str | None = None
@@ -128,13 +131,15 @@ class DiffConnection:
         }
 
     async def run(self) -> None:
-        statics = [{"quotes": {i.id: m.static_quote(i)}} for i in self.edge.backend.instruments()]
-        self.session.push(m.MDHIS_READY, *statics)
+        self.session.push(m.MDHIS_READY, *self.board.statics(self.edge.backend.instruments()))
         try:
-            async for frame in self.ws:
+            while True:
+                self._reading = True
+                frame = await self.ws.receive()
+                self._reading = False
                 if frame.type is WSMsgType.TEXT:
                     if frame.data == PEEK_TEXT:
-                        self._peek_now()
+                        self.peeked()
                     else:
                         await self._on_text(frame.data)
                 elif frame.type is WSMsgType.BINARY:
@@ -142,6 +147,7 @@ class DiffConnection:
                 else:
                     break
         finally:
+            self._reading = False
             self._stop_feeds()
             self._peek_wanted = False
             if self._draining is not None:
@@ -166,10 +172,15 @@ class DiffConnection:
         except Rejected as refused:
             self._notify(refused.code, refused.message)
 
-    async def _peek_message(self, message: dict[str, Any]) -> None:
-        self._peek_now()
+    def busy(self) -> bool:
+        """Whether a frame the client sent is still unhandled (a later peek must wait for it)."""
+        return not self._reading
 
-    def _peek_now(self) -> None:
+    async def _peek_message(self, message: dict[str, Any]) -> None:
+        self.peeked()
+
+    def peeked(self) -> None:
+        """The client peeked: answer now if anything is queued, else when something is."""
         self._peek_wanted = True
         if self.session.pending:
             self._changed()
@@ -221,34 +232,26 @@ class DiffConnection:
             )
         for symbol in set(self.quote_feeds) - set(symbols):
             self.quote_feeds.pop(symbol)()
+        fresh = [s for s in symbols if s not in self.quote_feeds]
+        known = [(s, await self._static_quote(s)) for s in fresh]
+        found = [(s, static, await self.board.market(s)) for s, static in known if static]
         patches: list[Patch] = []
-        for symbol in symbols:
-            if symbol in self.quote_feeds:
-                continue
-            first = await self._first_quote(symbol)
-            if first is None:
-                continue
-            patches.append(first)
-            self.quote_feeds[symbol] = self.edge.backend.subscribe_market(symbol, self._on_quote)
+        for symbol, static, asked in found:
+            market = self.board.latest(symbol) or asked
+            self.quote_feeds[symbol] = self.board.watch(symbol, self._on_quote, market)
+            patches.append(m.full_quote(symbol, static, market))
         self.session.push(*patches, m.ins_list_patch(ins_list))
 
-    async def _first_quote(self, symbol: str) -> Patch | None:
-        """A symbol's full first quote: its static fields (a local instrument's, or an external
-        one's from the feeds catalogue) and the snapshot of whoever publishes it (marketdata
-        or the feeds process); static fields alone while it has no market data yet; None for a
-        symbol nobody publishes."""
+    async def _static_quote(self, symbol: str) -> dict[str, Any] | None:
+        """A symbol's static quote fields: a local instrument's, or an external one's from the
+        feeds catalogue; None for a symbol nobody publishes. Its first quote adds the market
+        fields of whoever publishes it (marketdata or the feeds process), through the board."""
         backend = self.edge.backend
         instrument = backend.instrument(symbol)
         if instrument is not None:
-            static = m.static_quote(instrument)
-        else:
-            external = await backend.external_instrument(symbol)
-            if external is None:
-                return None
-            static = m.external_static_quote(external)
-        snapshot = await backend.market_snapshot(symbol)
-        market = m.quote_fields(snapshot.data["quote"]) if snapshot.ok else {}
-        return m.full_quote(symbol, static, market)
+            return m.static_quote(instrument)
+        external = await backend.external_instrument(symbol)
+        return None if external is None else m.external_static_quote(external)
 
     async def _set_chart(self, message: dict[str, Any]) -> None:
         fields = DIFF_SET_CHART.parse(message)
@@ -378,9 +381,19 @@ class DiffConnection:
         if patches:
             self.session.push(*patches)
 
-    def _on_quote(self, update: MarketUpdate) -> None:
-        if update.channel is MarketChannel.QUOTE and update.instrument_id in self.quote_feeds:
-            self.session.push_shared(*_shared_quote(update))
+    def _on_quote(self, quote: SharedPatch) -> None:
+        """A quote update: one write of its ready frame when the client waits for exactly it."""
+        writer = self.writer
+        if (
+            self._peek_wanted
+            and not self.session.pending
+            and writer is not None
+            and not writer.paused
+        ):
+            self._peek_wanted = False
+            writer.write_framed(self.session.send_alone(quote))
+        else:
+            self.session.push_shared(quote)
 
     def _on_chart_update(self, chart_id: str, update: MarketUpdate) -> None:
         """Roll a chart: add or update the newest bar (or tick), drop those left of the window."""

@@ -153,13 +153,14 @@ def external_static_quote(instrument: ExternalInstrument) -> dict[str, Any]:
     }
 
 
-def quote_patch(symbol: str, fields: Mapping[str, Any]) -> Patch:
-    """`quotes/<symbol>`: market fields as given (NaN → "NAN"); absent fields are left out."""
+def quote_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a `quotes/<symbol>` update: market fields as given (NaN → "NAN") and any
+    static ones; absent fields are left out."""
     rendered = {k: number(v) for k, v in fields.items() if k in QUOTE_MARKET_FIELDS}
     for key in QUOTE_STATIC_FIELDS:
         if key in fields:
             rendered[key] = number(fields[key])
-    return {"quotes": {symbol: rendered}}
+    return rendered
 
 
 def full_quote(symbol: str, static: Mapping[str, Any], market: Mapping[str, Any]) -> Patch:
