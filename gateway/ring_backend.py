@@ -57,6 +57,7 @@ from ipc.control import ControlError, ControlTimeout
 from ipc.errors import RingTimeout
 from ipc.ring import RingReader, RingWriter
 from services.accounts_codec import commands_to_cmd
+from services.instrument_sync import adopt_definitions
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ TRADES_KEPT = 1000
 EventSink = Callable[[Sequence[AccountEvent]], None]
 
 DEFAULT_CURRENCY = "CNY"
-"""The currency of an instrument created over REST (its schema has no currency field)."""
+"""The currency of an instrument created over REST without one."""
+REFRESH_EVERY_S = 3.0
+"""How often a gateway re-reads accounts' instruments: one created through another gateway
+(each has its own `cmd` ring) is listed, quoted and tradable here within this time."""
+ON_DEMAND_EVERY_S = 1.0
+"""At most this often, a request naming an instrument the gateway does not know makes it ask
+accounts before answering 1007."""
 _TABLE_NAMES = {
     "instrument_name": "name",
     "instrument_type": "kind",
@@ -86,13 +93,20 @@ _TABLE_NAMES = {
     "price_tick": "price_tick",
     "lot_size": "lot_size",
     "margin_rate": "margin_rate",
+    "min_qty": "min_qty",
+    "max_qty": "max_qty",
+    "currency": "currency",
+    "base_asset": "base_asset",
+    "pre_settlement": "pre_settlement",
+    "pre_close": "pre_close",
 }
 """REST field → the registry's TOML name, for the fields that map one to one."""
 
 
 def _instrument_table(fields: Mapping[str, Any]) -> dict[str, Any] | Answer:
     """The registry's TOML-shaped table for REST instrument fields (decimals as strings, the
-    multiplier an int, one commission rate for every offset, the symmetric band)."""
+    multiplier an int, one commission rate for every offset, the symmetric band: the registry
+    has no other, so different up and down rates are refused)."""
     table: dict[str, Any] = {}
     for name, key in _TABLE_NAMES.items():
         if fields.get(name) is not None:
@@ -109,7 +123,10 @@ def _instrument_table(fields: Mapping[str, Any]) -> dict[str, Any] | Answer:
         table["commission"] = {"by": "rate", **dict.fromkeys(offsets, str(rate))}
     bands = {fields.get(n) for n in ("limit_up_rate", "limit_down_rate")} - {None}
     if len(bands) > 1:
-        return Answer(ResultCode.CONFIG, "limit_up_rate and limit_down_rate must be equal")
+        return Answer(
+            ResultCode.CONFIG,
+            "limit_up_rate and limit_down_rate must be equal (the limit band is symmetric)",
+        )
     if bands:
         table["band"] = str(bands.pop())
     return table
@@ -168,6 +185,8 @@ class RingBackend:
         self._watched: dict[int, int] = {}
         self._finder: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._on_demand: asyncio.Task[bool] | None = None
+        self._on_demand_after = 0.0
         self._expirer: asyncio.Task[None] | None = None
         self._latency_ns = np.zeros(LATENCY_SAMPLES, dtype=np.int64)
         self.answers = 0
@@ -195,7 +214,7 @@ class RingBackend:
 
     async def close(self) -> None:
         self._pump.stop()
-        for task in (self._finder, self._refresher, self._expirer):
+        for task in (self._finder, self._refresher, self._expirer, self._on_demand):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -212,7 +231,39 @@ class RingBackend:
     # -- instruments -------------------------------------------------------------------------
 
     def instrument(self, instrument_id: str) -> Instrument | None:
-        return self.registry.get(instrument_id)
+        """The known instrument; an unknown id also starts a (rate-limited) refresh, so a
+        retry finds one created through another gateway."""
+        found = self.registry.get(instrument_id)
+        if found is None:
+            self._refresh_on_demand()
+        return found
+
+    async def find_instrument(self, instrument_id: str) -> Instrument | None:
+        """The instrument, asking accounts first (rate-limited) when the id is not known here:
+        what a request should await before it answers 1007."""
+        found = self.registry.get(instrument_id)
+        if found is None:
+            refresh = self._refresh_on_demand()
+            if refresh is not None and await asyncio.shield(refresh):
+                found = self.registry.get(instrument_id)
+        return found
+
+    def _refresh_on_demand(self) -> asyncio.Task[bool] | None:
+        """The refresh under way, or a new one if none ran in the last ON_DEMAND_EVERY_S
+        (None: too soon, or no running loop). Concurrent callers share one request."""
+        task = self._on_demand
+        if task is not None and not task.done():
+            return task
+        now = time.monotonic()
+        if now < self._on_demand_after:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        self._on_demand_after = now + ON_DEMAND_EVERY_S
+        self._on_demand = loop.create_task(self.refresh_instruments())
+        return self._on_demand
 
     def instruments(self) -> Sequence[Instrument]:
         return self.registry.as_list()
@@ -353,7 +404,7 @@ class RingBackend:
         table = _instrument_table(c.fields)
         if isinstance(table, Answer):
             return table
-        current = self.registry.get(target)
+        current = await self.find_instrument(target)
         command: Any
         if c.action is AdminAction.CREATE_INSTRUMENT:
             table = {"id": target, "currency": DEFAULT_CURRENCY, **table}
@@ -361,6 +412,8 @@ class RingBackend:
             command = core.CreateInstrument(request_id, table, now)
         elif current is None:
             return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {target}")
+        elif table.get("currency", current.currency.code) != current.currency.code:
+            return Answer(ResultCode.CONFIG, f"{target} is listed in {current.currency.code}")
         else:
             checked = (current.index, {**describe(current), **table})
             command = core.UpdateInstrument(request_id, target, table, now)
@@ -374,28 +427,22 @@ class RingBackend:
         return answer
 
     async def _adopt_instruments(self) -> None:
-        """At start: the instruments accounts has (created ones survive restarts there)."""
-        for _attempt in range(FIND_MARKET_DATA_ATTEMPTS):
-            if await self.refresh_instruments():
-                return
-            await asyncio.sleep(1.0)
+        """The instruments accounts has (created ones survive restarts there): at start, then
+        every REFRESH_EVERY_S (every second until accounts first answers)."""
+        answered = False
+        while True:
+            answered = await self.refresh_instruments() or answered
+            await asyncio.sleep(REFRESH_EVERY_S if answered else 1.0)
 
     async def refresh_instruments(self) -> bool:
         """Adopt the accounts process's instrument definitions (created or changed at run
-        time); True when it answered. Called at start and after an accepted create/update."""
+        time); True when it answered. Called periodically, on demand for an unknown id and
+        after an accepted create/update."""
         answer = await self._ask(self._accounts, "instruments", ResultCode.UNAVAILABLE)
         if not answer.ok or not isinstance(answer.data, list):
             log.warning("instrument refresh failed: %s", answer.message)
             return False
-        for table in answer.data:
-            index = int(table.pop("index"))
-            try:
-                instrument = parse_instrument(index, table, self.registry.currencies)
-                if self.registry.find(index) != instrument:
-                    self.registry.put(instrument)
-            except InstrumentConfigError as exc:
-                log.error("instruments from %d on not adopted (no gaps): %s", index, exc)
-                return True
+        adopt_definitions(self.registry, answer.data)
         return True
 
     async def _send(
