@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.enums import Side
+from engine.enums import InstrumentStatus, Side
 from engine.marketdata.depth import Depth
 from engine.marketdata.kline import PERIODS, Bar, KlineSeries
 from gateway.feeds.instruments import InstrumentSpec
@@ -257,6 +257,7 @@ class MarketPublisher:
             volume=market.volume,
             turnover=self._money(spec, market.turnover),
             open_interest=0,
+            status=InstrumentStatus.TRADING.name,  # an external market trades while its feed runs
             external=True,
         )
         return body
