@@ -8,10 +8,11 @@ when this gateway submits the order; orders placed through another gateway get t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
 from engine.codes import ResultCode
@@ -23,9 +24,9 @@ MAX_REMEMBERED_ORDERS = 1_000_000
 """Orders whose client details are kept (the oldest finished ones are forgotten beyond it)."""
 
 
-@dataclass(frozen=True)
-class OrderDetails:
-    """What the client said about an order that the exchange's records do not carry."""
+class OrderDetails(NamedTuple):
+    """What the client said about an order that the exchange's records do not carry (one per
+    order placed: a NamedTuple, ~8x cheaper to build than a frozen dataclass)."""
 
     client_order_id: str | None
     order_type: OrderType
@@ -62,6 +63,12 @@ class EventRenderer:
         self.details: dict[int, OrderDetails] = {}
         self.order_accounts: dict[int, int] = {}
         self._client_ids: dict[tuple[int, str], int] = {}
+        self._views: dict[type, tuple[EventKind, Callable[[Any], dict[str, Any]]]] = {
+            OrderUpdated: (EventKind.ORDER_STATUS, self.order),
+            TradeBooked: (EventKind.TRADE, self.trade),
+            AccountUpdated: (EventKind.ACCOUNT, self.account),
+            PositionUpdated: (EventKind.POSITION, self.position),
+        }
 
     def remember(self, order_id: int, account_id: int, details: OrderDetails) -> None:
         if len(self.details) >= MAX_REMEMBERED_ORDERS:
@@ -83,29 +90,26 @@ class EventRenderer:
             account_id = self.order_accounts.get(order_id, 0)
             self._client_ids.pop((account_id, details.client_order_id), None)
 
+    def track(self, order_ids: np.ndarray[Any, Any], account_ids: np.ndarray[Any, Any]) -> None:
+        """Note the account of every order an `events` read mentions (ownership checks of
+        orders placed through other gateways), from the record columns."""
+        self.order_accounts.update(zip(order_ids.tolist(), account_ids.tolist(), strict=True))
+
+    def settled(self, order_id: int, status: int) -> None:
+        """An order update that is not rendered: forget a finished order's details anyway."""
+        if status in _FINISHED and order_id in self.details:
+            self._forget(order_id)
+
     def render(self, events: Iterable[Any], owner: Mapping[int, int]) -> list[AccountEvent]:
         """The events of accounts that have an owner in `owner` (account → user), in order."""
         out: list[AccountEvent] = []
+        views = self._views
         for event in events:
-            kind = type(event)
-            if kind is OrderUpdated:
-                self.order_accounts[event.order_id] = event.account_id
             user = owner.get(getattr(event, "account_id", 0))
-            if user is None:
-                continue
-            if kind is OrderUpdated:
-                out.append(
-                    AccountEvent(EventKind.ORDER_STATUS, user, event.account_id, self.order(event))
-                )
-            elif kind is TradeBooked:
-                out.append(AccountEvent(EventKind.TRADE, user, event.account_id, self.trade(event)))
-            elif kind is AccountUpdated:
-                out.append(
-                    AccountEvent(EventKind.ACCOUNT, user, event.account_id, self.account(event))
-                )
-            elif kind is PositionUpdated:
-                data = self.position(event)
-                out.append(AccountEvent(EventKind.POSITION, user, event.account_id, data))
+            view = views.get(type(event))
+            if user is not None and view is not None:
+                kind, draw = view
+                out.append(AccountEvent(kind, user, event.account_id, draw(event)))
         return out
 
     def order(self, event: OrderUpdated) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """The `events` ring into the event loop, without ever blocking the loop.
 
 A reader thread waits on the ring (bounded waits, so it notices a stop within ~50 ms), copies
-each batch out, releases the slots, decodes the records to the accounts core's events and hands
-them to the loop with `call_soon_threadsafe`. At most `MAX_PENDING` batches wait for the loop:
-when the loop falls behind, the thread stops reading and the ring fills, which is the exchange's
-back-pressure (accounts waits and counts it) rather than memory growing here without bound.
+each batch out, releases the slots and hands the raw records to the loop with one
+`call_soon_threadsafe` per read; the loop decodes only the records it needs (numpy filters
+first: other gateways' answers and unwatched accounts are never turned into Python objects).
+At most `MAX_PENDING` batches wait for the loop: when the loop falls behind, the thread stops
+reading and the ring fills, which is the exchange's back-pressure (accounts waits and counts
+it) rather than memory growing here without bound.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ipc.records import Flag
 from ipc.ring import RingReader
-from services.accounts_codec import records_to_events
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,12 @@ MAX_PENDING = 64
 READ_MAX = 4096
 WAIT_S = 0.05
 
-Deliver = Callable[[list[Any], list[int]], None]
-"""(events in ring order, the indexes where an engine transaction ends) on the loop."""
+Deliver = Callable[[np.ndarray[Any, Any]], None]
+"""A copy of one read's `events` records, in ring order, on the loop."""
 
 
 class EventsPump:
-    """Reads `events` in a thread and delivers decoded batches on the loop."""
+    """Reads `events` in a thread and delivers the record batches on the loop."""
 
     def __init__(self, reader: RingReader, deliver: Deliver) -> None:
         self._reader = reader
@@ -81,13 +81,11 @@ class EventsPump:
             return False
         batch = view.copy()
         self._reader.release(count)
-        events = records_to_events(batch)
-        ends = np.flatnonzero(batch["flags"] & Flag.LAST_IN_BATCH).tolist()
         self.records += count
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._handover, events, ends)
+        self._loop.call_soon_threadsafe(self._handover, batch)
         return True
 
-    def _handover(self, events: list[Any], ends: list[int]) -> None:
+    def _handover(self, batch: np.ndarray[Any, Any]) -> None:
         self._room.release()
-        self._deliver(events, ends)
+        self._deliver(batch)

@@ -31,7 +31,7 @@ import aiohttp
 import orjson
 from hdrh.histogram import HdrHistogram
 
-from gateway.client import EdgeClient, order_body
+from gateway.client import EdgeClient, Reply, order_body
 from ipc.control import ControlError, call
 from services import config as configuration
 
@@ -51,6 +51,8 @@ class LoadResult:
     rejected: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     gateway_cpu_s: float | None = None
+    client_cpu_s: float = 0.0
+    """This process's CPU seconds over the orders (the clients share the exchange's cores)."""
     latency_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
 
     @property
@@ -71,6 +73,9 @@ class LoadResult:
                 round(1e6 * self.gateway_cpu_s / self.orders, 1)
                 if self.gateway_cpu_s is not None and self.orders
                 else None
+            ),
+            "client_cpu_us_per_order": (
+                round(1e6 * self.client_cpu_s / self.orders, 1) if self.orders else None
             ),
             "latency_us": {
                 "p50": h.get_value_at_percentile(50),
@@ -160,7 +165,7 @@ async def run_load(plan: Plan, cpu_probe: Callable[[], float] | None = None) -> 
         per_client = plan.rate / plan.clients if plan.rate > 0 else 0.0
         worker = _ws_client if plan.mode == "ws" else _http_client
         cpu_before = cpu_probe() if cpu_probe is not None else 0.0
-        started = time.perf_counter()
+        started, own_before = time.perf_counter(), time.process_time()
         await asyncio.gather(
             *(
                 worker(session, plan, owner, account, n, mid, tick, budget, per_client, result)
@@ -168,6 +173,7 @@ async def run_load(plan: Plan, cpu_probe: Callable[[], float] | None = None) -> 
             )
         )
         result.seconds = time.perf_counter() - started
+        result.client_cpu_s = time.process_time() - own_before
         if cpu_probe is not None:
             result.gateway_cpu_s = cpu_probe() - cpu_before
     return result
@@ -184,6 +190,73 @@ async def _pace(per_client: float, sent: int, started: float) -> None:
         delay = started + sent / per_client - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+ORDER_RESPONSE = '{"type":"order_response",'
+"""How every `order_response` frame starts (the gateway's encoder keeps the key order): pushes
+are recognised by their first bytes and dropped without parsing."""
+SILENCE_S = 30.0
+"""A `/ws` client that hears nothing for this long while it waits gives up (closes)."""
+
+
+class _WsClient:
+    """One `/ws` order client: the requests are encoded once (two alternating frames); the
+    reader parses only `order_response` frames, checks each one's code and order id and matches
+    it to the oldest send; a watchdog closes a silent socket (no timeout per receive, which
+    costs aiohttp a timer context per frame)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, window: int, result: LoadResult):
+        self.ws = ws
+        self.window = window
+        self.result = result
+        self.sent_at: deque[int] = deque()
+        self.room = asyncio.Event()
+        self.failed: BaseException | None = None
+        self.heard = time.monotonic()
+        self.closing: asyncio.Future[bool] | None = None
+
+    async def read_answers(self) -> None:
+        """Answers come in request order: each `order_response` closes the oldest send."""
+        ws, sent_at, record = self.ws, self.sent_at, self.result.record
+        try:
+            while True:
+                frame = await ws.receive()
+                self.heard = time.monotonic()
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    raise ConnectionError(f"/ws closed: {frame.type.name} {frame.extra}")
+                if not frame.data.startswith(ORDER_RESPONSE):
+                    continue
+                answer = orjson.loads(frame.data)
+                if answer["success"]:
+                    if not isinstance(answer["order_id"], int):
+                        raise ConnectionError(f"an accepted order without an id: {answer}")
+                    record(sent_at.popleft(), 0)
+                else:
+                    record(sent_at.popleft(), int(answer["error_code"]))
+                self.room.set()
+        except BaseException as exc:
+            self.failed = exc
+            self.room.set()
+            raise
+
+    async def wait_room(self, in_flight: int) -> None:
+        """Until fewer than `in_flight` orders are unanswered; the reader's failure raised."""
+        while len(self.sent_at) >= in_flight:
+            if self.failed is not None:
+                raise ConnectionError("/ws answer reader stopped") from self.failed
+            self.room.clear()
+            await self.room.wait()
+        if self.failed is not None:
+            raise ConnectionError("/ws answer reader stopped") from self.failed
+
+    def watch(self) -> None:
+        """Close the socket after SILENCE_S without a frame while answers are awaited."""
+        if self.ws.closed:
+            return
+        if self.sent_at and time.monotonic() - self.heard > SILENCE_S:
+            self.closing = asyncio.ensure_future(self.ws.close())
+            return
+        asyncio.get_running_loop().call_later(1.0, self.watch)
 
 
 async def _ws_client(
@@ -203,48 +276,25 @@ async def _ws_client(
         await _until(ws, "auth_response")
         await ws.send_str(orjson.dumps({"type": "subscribe", "channels": ["trade"]}).decode())
         await _until(ws, "subscribe_response")
-        orders = _orders(account, plan, n, mid, tick)
-        window = max(1, plan.window)
-        room = asyncio.Semaphore(window)
-        sent_at: deque[int] = deque()
-        reader = asyncio.create_task(_read_answers(ws, sent_at, room, result))
+        frames = itertools.cycle(
+            orjson.dumps({"type": "submit_order", **body}).decode()
+            for body in itertools.islice(_orders(account, plan, n, mid, tick), 2)
+        )
+        client = _WsClient(ws, max(1, plan.window), result)
+        reader = asyncio.create_task(client.read_answers())
+        client.watch()
         try:
             started, sent = time.perf_counter(), 0
             while budget.take():
                 await _pace(per_client, sent, started)
-                message = orjson.dumps({"type": "submit_order", **next(orders)}).decode()
-                await _acquire(room, reader)
-                sent_at.append(time.perf_counter_ns())
-                await ws.send_str(message)
+                await client.wait_room(client.window)
+                client.sent_at.append(time.perf_counter_ns())
+                await ws.send_str(next(frames))
                 sent += 1
-            for _ in range(window):
-                await _acquire(room, reader)
+            await client.wait_room(1)
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-
-
-async def _acquire(room: asyncio.Semaphore, reader: asyncio.Task[None]) -> None:
-    """A free place in the window, or the reader's failure (a closed socket) raised."""
-    acquire = asyncio.ensure_future(room.acquire())
-    await asyncio.wait({acquire, reader}, return_when=asyncio.FIRST_COMPLETED)
-    if not acquire.done():
-        acquire.cancel()
-        reader.result()
-        raise ConnectionError("/ws answer reader stopped")
-
-
-async def _read_answers(
-    ws: aiohttp.ClientWebSocketResponse,
-    sent_at: deque[int],
-    room: asyncio.Semaphore,
-    result: LoadResult,
-) -> None:
-    """Answers come in request order: each `order_response` closes the oldest send."""
-    while True:
-        answer = await _until(ws, "order_response")
-        result.record(sent_at.popleft(), 0 if answer["success"] else int(answer["error_code"]))
-        room.release()
 
 
 async def _until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
@@ -271,15 +321,21 @@ async def _http_client(
     result: LoadResult,
 ) -> None:
     connector = aiohttp.TCPConnector(limit=1)
-    async with aiohttp.ClientSession(connector=connector) as own:
-        client = EdgeClient(own, plan.url)
-        client.token = owner.token
-        orders = _orders(account, plan, n, mid, tick)
+    headers = {"Authorization": f"Bearer {owner.token}", "Content-Type": "application/json"}
+    bodies = itertools.cycle(
+        orjson.dumps(body) for body in itertools.islice(_orders(account, plan, n, mid, tick), 2)
+    )
+    url = plan.url + "/api/order/submit"
+    timeout = aiohttp.ClientTimeout(total=SILENCE_S)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as own:
         started, sent = time.perf_counter(), 0
         while budget.take():
             await _pace(per_client, sent, started)
             begun = time.perf_counter_ns()
-            reply = await client.call("POST", "/api/order/submit", next(orders))
+            async with own.post(url, data=next(bodies), headers=headers) as response:
+                reply = Reply(response.status, orjson.loads(await response.read()))
+            if reply.ok and not isinstance(reply.data.get("order_id"), int):
+                raise ConnectionError(f"an accepted order without an id: {reply.body}")
             result.record(begun, reply.code)
             sent += 1
 
@@ -292,6 +348,20 @@ def gateway_url(config: configuration.Config) -> str:
     except ControlError:
         ports = config["ports"]
         return f"http://{ports['host']}:{ports['http']}"
+
+
+def gateway_cpu_probe(config: configuration.Config) -> Callable[[], float] | None:
+    """Reads the instance's gateway CPU seconds (its `status`), if the gateway answers."""
+    endpoint = config.control_endpoint("gateway.1")
+
+    def cpu_s() -> float:
+        return float(call(endpoint, "status", timeout=5.0)["cpu_s"])
+
+    try:
+        cpu_s()
+    except ControlError:
+        return None
+    return cpu_s
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -318,7 +388,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.WARNING)
-    url = args.url or gateway_url(configuration.from_arguments(args))
+    config = configuration.from_arguments(args)
+    url = args.url or gateway_url(config)
     plan = Plan(
         url=url.rstrip("/"),
         mode="ws" if args.ws else "http",
@@ -331,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tag=args.tag,
         window=args.window,
     )
-    summary = asyncio.run(run_load(plan)).summary()
+    probe = gateway_cpu_probe(config) if args.url is None else None
+    summary = asyncio.run(run_load(plan, probe)).summary()
     if args.json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:

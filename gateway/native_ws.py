@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from engine.codes import ResultCode
-from gateway.auth import Principal
-from gateway.backend import AccountEvent, Answer, CancelOrder, MarketUpdate, Unsubscribe
-from gateway.commands import place_order
+from gateway.auth import Principal, authorize
+from gateway.backend import (
+    AccountEvent,
+    Answer,
+    CancelOrder,
+    EventKind,
+    MarketUpdate,
+    Unsubscribe,
+)
+from gateway.commands import place_order, place_order_fast
 from gateway.decoding import decode_frame
 from gateway.edge import Edge
 from gateway.encoding import to_json
@@ -115,7 +123,10 @@ class NativeConnection:
         self._event_feed: Unsubscribe | None = None
         self._market_feeds: dict[str, Unsubscribe] = {}
         self._answers = InOrder(self._release)
-        self._window = asyncio.Semaphore(edge.config.ws_max_in_flight)
+        self._window = edge.config.ws_max_in_flight
+        self._open = 0
+        """Requests read and not yet answered (orders and queries), at most `_window`."""
+        self._room = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._heard = 0.0
         self._idle: asyncio.TimerHandle | None = None
@@ -126,8 +137,10 @@ class NativeConnection:
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
         }
-        self._concurrent: dict[str, Callable[[Message, Principal], Awaitable[Message]]] = {
+        self._orders: dict[str, Callable[[Message, Principal, int], None]] = {
             "submit_order": self._submit_order,
+        }
+        self._concurrent: dict[str, Callable[[Message, Principal], Awaitable[Message]]] = {
             "cancel_order": self._cancel_order,
             "query_order": self._query_order,
             "query_account": self._query_account,
@@ -204,8 +217,9 @@ class NativeConnection:
             if not isinstance(kind, str):
                 kind = None
             immediate = self._immediate.get(kind) if kind else None
+            order = self._orders.get(kind) if kind else None
             handler = self._concurrent.get(kind) if kind else None
-            if immediate is None and handler is None:
+            if immediate is None and order is None and handler is None:
                 raise Rejected(ResultCode.BAD_MESSAGE, f"unknown message type {kind!r:.40}")
             if self.principal is None and kind not in OPEN_TYPES:
                 raise Rejected(ResultCode.NOT_AUTHENTICATED, "send auth first")
@@ -215,9 +229,21 @@ class NativeConnection:
         except Rejected as refused:
             self._answers.fill(place, to_json(ws_error(refused.code, refused.message)))
             return
-        assert handler is not None and self.principal is not None
-        await self._window.acquire()
-        task = asyncio.create_task(self._complete(place, handler(message, self.principal)))
+        principal = self.principal
+        assert principal is not None
+        while self._open >= self._window:
+            self._room.clear()
+            await self._room.wait()
+        self._open += 1
+        if order is not None:
+            try:
+                order(message, principal, place)
+            except Exception:
+                log.exception("a /ws order failed")
+                self._answer(place, ws_error(ResultCode.INTERNAL, "internal error"))
+            return
+        assert handler is not None
+        task = asyncio.create_task(self._complete(place, handler(message, principal)))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
@@ -231,8 +257,12 @@ class NativeConnection:
         except Exception:
             log.exception("a /ws request failed")
             message = ws_error(ResultCode.INTERNAL, "internal error")
-        finally:
-            self._window.release()
+        self._answer(place, message)
+
+    def _answer(self, place: int, message: Message) -> None:
+        """Release one request's answer in order, and its place in the window."""
+        self._open -= 1
+        self._room.set()
         self._answers.fill(place, to_json(message))
 
     def _release(self, answer: bytes) -> None:
@@ -251,7 +281,9 @@ class NativeConnection:
             }
         self._stop_feeds()
         self.principal = principal
-        self._event_feed = self.edge.backend.subscribe_events(principal.user_id, self._on_events)
+        self._event_feed = self.edge.backend.subscribe_events(
+            principal.user_id, self._on_events, self._event_kinds
+        )
         return {
             "type": "auth_response",
             "success": True,
@@ -300,15 +332,31 @@ class NativeConnection:
             "message": text,
         }
 
-    async def _submit_order(self, message: Message, user: Principal) -> Message:
-        fields = SUBMIT_ORDER.parse(message, ENVELOPE_KEYS)
+    def _submit_order(self, message: Message, user: Principal, place: int) -> None:
+        """The order path runs without a task or coroutine: checked here, then answered by
+        the backend's callback (`submit_nowait`) when the exchange's answer is read. A plainly
+        valid order is checked in one pass (`place_order_fast`); anything else takes the
+        schema's path, which words the refusal."""
+        backend = self.edge.backend
+        command = place_order_fast(user.user_id, message, backend.instrument, ENVELOPE_KEYS)
+        if command is None:
+            try:
+                fields = SUBMIT_ORDER.parse(message, ENVELOPE_KEYS)
+            except Rejected as refused:
+                self._answer(place, ws_error(refused.code, refused.message))
+                return
         try:
-            await self.edge.owns_account(user, fields["account_id"])
-            command = place_order(user.user_id, fields, self.edge.backend.instrument)
-            answer = await self.edge.backend.submit(command)
+            account_id = fields["account_id"] if command is None else command.account_id
+            authorize(user, backend.known_owner(account_id), ResultCode.NO_SUCH_ACCOUNT)
+            if command is None:
+                command = place_order(user.user_id, fields, backend.instrument)
         except Rejected as refused:
-            answer = Answer(refused.code, refused.message)
-        return _order_response(answer)
+            self._order_answered(place, Answer(refused.code, refused.message))
+            return
+        backend.submit_nowait(command, functools.partial(self._order_answered, place))
+
+    def _order_answered(self, place: int, answer: Answer) -> None:
+        self._answer(place, _order_response(answer))
 
     async def _cancel_order(self, message: Message, user: Principal) -> Message:
         fields = CANCEL_ORDER.parse(message, ENVELOPE_KEYS)
@@ -357,6 +405,12 @@ class NativeConnection:
         if self._wants(MARKET_CHANNELS[update.channel]):
             message, key = _shared_market(update)
             self.outbox.put(message, Priority.MARKET, key)
+
+    def _event_kinds(self) -> Collection[EventKind]:
+        """The account events this connection's channels take (all with no subscription)."""
+        if not self.channels:
+            return EVENT_CHANNELS.keys()
+        return [kind for kind, channel in EVENT_CHANNELS.items() if channel in self.channels]
 
     def _wants(self, channel: str) -> bool:
         """An empty subscription set receives every channel (reference part 2 §2)."""

@@ -2,7 +2,9 @@
 queries over the accounts and marketdata control sockets, market data from the ZeroMQ PUB.
 
 Request ids carry the gateway id in their top 16 bits (`gateway_id << REQUEST_SHIFT | n`), so
-every gateway reads the one `events` ring and resolves only its own answers. Commands submitted
+every gateway reads the one `events` ring and resolves only its own answers (picked out with
+numpy before anything is decoded; `submit_nowait` answers by callback, without a task or future
+per order, for the `/ws` order path). Commands submitted
 during one turn of the event loop are encoded and written as one batch at the end of the turn.
 Account events are grouped per engine transaction (accounts marks the last record of each with
 `LAST_IN_BATCH`; a ring read that ends without one closes the group too) and handed to each
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +27,7 @@ import numpy as np
 import zmq.asyncio
 
 from engine.accounts import commands as core
-from engine.accounts.events import CommandAccepted, CommandRejected
+from engine.accounts.events import CommandAccepted
 from engine.codes import ResultCode
 from engine.instruments import (
     Instrument,
@@ -43,6 +46,7 @@ from gateway.backend import (
     Answer,
     CancelOrder,
     Command,
+    EventKind,
     MarketUpdate,
     OpenAccount,
     PlaceOrder,
@@ -55,8 +59,10 @@ from gateway.external import ExternalCatalogue, ExternalInstrument
 from gateway.market_feed import MarketFeed
 from ipc.control import ControlError, ControlTimeout
 from ipc.errors import RingTimeout
+from ipc.records import Flag, Kind
 from ipc.ring import RingReader, RingWriter
-from services.accounts_codec import commands_to_cmd
+from services.accounts_codec import commands_to_cmd, records_to_events
+from services.columns import kind_table
 from services.instrument_sync import adopt_definitions
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,7 @@ TRADES_KEPT = 1000
 """Most trades one `trades` query asks the accounts process for."""
 
 EventSink = Callable[[Sequence[AccountEvent]], None]
+WantedKinds = Callable[[], Collection[EventKind]]
 
 DEFAULT_CURRENCY = "CNY"
 """The currency of an instrument created over REST without one."""
@@ -132,17 +139,39 @@ def _instrument_table(fields: Mapping[str, Any]) -> dict[str, Any] | Answer:
     return table
 
 
+Done = Callable[[Answer], None]
+"""Called on the loop with a command's answer."""
+OnAccept = Callable[[CommandAccepted], Any]
+"""Builds an accepted command's answer data (and notes what the gateway must remember)."""
+Request = tuple[int, Any, OnAccept]
+"""A command ready for the ring: its request id, the core command, its `OnAccept`."""
+
+_ANSWER_KINDS = kind_table((Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED))
+_PUSHED = {
+    int(Kind.ORDER_UPDATED): EventKind.ORDER_STATUS,
+    int(Kind.TRADE_BOOKED): EventKind.TRADE,
+    int(Kind.ACCOUNT_UPDATED): EventKind.ACCOUNT,
+    int(Kind.POSITION_UPDATED): EventKind.POSITION,
+}
+"""Record kinds that become pushes, and the push each becomes."""
+_PUSH_KINDS = kind_table(_PUSHED)
+ALL_EVENT_KINDS = frozenset(_PUSHED.values())
+
+
 class _Pending:
-    """A command waiting for its answer, and what to do when it is accepted."""
+    """A command waiting for its answer: whom to tell, and what to do when it is accepted."""
 
-    __slots__ = ("future", "on_accept", "started_ns")
+    __slots__ = ("done", "on_accept", "started_ns")
 
-    def __init__(
-        self, future: asyncio.Future[Answer], on_accept: Callable[[CommandAccepted], Any] | None
-    ) -> None:
-        self.future = future
+    def __init__(self, done: Done, on_accept: OnAccept | None) -> None:
+        self.done = done
         self.started_ns = time.perf_counter_ns()
         self.on_accept = on_accept
+
+
+def _settle(future: asyncio.Future[Answer], answer: Answer) -> None:
+    if not future.done():
+        future.set_result(answer)
 
 
 class RingBackend:
@@ -181,7 +210,7 @@ class RingBackend:
             if feeds_control
             else None
         )
-        self._subscribers: dict[int, list[EventSink]] = {}
+        self._subscribers: dict[int, list[tuple[EventSink, WantedKinds | None]]] = {}
         self._watched: dict[int, int] = {}
         self._finder: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -192,9 +221,11 @@ class RingBackend:
         self.answers = 0
         self.answer_codes: dict[int, int] = {}
         self.write_stalls = 0
+        self._prepare: dict[type, Callable[[Any], Request | Answer]] = {
+            PlaceOrder: self._order_request,
+            CancelOrder: self._cancel_request,
+        }
         self._commands: dict[type, Callable[[Any], Awaitable[Answer]]] = {
-            PlaceOrder: self._place_order,
-            CancelOrder: self._cancel_order,
             OpenAccount: self._open_account,
             AdjustBalance: self._adjust_balance,
             AdminCommand: self._admin,
@@ -224,9 +255,8 @@ class RingBackend:
         if self.external is not None:
             await self.external.close()
         await self._market.close()
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_result(Answer(ResultCode.UNAVAILABLE, "gateway stopping"))
+        for request_id in list(self._pending):
+            self._resolve(request_id, Answer(ResultCode.UNAVAILABLE, "gateway stopping"))
 
     # -- instruments -------------------------------------------------------------------------
 
@@ -279,9 +309,23 @@ class RingBackend:
     # -- commands ----------------------------------------------------------------------------
 
     async def submit(self, command: Command) -> Answer:
+        if type(command) in self._prepare:
+            future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+            self.submit_nowait(command, functools.partial(_settle, future))
+            return await future
         return await self._commands[type(command)](command)
 
-    async def _place_order(self, c: PlaceOrder) -> Answer:
+    def submit_nowait(self, command: PlaceOrder | CancelOrder, done: Done) -> None:
+        """`submit` without a coroutine, task or future per order (the `/ws` order path):
+        `done(answer)` is called on the loop when the exchange answers, or at once when the
+        command is refused here."""
+        prepared = self._prepare[type(command)](command)
+        if isinstance(prepared, Answer):
+            done(prepared)
+        else:
+            self._enqueue(*prepared, done)
+
+    def _order_request(self, c: PlaceOrder) -> Request | Answer:
         instrument = self.registry.get(c.instrument_id)
         if instrument is None:
             return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_id}")
@@ -314,9 +358,9 @@ class RingBackend:
                 "status": "PENDING",
             }
 
-        return await self._send(request_id, command, accepted)
+        return request_id, command, accepted
 
-    async def _cancel_order(self, c: CancelOrder) -> Answer:
+    def _cancel_request(self, c: CancelOrder) -> Request | Answer:
         order_id = c.order_id
         if order_id is None:
             order_id = self._renderer.by_client_id(c.account_id, c.client_order_id)
@@ -324,7 +368,7 @@ class RingBackend:
                 return Answer(ResultCode.ORDER_NOT_FOUND, f"no order {c.client_order_id!r}")
         request_id = next(self._request_ids)
         command = core.CancelOrder(request_id, c.account_id, order_id, time.time_ns())
-        return await self._send(request_id, command, lambda _a: {"order_id": order_id})
+        return request_id, command, lambda _a: {"order_id": order_id}
 
     async def _open_account(self, c: OpenAccount) -> Answer:
         """Open the next free account id; ids taken by direct clients (bin/loadgen --direct)
@@ -445,18 +489,20 @@ class RingBackend:
         adopt_definitions(self.registry, answer.data)
         return True
 
-    async def _send(
-        self, request_id: int, command: Any, on_accept: Callable[[CommandAccepted], Any]
-    ) -> Answer:
+    async def _send(self, request_id: int, command: Any, on_accept: OnAccept) -> Answer:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(future, on_accept)
-        self._outbound.append((request_id, command))
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        self._enqueue(request_id, command, on_accept, functools.partial(_settle, future))
         try:
             return await future
         finally:
             self._pending.pop(request_id, None)
+
+    def _enqueue(self, request_id: int, command: Any, on_accept: OnAccept, done: Done) -> None:
+        """Queue a command for this loop turn's batch; `done` hears its answer."""
+        self._pending[request_id] = _Pending(done, on_accept)
+        self._outbound.append((request_id, command))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     async def _expire(self) -> None:
         """Answer 9005 to every request the exchange has not answered in `answer_timeout_s`."""
@@ -465,18 +511,15 @@ class RingBackend:
             await asyncio.sleep(EXPIRE_EVERY_S)
             oldest = time.perf_counter_ns() - timeout_ns
             expired = []
-            for pending in self._pending.values():  # in request order, so oldest first
+            for request_id, pending in self._pending.items():  # in request order: oldest first
                 if pending.started_ns > oldest:
                     break
-                expired.append(pending.future)
-            for future in expired:
-                if not future.done():
-                    future.set_result(
-                        Answer(
-                            ResultCode.UNAVAILABLE,
-                            f"no answer from the exchange in {self.answer_timeout_s}s",
-                        )
-                    )
+                expired.append(request_id)
+            silent = Answer(
+                ResultCode.UNAVAILABLE, f"no answer from the exchange in {self.answer_timeout_s}s"
+            )
+            for request_id in expired:
+                self._resolve(request_id, silent)
 
     def _flush(self) -> None:
         """Write every command of this loop turn as one batch."""
@@ -505,36 +548,77 @@ class RingBackend:
 
     # -- events ------------------------------------------------------------------------------
 
-    def _on_events(self, events: list[Any], ends: list[int]) -> None:
-        """One ring read: resolve our answers, then push each transaction to its users."""
-        start = 0
-        for end in [*ends, len(events) - 1]:
-            if end < start:
-                continue
-            self._transaction(events[start : end + 1])
-            start = end + 1
+    def _on_events(self, batch: np.ndarray[Any, Any]) -> None:
+        """One ring read. Only what someone here needs is decoded: the answers to this
+        gateway's requests (resolved first), and the records of watched accounts whose kind
+        some connection of the owner wants (rendered, then pushed per engine transaction).
+        Every order's account is noted from the columns (ownership checks), nothing else."""
+        kinds = batch["kind"]
+        mine = (batch["request_id"] >> np.uint64(REQUEST_SHIFT)) == self.gateway_id
+        answers = np.flatnonzero(_ANSWER_KINDS[kinds] & mine)
+        if answers.size:
+            for answer in records_to_events(batch[answers]):
+                if type(answer) is CommandAccepted:
+                    self._accepted(answer)
+                else:
+                    self._resolve(answer.request_id, Answer(answer.code, answer.message))
+        updates = np.flatnonzero(kinds == Kind.ORDER_UPDATED)
+        if updates.size:
+            self._renderer.track(batch["order_id"][updates], batch["account"][updates])
+        if self._watched:
+            self._push(batch, kinds)
 
-    def _transaction(self, events: list[Any]) -> None:
-        shift = REQUEST_SHIFT
-        mine = self.gateway_id
-        for event in events:
-            kind = type(event)
-            if kind is CommandAccepted and event.request_id >> shift == mine:
-                self._accepted(event)
-            elif kind is CommandRejected and event.request_id >> shift == mine:
-                self._resolve(event.request_id, Answer(event.code, event.message))
-        if not self._subscribers:
-            self._renderer.render(events, {})
+    def _push(self, batch: np.ndarray[Any, Any], kinds: np.ndarray[Any, Any]) -> None:
+        candidates = np.flatnonzero(_PUSH_KINDS[kinds])
+        if not candidates.size:
             return
+        watched, wanted_by = self._watched, {}
+        keep = []
+        rows = (
+            candidates.tolist(),
+            batch["account"][candidates].tolist(),
+            kinds[candidates].tolist(),
+        )
+        for index, account, kind in zip(*rows, strict=True):
+            user = watched.get(account)
+            if user is None:
+                continue
+            wanted = wanted_by.get(user)
+            if wanted is None:
+                wanted = wanted_by[user] = self._wanted(user)
+            if _PUSHED[kind] in wanted:
+                keep.append(index)
+            elif kind == Kind.ORDER_UPDATED:
+                self._renderer.settled(int(batch["order_id"][index]), int(batch["status"][index]))
+        if not keep:
+            return
+        ends = (batch["flags"] & Flag.LAST_IN_BATCH) != 0
+        transactions = (np.cumsum(ends) - ends)[keep].tolist()
+        rendered = self._renderer.render(records_to_events(batch[keep]), watched)
         by_user: dict[int, list[AccountEvent]] = {}
-        for rendered in self._renderer.render(events, self._watched):
-            by_user.setdefault(rendered.user_id, []).append(rendered)
+        current = transactions[0]
+        for transaction, event in zip(transactions, rendered, strict=True):
+            if transaction != current:
+                self._deliver(by_user)
+                by_user, current = {}, transaction
+            by_user.setdefault(event.user_id, []).append(event)
+        self._deliver(by_user)
+
+    def _deliver(self, by_user: dict[int, list[AccountEvent]]) -> None:
+        """One engine transaction's events to each user's sinks, in one call per sink."""
         for user_id, user_events in by_user.items():
-            for sink in tuple(self._subscribers.get(user_id, ())):
+            for sink, _kinds in tuple(self._subscribers.get(user_id, ())):
                 try:
                     sink(user_events)
                 except Exception:
                     log.exception("event sink of user %d failed", user_id)
+
+    def _wanted(self, user_id: int) -> frozenset[EventKind]:
+        """The event kinds some sink of the user wants."""
+        wanted: set[EventKind] = set()
+        for _sink, kinds in self._subscribers.get(user_id, ()):
+            wanted.update(ALL_EVENT_KINDS if kinds is None else kinds())
+        return frozenset(wanted)
 
     def _accepted(self, answer: CommandAccepted) -> None:
         pending = self._pending.get(answer.request_id)
@@ -544,25 +628,33 @@ class RingBackend:
         self._resolve(answer.request_id, Answer(ResultCode.OK, data=data))
 
     def _resolve(self, request_id: int, answer: Answer) -> None:
-        pending = self._pending.get(request_id)
-        if pending is None or pending.future.done():
+        pending = self._pending.pop(request_id, None)
+        if pending is None:
             return
         self._latency_ns[self.answers % LATENCY_SAMPLES] = (
             time.perf_counter_ns() - pending.started_ns
         )
         self.answers += 1
         self.answer_codes[answer.code.value] = self.answer_codes.get(answer.code.value, 0) + 1
-        pending.future.set_result(answer)
+        try:
+            pending.done(answer)
+        except Exception:
+            log.exception("the receiver of request %d's answer failed", request_id)
 
-    def subscribe_events(self, user_id: int, sink: EventSink) -> Unsubscribe:
-        self._subscribers.setdefault(user_id, []).append(sink)
+    def subscribe_events(
+        self, user_id: int, sink: EventSink, kinds: WantedKinds | None = None
+    ) -> Unsubscribe:
+        """`kinds` (None: all) says which event kinds the sink wants now; kinds no sink of the
+        user wants are neither decoded nor rendered."""
+        subscription = (sink, kinds)
+        self._subscribers.setdefault(user_id, []).append(subscription)
         self._watch_user(user_id)
 
         def stop() -> None:
-            sinks = self._subscribers.get(user_id)
-            if sinks is not None and sink in sinks:
-                sinks.remove(sink)
-                if not sinks:
+            subscriptions = self._subscribers.get(user_id)
+            if subscriptions is not None and subscription in subscriptions:
+                subscriptions.remove(subscription)
+                if not subscriptions:
                     del self._subscribers[user_id]
                     self._watched = {a: u for a, u in self._watched.items() if u != user_id}
 
@@ -579,6 +671,9 @@ class RingBackend:
         return self._market.subscribe(instrument_id, sink)
 
     # -- ownership and queries ---------------------------------------------------------------
+
+    def known_owner(self, account_id: int) -> int | None:
+        return self.directory.owner(account_id)
 
     async def account_owner(self, account_id: int) -> int | None:
         return self.directory.owner(account_id)

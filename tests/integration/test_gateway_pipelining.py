@@ -131,3 +131,56 @@ def test_status_reports_the_bound_http_port_and_cpu(edge: RunningEdge) -> None:
     assert status["http_port"] == urlsplit(edge.url).port
     assert status["cpu_s"] > 0
     assert status["service"]["events_thread_cpu_s"] >= 0
+
+
+async def _pushes_until(
+    ws: aiohttp.ClientWebSocketResponse, done: Any, limit_s: float = WAIT_S
+) -> list[dict[str, Any]]:
+    """Every message until `done(message)` holds for one (that one included)."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        frame = await ws.receive(timeout=limit_s)
+        assert frame.type is aiohttp.WSMsgType.TEXT, frame
+        seen.append(orjson.loads(frame.data))
+        if done(seen[-1]):
+            return seen
+
+
+def test_a_socket_gets_only_the_account_events_of_its_channels(edge: RunningEdge) -> None:
+    """The gateway decodes and renders only the event kinds some socket of the user wants;
+    each socket still gets exactly its channels, and a fill's answer precedes nothing lost."""
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            alice, bob = await user(session, edge, "cha"), await user(session, edge, "chb")
+            account, other = (
+                await alice.open_funded_account(CASH),
+                await bob.open_funded_account(CASH),
+            )
+            sockets = {}
+            for channel in ("trade", "account"):
+                ws = await session.ws_connect(edge.url + "/ws", heartbeat=None)
+                await ws.send_str(orjson.dumps({"type": "auth", "token": alice.token}).decode())
+                subscribe = {"type": "subscribe", "channels": [channel]}
+                await ws.send_str(orjson.dumps(subscribe).decode())
+                await _pushes_until(ws, lambda m: m["type"] == "subscribe_response")
+                sockets[channel] = ws
+            sell = order_body(other, INSTRUMENT, "SELL", 3800.0, 1)
+            await bob.expect("POST", "/api/order/submit", sell)
+            buy = order_body(account, INSTRUMENT, "BUY", 3800.0, 1)
+            await sockets["trade"].send_str(orjson.dumps({"type": "submit_order", **buy}).decode())
+            trade_side = await _pushes_until(sockets["trade"], lambda m: m["type"] == "trade")
+            account_side = await _pushes_until(
+                sockets["account"], lambda m: m["type"] == "position_update"
+            )
+            answer = next(m for m in trade_side if m["type"] == "order_response")
+            assert answer["success"] is True
+            statuses = [m for m in trade_side if m["type"] == "order_status"]
+            assert statuses and all(m["order_id"] == answer["order_id"] for m in statuses)
+            assert not {"account_update", "position_update"} & {m["type"] for m in trade_side}
+            kinds = {m["type"] for m in account_side}
+            assert "account_update" in kinds and not {"order_status", "trade"} & kinds
+            for ws in sockets.values():
+                await ws.close()
+
+    run(scenario)
