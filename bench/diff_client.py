@@ -1,26 +1,30 @@
-"""A minimal DIFF client for the fan-out benchmark: just enough WebSocket to time quotes.
+"""Minimal DIFF clients for the fan-out benchmark: just enough WebSocket to time quotes.
 
 A thousand aiohttp clients on the exchange's two cores would measure the clients: aiohttp's
-client costs tens of microseconds of Python per message and the JSON parse of a quote as much
-again. This one is an `asyncio.Protocol` that reads the server's (unmasked) frames itself,
-finds each quote's `datetime` by a byte search instead of parsing the JSON, and answers every
-`rtn_data` with a `peek_message` masked once per connection. The receive time is read once per
-socket read, before any of the read's frames are looked at.
+client costs tens of microseconds of Python per message, asyncio's transports a few more, and
+the JSON parse of a quote as much again. Here one worker process drives its clients from one
+`epoll` loop over plain non-blocking sockets: a client (`DiffClient`, no I/O of its own) reads
+the server's unmasked frames, finds each quote's `datetime` by a byte search instead of parsing
+the JSON, and answers every `rtn_data` with a `peek_message` masked once per connection. The
+receive time is read right after each socket read, before its frames are looked at.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
+import select
+import socket
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 
 HANDSHAKE_END = b"\r\n\r\n"
 DATETIME = b'"datetime":"'
 DATETIME_LENGTH = len("2025-01-01 00:00:00.000000")
 INS_LIST = b'"ins_list":"'
-TEXT, CLOSE, PING = 0x1, 0x8, 0x9
+TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
+READ_SIZE = 1 << 16
 
 Stamp = Callable[[bytes], int]
 """A quote `datetime` (bytes) → ns UTC; 0 for the placeholder of a quote with no market yet."""
@@ -42,14 +46,20 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
     return head + key + body
 
 
-class DiffClient(asyncio.Protocol):
-    """One `/ws/diff` connection subscribed to `symbol`: records receive − quote time per quote
-    once the subscription is echoed (`on_ready`), peeks after every `rtn_data`."""
+class DiffClient:
+    """One `/ws/diff` connection subscribed to `symbol`, without I/O: `feed` takes what the
+    socket read and returns what to send back. Once the subscription is echoed (`on_ready`)
+    it records receive − quote time for every quote."""
 
     def __init__(
         self, host: str, symbol: str, on_ready: Callable[[], None], stamp: Stamp, record: Record
     ) -> None:
-        self._host = host
+        self.handshake = (
+            b"GET /ws/diff HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
         self._subscribe = masked_frame(
             TEXT, b'{"aid":"subscribe_quote","ins_list":"' + symbol.encode() + b'"}'
         )
@@ -57,44 +67,26 @@ class DiffClient(asyncio.Protocol):
         self._on_ready = on_ready
         self._stamp = stamp
         self._record = record
-        self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._upgraded = False
         self.ready = False
-        self.closed = asyncio.get_running_loop().create_future()
+        self.closed = False
         self.quotes = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        key = base64.b64encode(os.urandom(16))
-        transport.write(
-            b"GET /ws/diff HTTP/1.1\r\nHost: " + self._host.encode() + b"\r\n"
-            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time_ns()
+    def feed(self, data: bytes, now: int) -> bytes:
+        """Bytes read at `now` (ns) → the bytes to send back (possibly none)."""
         buffer = self._buffer + data if self._buffer else data
+        out = b""
         if not self._upgraded:
             end = buffer.find(HANDSHAKE_END)
             if end < 0:
                 self._buffer = buffer
-                return
+                return out
             if b" 101 " not in buffer[:end]:
                 raise ConnectionError(buffer[:end].decode(errors="replace"))
             self._upgraded = True
             buffer = buffer[end + len(HANDSHAKE_END) :]
-            self._write(self._subscribe + self._peek)
+            out = self._subscribe + self._peek
         start, size = 0, len(buffer)
         while size - start >= 2:
             opcode, length = buffer[start] & 0x0F, buffer[start + 1] & 0x7F
@@ -110,12 +102,14 @@ class DiffClient(asyncio.Protocol):
             start = end
             if opcode == TEXT:
                 self._on_text(payload, now)
+                out += self._peek
             elif opcode == PING:
-                self._write(masked_frame(0xA, payload))
+                out += masked_frame(PONG, payload)
             elif opcode == CLOSE:
-                self.close()
-                return
+                self.closed = True
+                return out
         self._buffer = buffer[start:]
+        return out
 
     def _on_text(self, payload: bytes, now: int) -> None:
         if not self.ready and INS_LIST in payload:
@@ -130,8 +124,66 @@ class DiffClient(asyncio.Protocol):
                     self.quotes += 1
                     self._record(now - stamp)
                 at = payload.find(DATETIME, at)
-        self._write(self._peek)
 
-    def _write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+
+class ClientLoop:
+    """Many `DiffClient`s on non-blocking sockets under one epoll, plus a control pipe."""
+
+    def __init__(self, host: str, port: int, control: Connection) -> None:
+        self._address = (host, port)
+        self._control = control
+        self._poll = select.epoll()
+        self._poll.register(control.fileno(), select.EPOLLIN)
+        self._clients: dict[int, tuple[socket.socket, DiffClient]] = {}
+
+    @property
+    def clients(self) -> list[DiffClient]:
+        return [client for _, client in self._clients.values()]
+
+    def connect(self, client: DiffClient) -> None:
+        sock = socket.create_connection(self._address, timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(client.handshake)
+        sock.setblocking(False)
+        self._clients[sock.fileno()] = (sock, client)
+        self._poll.register(sock.fileno(), select.EPOLLIN)
+
+    def run(self, timeout_s: float, until: Callable[[], bool] | None = None) -> object:
+        """Serve the clients until the control pipe has a message (returned) or `until()`."""
+        deadline = time.monotonic() + timeout_s
+        control = self._control.fileno()
+        while time.monotonic() < deadline:
+            if until is not None and until():
+                return None
+            for fd, _ in self._poll.poll(1.0):
+                if fd == control:
+                    return self._control.recv()
+                self._serve(fd)
+        raise TimeoutError("the fan-out benchmark stopped talking to its clients")
+
+    def close(self) -> None:
+        for sock, _ in self._clients.values():
+            sock.close()
+        self._clients.clear()
+        self._poll.close()
+
+    def _serve(self, fd: int) -> None:
+        sock, client = self._clients[fd]
+        try:
+            data = sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        now = time.time_ns()
+        if not data:
+            self._drop(fd)
+            return
+        out = client.feed(data, now)
+        if out:
+            sock.sendall(out)
+        if client.closed:
+            self._drop(fd)
+
+    def _drop(self, fd: int) -> None:
+        sock, _ = self._clients.pop(fd)
+        self._poll.unregister(fd)
+        sock.close()

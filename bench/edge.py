@@ -40,7 +40,7 @@ import aiohttp
 from hdrh.histogram import HdrHistogram
 
 from bench.common import Results
-from bench.diff_client import DiffClient
+from bench.diff_client import ClientLoop, DiffClient
 from gateway.client import EdgeClient, order_body
 from gateway.diff.messages import EXCHANGE_UTC_OFFSET_S
 from gateway.loadgen import LoadResult, Plan, run_load
@@ -56,7 +56,6 @@ DIFF_PROCESSES = int(os.environ.get("SHMEX_BENCH_EDGE_DIFF_PROCESSES", "2"))
 PIPELINE_WINDOW = 16
 PACED_WINDOW = 8
 FANOUT_UPDATES = 30
-FANOUT_CONNECTING = 64
 INSTRUMENT = "CFFEX.IF2501"
 FANOUT_INSTRUMENT = "CFFEX.IH2501"
 ENV = {
@@ -120,6 +119,9 @@ def _add_load(results: Results, workload: str, load: LoadResult) -> None:
     cpu = summary["gateway_cpu_us_per_order"]
     if cpu is not None:
         results.add("shmex", workload, "gateway CPU per order", cpu, "µs")
+    client = summary["client_cpu_us_per_order"]
+    if client is not None:
+        results.add("shmex", workload, "client (load generator) CPU per order", client, "µs")
     rejected = sum(load.rejected.values())
     if rejected:
         results.add("shmex", workload, "rejected", rejected, "orders")
@@ -158,70 +160,51 @@ def _parse_datetime(text: bytes) -> int:
     return max(0, int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000)
 
 
-async def _diff_client(
-    url: str, subscribed: Callable[[], None], latency: HdrHistogram, gate: asyncio.Semaphore
-) -> DiffClient:
-    """One connected DIFF client (`gate` bounds the handshakes in progress)."""
+def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
+    """One worker's DIFF clients: says `ready` once all are subscribed, measures between
+    `reset` and `stop`, then sends back its latency histogram (encoded), its CPU seconds and
+    the quotes its clients received meanwhile."""
+    if os.environ.get("SHMEX_BENCH_EDGE_DIFF_BATCH", "1") == "1":
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    latency = HdrHistogram(1, 60_000_000, 3)
+    subscribed = [0]
+
+    def ready() -> None:
+        subscribed[0] += 1
 
     def record(ns: int) -> None:
         latency.record_value(max(1, ns // 1000))
 
-    loop = asyncio.get_running_loop()
-    async with gate:
-        _, client = await loop.create_connection(
-            lambda: DiffClient(
-                f"{host}:{port}", FANOUT_INSTRUMENT, subscribed, _parse_datetime, record
-            ),
-            host,
-            port,
-        )
-    return client
-
-
-async def _fanout_clients(url: str, clients: int, conn: Connection) -> None:
-    """One worker's DIFF clients: says `ready` once all are subscribed, measures until `stop`,
-    then sends back its latency histogram (encoded), its CPU seconds and quotes while measuring."""
-    latency = HdrHistogram(1, 60_000_000, 3)
-    all_in = asyncio.Event()
-    count = [0]
-
-    def subscribed() -> None:
-        count[0] += 1
-        if count[0] == clients:
-            all_in.set()
-
-    loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(FANOUT_CONNECTING)
-    connecting = [_diff_client(url, subscribed, latency, gate) for _ in range(clients)]
-    connected = await asyncio.gather(*connecting)
+    loop = ClientLoop(host, port, conn)
     try:
-        await asyncio.wait_for(all_in.wait(), 300)
-        conn.send("ready")
-        assert await loop.run_in_executor(None, conn.recv) == "reset"
+        started = time.perf_counter()
+        for _ in range(clients):
+            loop.connect(
+                DiffClient(f"{host}:{port}", FANOUT_INSTRUMENT, ready, _parse_datetime, record)
+            )
+        loop.run(300.0, until=lambda: subscribed[0] == clients)
+        conn.send(("ready", time.perf_counter() - started))
+        assert loop.run(300.0) == "reset"
         latency.reset()
-        quotes_before = sum(c.quotes for c in connected)
+        quotes_before = sum(c.quotes for c in loop.clients)
         cpu_before = time.process_time()
         conn.send("measuring")
-        assert await loop.run_in_executor(None, conn.recv) == "stop"
+        assert loop.run(300.0) == "stop"
         cpu_s = time.process_time() - cpu_before
-        quotes = sum(c.quotes for c in connected) - quotes_before
+        quotes = sum(c.quotes for c in loop.clients) - quotes_before
     finally:
-        for client in connected:
-            client.close()
-        await asyncio.wait([c.closed for c in connected], timeout=10)
+        loop.close()
     conn.send((latency.encode(), cpu_s, quotes))
-
-
-def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
-    asyncio.run(_fanout_clients(url, clients, conn))
 
 
 @dataclasses.dataclass
 class Fanout:
     latency: HdrHistogram
     connect_s: float
+    """From a worker's first connect to its last client's subscription echo (slowest worker;
+    the workers connect at the same time)."""
     gateway_cpu_s: float
     """The gateway's CPU seconds over the updates (connects excluded)."""
     clients_cpu_s: float
@@ -242,7 +225,6 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
             trader = EdgeClient(session, url)
             await trader.sign_up("fanout", "fanout-password-1")
             account = await trader.open_funded_account(10**9)
-            started = time.perf_counter()
             for n in range(processes):
                 share = clients // processes + (1 if n < clients % processes else 0)
                 mine, theirs = context.Pipe()
@@ -250,9 +232,11 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
                 worker.start()
                 pipes.append(mine)
                 workers.append(worker)
+            connected = 0.0
             for pipe in pipes:
-                assert await loop.run_in_executor(None, _receive, pipe, 300.0) == "ready"
-            connected = time.perf_counter() - started
+                word, seconds = await loop.run_in_executor(None, _receive, pipe, 300.0)
+                assert word == "ready"
+                connected = max(connected, seconds)
             for pipe in pipes:
                 pipe.send("reset")
             for pipe in pipes:

@@ -75,7 +75,8 @@ def diff_endpoint(edge: Edge) -> Callable[[web.Request], Awaitable[web.WebSocket
         )
         await ws.prepare(request)
         connection = DiffConnection(edge, ws, FrameWriter(request), board)
-        peek_shortcut.install(ws, request, connection.peeked, connection.busy)
+        heartbeat_s = edge.config.ws_heartbeat_s
+        peek_shortcut.install(ws, request, connection.peeked, connection.busy, heartbeat_s)
         await connection.run()
         return ws
 

@@ -7,8 +7,9 @@ aiohttp's WebSocket parser on one connection. A socket read that is nothing but 
 peek frames, read at a frame boundary while the connection has nothing unread or in progress,
 is answered at once (`on_peek`) and never reaches aiohttp; every other read goes to aiohttp
 unchanged and the shortcut only follows the frame boundaries in it, so messages are still
-handled in the order they were sent. aiohttp's heartbeat is told of shortcut reads at most once
-a second (it only needs to know the peer is alive within its 5 s period).
+handled in the order they were sent. aiohttp's heartbeat is told of shortcut reads once per
+half period: it pings a peer it has not heard from for a whole period, so a peeking client is
+never pinged, and a silent one is pinged as before.
 
 This leans on aiohttp 3.14 internals (`RequestHandler._payload_parser`, `_data_received_cb`,
 `_message_tail`, the reader queue's `_buffer`, `WebSocketResponse._post_start`); where any is
@@ -30,8 +31,6 @@ PEEK = b'{"aid":"peek_message"}'
 _PEEK_HEAD = bytes((0x81, 0x80 | len(PEEK)))
 _PEEK_FRAME = 2 + 4 + len(PEEK)
 _PEEK_BITS = int.from_bytes(PEEK, "big")
-HEARD_EVERY_S = 1.0
-"""How often a connection's shortcut reads are reported to aiohttp's heartbeat."""
 
 
 class DiffResponse(web.WebSocketResponse):
@@ -95,11 +94,13 @@ class PeekShortcut:
         heard: Callable[[], None] | None,
         on_peek: Callable[[], None],
         busy: Callable[[], bool],
+        heard_every_s: float,
     ) -> None:
         self._parser = parser
         self._unread = unread
         self._heard = heard
         self._heard_at = 0.0
+        self._heard_every_s = heard_every_s
         self._on_peek = on_peek
         self._busy = busy
         self.boundary = FrameBoundary()
@@ -132,7 +133,7 @@ class PeekShortcut:
             self.taken += len(data) // _PEEK_FRAME
             if self._heard is not None:
                 now = time.monotonic()
-                if now - self._heard_at >= HEARD_EVERY_S:
+                if now - self._heard_at >= self._heard_every_s:
                     self._heard_at = now
                     self._heard()
             self._on_peek()
@@ -148,7 +149,11 @@ class PeekShortcut:
 
 
 def install(
-    ws: DiffResponse, request: web.Request, on_peek: Callable[[], None], busy: Callable[[], bool]
+    ws: DiffResponse,
+    request: web.Request,
+    on_peek: Callable[[], None],
+    busy: Callable[[], bool],
+    heartbeat_s: float,
 ) -> PeekShortcut | None:
     """Put a `PeekShortcut` in front of a prepared response's parser; None if aiohttp's
     internals are not what this was written against."""
@@ -163,7 +168,8 @@ def install(
     ):
         log.warning("aiohttp internals changed: DIFF peeks take aiohttp's path")
         return None
-    shortcut = PeekShortcut(parser, unread, protocol._data_received_cb, on_peek, busy)
+    heard = protocol._data_received_cb
+    shortcut = PeekShortcut(parser, unread, heard, on_peek, busy, heartbeat_s / 2)
     shortcut.boundary.feed(ws.handshake_tail)
     protocol._payload_parser = shortcut
     protocol._data_received_cb = None
