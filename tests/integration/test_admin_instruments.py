@@ -5,8 +5,8 @@ instrument is still there with the changed rate. Bad tables answer result codes.
 
 With two gateways, an instrument created through one reaches every process without a restart:
 marketdata publishes its ticks, book and K-lines over ZeroMQ and answers `snapshot`, the other
-gateway lists, trades and quotes it (REST and DIFF), a suspension reaches the quote, and a
-SIGKILLed marketdata learns it back from accounts."""
+gateway lists, trades and quotes it (REST and DIFF), a suspension reaches the quote, a SIGKILLed
+marketdata learns it back from accounts, and the recorder writes its ticks."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
+import polars as pl
 import psutil
 import pytest
 
 from engine.codes import ResultCode
 from gateway.client import EdgeClient, order_body
 from ipc.control import call
+from services import config as configuration
 from services.mdclient import Stream, publisher_endpoint, snapshot
+from storage.query import HistoryQuery
 from tests.integration.test_gateway_fixtures import (
     DiffSocket,
     RunningEdge,
@@ -319,6 +322,13 @@ def test_a_created_instrument_reaches_marketdata_and_the_other_gateway(
             )
             assert suspended[f"md.{LIVE}.quote"]["status"] == "SUSPENDED"
 
+            other = {**LIVE_TABLE, "instrument_id": "TEST.LIVE2"}
+            await operator.expect("POST", "/admin/instrument/create", other)
+            update = "/admin/instrument/TEST.LIVE2/update"
+            await root.expect("PUT", update, {"max_qty": 3})  # the second gateway asks accounts
+            listed = await root.expect("GET", "/admin/instruments")
+            assert [i["max_qty"] for i in listed if i["id"] == "TEST.LIVE2"] == [3]
+
     try:
         run(scenario)
     finally:
@@ -327,6 +337,11 @@ def test_a_created_instrument_reaches_marketdata_and_the_other_gateway(
     first.exchange.wait_for(lambda: _snapshot_ok(home), timeout=30)
     quote = snapshot(LIVE, home)["quote"]
     assert (quote["volume"], quote["status"]) == (2, "SUSPENDED")
+    call(first.exchange.endpoint("recorder"), "checkpoint", timeout=30)
+    ticks = HistoryQuery(home / "history").scan("ticks")
+    index = len(configuration.load_instruments(configuration.load(env={})))
+    recorded = ticks.filter(pl.col("instrument_id") == index).collect()
+    assert recorded["qty"].to_list() == [1, 1]
 
 
 def _snapshot_ok(home: Any) -> bool:
