@@ -289,7 +289,12 @@ async def measure(
         await load(workload, clients, 20000, window=PIPELINE_WINDOW)
     workload = f"ws 100 clients (≤{PACED_WINDOW} in flight), offered 5,000 orders/s"
     await load(workload, 100, 0, rate=5000.0, seconds=5.0, window=PACED_WINDOW)
-    fan = await fanout(url, diff_clients, DIFF_PROCESSES, probe)
+    await measure_fanout(gateway, results, diff_clients)
+
+
+async def measure_fanout(gateway: Gateway, results: Results, diff_clients: int) -> None:
+    """The DIFF rows: latency percentiles, connect time, CPU per quote (gateway and clients)."""
+    fan = await fanout(gateway.url, diff_clients, DIFF_PROCESSES, gateway.cpu_s)
     workload = f"DIFF quote fan-out, {diff_clients} clients in {DIFF_PROCESSES} processes"
     results.add("shmex", workload, "connect + subscribe all", fan.connect_s, "s")
     results.add("shmex", workload, "quotes received", fan.quotes, "quotes")
@@ -308,10 +313,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a tenth of the orders, 100 DIFF clients"
     )
+    parser.add_argument("--diff-only", action="store_true", help="only the DIFF fan-out")
     args = parser.parse_args(argv)
-    results = Results("edge")
+    results = Results("edge-diff" if args.diff_only else "edge")
     with exchange() as gateway:
-        if args.quick:
+        if args.diff_only:
+            clients = QUICK_DIFF_CLIENTS if args.quick else DIFF_CLIENTS
+            asyncio.run(measure_fanout(gateway, results, clients))
+        elif args.quick:
             asyncio.run(measure(gateway, results, QUICK_SCALE, QUICK_DIFF_CLIENTS))
         else:
             asyncio.run(measure(gateway, results))
@@ -334,8 +343,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             "events thread) / orders; it includes pushes (order status, trades) to the client",
             "and the process's background (~45 ms/s, mostly the dashboard sampler thread), which",
             "weighs most at low rates and in the per-quote figure of a small fan-out.",
-            "DIFF latency = client receive time − the quote's datetime (match time), clients in",
-            "worker processes; the exchange is otherwise idle during the fan-out.",
+            "DIFF latency = client receive time (read right after each socket read) − the",
+            "quote's datetime (the match time, µs), so it covers matching → marketdata →",
+            "ZeroMQ → gateway → socket → client; 30 book updates 0.25 s apart. The clients are",
+            "bench/diff_client.py: one epoll loop per worker process, no JSON parse (byte search",
+            "for datetime), SCHED_BATCH so that they do not preempt the exchange on wake-up",
+            "(SHMEX_BENCH_EDGE_DIFF_BATCH=0 turns that off); their CPU per quote is a row.",
+            "Connect + subscribe is timed in the workers (process start excluded). The",
+            "exchange is otherwise idle during the fan-out.",
             "QAExchange-RS row is the seed's claim (Rust, ab), not measured here.",
         ]
     )

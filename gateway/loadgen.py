@@ -11,6 +11,11 @@ histogram. `--window N` lets each `/ws` client keep N orders in flight (the gate
 them and answers in order, so the answers are matched to the sends first in, first out).
 `--rate` spreads the offered orders/s over the clients; 0 means flat out. The
 gateway's rate limits apply: raise `SHMEX_GATEWAY_RATE_PER_SECOND`/`..._RATE_BURST` for a run.
+
+The clients share the exchange's cores, so they are kept cheap: each client's two order frames
+(or bodies) are encoded once; a `/ws` reader parses only `order_response` frames (pushes are
+recognised by their first bytes) and still checks each answer's code and order id. The summary
+reports the client's own CPU per order and, for a local instance, the gateway's.
 """
 
 from __future__ import annotations

@@ -154,10 +154,13 @@ class NativeConnection:
         self._watch_idle()
         try:
             while not self.ws.closed and not self.outbox.closed:
+                while self._open >= self._window:  # a full window: stop reading
+                    self._room.clear()
+                    await self._room.wait()
                 frame = await self.ws.receive()
                 self._heard = loop.time()
                 if frame.type is WSMsgType.TEXT:
-                    await self._on_text(frame.data)
+                    self._on_text(frame.data)
                 elif frame.type is WSMsgType.BINARY:
                     self._error(ResultCode.BAD_MESSAGE, "binary frames are not accepted")
                 elif frame.type is WSMsgType.ERROR:
@@ -206,8 +209,8 @@ class NativeConnection:
             else:
                 await self.ws.close()
 
-    async def _on_text(self, text: str) -> None:
-        """Dispatch one request; waits only while the connection's window is full."""
+    def _on_text(self, text: str) -> None:
+        """Dispatch one request (the reader waits for room in the window before reading)."""
         place = self._answers.reserve()
         try:
             user_id = self.principal.user_id if self.principal else None
@@ -231,9 +234,6 @@ class NativeConnection:
             return
         principal = self.principal
         assert principal is not None
-        while self._open >= self._window:
-            self._room.clear()
-            await self._room.wait()
         self._open += 1
         if order is not None:
             try:

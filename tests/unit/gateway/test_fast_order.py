@@ -2,32 +2,21 @@
 path (`SUBMIT_ORDER.parse` then `place_order`) gives the same command; it declines (None)
 everything the generic path refuses, so refusals keep their codes and wording."""
 
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.enums import OrderType
-from engine.instruments import InstrumentRegistry
 from gateway.backend import PlaceOrder
 from gateway.commands import place_order, place_order_fast
 from gateway.errors import Rejected
 from gateway.requests import SUBMIT_ORDER
+from tests.unit.gateway.test_decoding import INSTRUMENTS
+from tests.unit.gateway.test_decoding import ORDER as decoding_order
 
-INSTRUMENTS = InstrumentRegistry.from_toml(
-    (Path(__file__).resolve().parents[3] / "services" / "instruments.toml").read_text()
-)
 ENVELOPE = frozenset({"type", "user_id"})
-ORDER = {
-    "type": "submit_order",
-    "account_id": 3,
-    "instrument_id": "CFFEX.IF2501",
-    "direction": "BUY",
-    "offset": "OPEN",
-    "volume": 2,
-    "price": 3800.2,
-}
+ORDER = {"type": "submit_order", **decoding_order}
 
 
 def _generic(message: dict[str, Any]) -> PlaceOrder | None:
