@@ -83,12 +83,13 @@ class QuoteBoard:
 
     def watch(self, symbol: str, sink: QuoteSink, market: Fields) -> Unsubscribe:
         """Send `sink` every quote update of `symbol` from now on; `market` (what the caller
-        just showed its client) becomes the board's copy if it has none."""
+        just showed its client) becomes the board's copy if it has none (an empty one, a
+        snapshot that failed, does not: the next subscriber asks again)."""
         entry = self._symbols.get(symbol)
         if entry is None:
             entry = _Symbol(self._backend.subscribe_market(symbol, self._on_update))
             self._symbols[symbol] = entry
-        if entry.latest is None:
+        if entry.latest is None and market:
             entry.latest = market
         key = next(self._keys)
         entry.sinks[key] = sink
