@@ -184,3 +184,35 @@ def test_a_socket_gets_only_the_account_events_of_its_channels(edge: RunningEdge
                 await ws.close()
 
     run(scenario)
+
+
+def test_a_full_window_holds_reading_and_every_request_is_answered() -> None:
+    """With 2 requests in flight at most, 30 orders and a ping sent back to back are still all
+    answered, in order: the reader resumes each time an answer frees a place."""
+    with edge_instance("win", SHMEX_GATEWAY_WS_MAX_IN_FLIGHT="2") as narrow:
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as session:
+                alice = await user(session, narrow, "win")
+                account = await alice.open_funded_account(CASH)
+                ws = await session.ws_connect(narrow.url + "/ws", heartbeat=None)
+                buy = order_body(account, INSTRUMENT, "BUY", 3800.0, 1)
+                requests: list[dict[str, Any]] = [
+                    {"type": "auth", "token": alice.token},
+                    *({"type": "submit_order", **buy} for _ in range(15)),
+                    {"type": "ping"},
+                    *({"type": "submit_order", **buy} for _ in range(15)),
+                ]
+                for request in requests:
+                    await ws.send_str(orjson.dumps(request).decode())
+                answers = await _answers(ws, len(requests))
+                kinds = [a["type"] for a in answers]
+                orders = ["order_response"] * 15
+                assert kinds == ["auth_response", *orders, "pong", *orders]
+                placed = [a for a in answers if a["type"] == "order_response"]
+                assert all(a["success"] for a in placed), placed
+                ids = [a["order_id"] for a in placed]
+                assert ids == sorted(ids) and len(set(ids)) == len(ids)
+                await ws.close()
+
+        run(scenario)
