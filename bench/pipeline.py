@@ -3,9 +3,11 @@
 Starts an instance (unique prefix, temporary home, only accounts and matching so nothing else
 competes for the two cores), drives it with bin/loadgen's direct client in this process, and
 always tears it down. Rows: sustained orders/s flat out (sync and async journal), then order →
-answer and order → matched latency p50/p99/p99.9 at offered loads of 1k, 10k and 50k orders/s
-(sync). QAExchange-RS's documented claims are added as labelled reference rows (not measured
-here). SHMEX_BENCH_SCALE multiplies the order counts (default 1).
+answer and order → matched latency p50/p99/p99.9 at offered loads of 1k, 5k, 10k and 50k
+orders/s (sync); for each, the CPU time per order of accounts, matching and the load generator
+itself, and the accounts journal's fdatasyncs per 1,000 orders (group commit at work).
+QAExchange-RS's documented claims are added as labelled reference rows (not measured here).
+SHMEX_BENCH_SCALE multiplies the order counts (default 1).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ EXCHANGE = ROOT / "bin" / "exchange"
 SCALE = float(os.environ.get("SHMEX_BENCH_SCALE", "1"))
 FLAT_ORDERS = int(30_000 * SCALE)
 RATE_SECONDS = 4.0 * SCALE
-RATES = (1_000, 10_000, 50_000)
+RATES = (1_000, 5_000, 10_000, 50_000)
 MEASURED = ("accounts", "matching.0")
 """The processes whose CPU time per order each run reports."""
 
@@ -98,9 +100,10 @@ def settle(instance: Instance, timeout: float = 300.0) -> None:
 
 
 def cpu_seconds(instance: Instance) -> dict[str, float]:
-    """User + system CPU seconds each measured process has used so far (from its pid)."""
+    """User + system CPU seconds each measured process has used so far (from its pid), and
+    this process's own (the load generator), under "loadgen"."""
     config = instance.config()
-    out = {}
+    out = {"loadgen": time.process_time()}
     for name in MEASURED:
         pid = call(config.control_endpoint(name), "status", timeout=10.0)["pid"]
         times = psutil.Process(pid).cpu_times()
@@ -108,25 +111,35 @@ def cpu_seconds(instance: Instance) -> dict[str, float]:
     return out
 
 
+def journal_syncs(instance: Instance) -> int:
+    """fdatasyncs of the accounts journal so far."""
+    status = call(instance.config().control_endpoint("accounts"), "status", timeout=10.0)
+    return int(status["service"]["journal_syncs"])
+
+
 def run_load(instance: Instance, load: LoadConfig) -> dict[str, Any]:
     """Run one load; the summary gains `cpu_us_per_order` per process (CPU time the process
     used during the run over the orders sent: stable under other load, unlike wall time)."""
     settle(instance)
-    before = cpu_seconds(instance)
+    before, syncs = cpu_seconds(instance), journal_syncs(instance)
     with DirectClient(instance.config()) as client:
         summary = LoadGenerator(client, load).run().summary()
     settle(instance)
     after = cpu_seconds(instance)
     orders = max(1, int(summary["answered"]))
     summary["cpu_us_per_order"] = {
-        name: round((after[name] - before[name]) * 1e6 / orders, 1) for name in MEASURED
+        name: round((after[name] - before[name]) * 1e6 / orders, 1) for name in after
     }
+    summary["fsyncs_per_1k_orders"] = round((journal_syncs(instance) - syncs) * 1000 / orders, 1)
     return summary
 
 
 def add_latency(results: Results, workload: str, summary: dict[str, Any]) -> None:
     for name, value in summary["cpu_us_per_order"].items():
         results.add("shmex", workload, f"{name.split('.')[0]} CPU per order", value, "us")
+    results.add(
+        "shmex", workload, "accounts fsyncs per 1k orders", summary["fsyncs_per_1k_orders"], ""
+    )
     for kind in ("answer", "matched"):
         percentiles = summary[f"{kind}_latency_us"]
         for q in ("p50", "p99", "p99.9"):

@@ -19,14 +19,14 @@ one is posted at most once). `unlink_prefix` removes doorbells with the instance
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import posix_ipc
 
 from ipc import shm
 from ipc.layout import NAME_BYTES
-from ipc.wait import WaitConfig, Waiter
+from ipc.wait import AsleepFlag, WaitConfig, Waiter
 
 if TYPE_CHECKING:
     from ipc.reader import RingReader
@@ -86,11 +86,37 @@ class Doorbell:
         self.close()
 
 
+class Nudge:
+    """Work for the process that comes from one of its own threads, not from a ring (a journal
+    sync that completed): the thread makes `ready()` true, then calls `nudge()`, which posts
+    the doorbell only if the Inbox sleeps: the ring writers' handshake (ipc/wait.py) on a word
+    in private memory."""
+
+    def __init__(self, doorbell: Doorbell, ready: Callable[[], bool]) -> None:
+        self._word = memoryview(bytearray(8)).cast("q")
+        self.asleep_flag: AsleepFlag = (self._word, 0)
+        self.ready = ready
+        self._semaphore = doorbell.semaphore
+        self.posts = 0
+
+    def nudge(self) -> None:
+        word = self._word
+        if word[0]:
+            word[0] = 0
+            self._semaphore.release()
+            self.posts += 1
+
+
 class Inbox:
-    """The readers of one process that share its doorbell: one wait covers all their rings."""
+    """The readers of one process that share its doorbell: one wait covers all their rings
+    (and the `Nudge` of a thread of the process, if any)."""
 
     def __init__(
-        self, readers: Sequence[RingReader], doorbell: Doorbell, config: WaitConfig
+        self,
+        readers: Sequence[RingReader],
+        doorbell: Doorbell,
+        config: WaitConfig,
+        nudge: Nudge | None = None,
     ) -> None:
         """`readers` must have been registered with this doorbell, or no writer will post it."""
         self.readers = tuple(readers)
@@ -98,15 +124,23 @@ class Inbox:
             if reader.doorbell != doorbell.name:
                 raise ValueError(f"reader {reader.name!r} does not name doorbell {doorbell.name}")
         flags = [reader.asleep_flag for reader in self.readers]
+        self._nudged: Callable[[], bool] = _never
+        if nudge is not None:
+            flags.append(nudge.asleep_flag)
+            self._nudged = nudge.ready
         self._waiter = Waiter(config, flags, doorbell.semaphore, self._beat, return_on_post=True)
         self._short_until = 0.0
 
-    def ready(self) -> bool:
+    def pending(self) -> bool:
         """True if any of the rings has a record this process has not released."""
         for reader in self.readers:  # noqa: SIM110 - no generator: this runs in the spin loop
             if reader.ready():
                 return True
         return False
+
+    def ready(self) -> bool:
+        """`pending()`, or the nudging thread has work for the process."""
+        return self.pending() or self._nudged()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait (spin, yield, then the doorbell) until a ring has a record; False on timeout or
@@ -127,3 +161,7 @@ class Inbox:
     def _beat(self) -> None:
         for reader in self.readers:
             reader.beat()
+
+
+def _never() -> bool:
+    return False

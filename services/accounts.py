@@ -4,9 +4,14 @@ It reads every `cmd.<id>` ring and every `execs.<shard>` ring. Each batch it tak
 journaled (one group commit; the journal sequence is the command's sequence number), then run
 through `AccountsCore`; approved orders and cancels go to `orders.<shard>` (the instrument's
 shard), and answers, order updates, trades and account/position snapshots go to `events`. In
-`sync` mode the journal append returns after its fsync, so no answer leaves before its command
-is on disk. `events` records carry in `source` the gateway they are for: the command's gateway
-for answers, the gateway the account last spoke through for everything else (0 = none yet).
+`sync` mode no output leaves before the input it follows is on disk: under the Runner the batch
+is written to the journal, applied at once, and what it produced waits in a `CommitGate`; at
+the end of the loop's pass the journal is synced, by the sync thread if more input is waiting
+(the next batches are written and applied meanwhile, and one fdatasync covers all of them), in
+the loop if not (no thread hand-off at low rates). Without a Runner (tests, `recover --verify`)
+the append itself waits for its fsync. `events` records carry in `source` the gateway they are
+for: the command's gateway for answers, the gateway the account last spoke through for
+everything else (0 = none yet).
 
 Crash-only: `start` loads the newest checkpoint, replays the journal tail through the same
 `_commands`/`_execs` and writes only the outputs the rings have not published
@@ -17,6 +22,7 @@ command into a STORAGE (5002) rejection; nothing unjournaled is ever applied.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Container
 from itertools import repeat
@@ -38,11 +44,11 @@ from services.accounts_state import AccountsState
 from services.columns import kind_table
 from services.matching_codec import commands_to_orders, execs_to_events
 from services.process import Service, main
-from services.recovery import Output, checkpoint_dir, epoch_of, journal_dir
+from services.recovery import CommitGate, Output, checkpoint_dir, epoch_of, journal_dir
 from services.topology import cmd_ids, execs_rings, matching_shards
 from storage.checkpoint import write_checkpoint
 from storage.errors import JournalError
-from storage.journal import Journal, iter_journal_arrays
+from storage.journal import Durability, Journal, iter_journal_arrays
 from storage.recovery import plan_recovery
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,10 @@ BOOKED = kind_table(
 """The execs the core books; the rest (book levels, phases) are not journaled or applied."""
 _ANSWERS = kind_table([Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED])
 _CMD_BAND = 100
+SWITCH_INTERVAL_S = 0.001
+"""The GIL switch interval with a sync thread (Python's default is 5 ms): how long the journal's
+sync thread may wait for the GIL while the loop applies a batch, to report a completed fsync
+and start the next one."""
 
 
 def instrument_record(command: UpsertInstrument, kind: Kind) -> np.ndarray[Any, Any]:
@@ -108,6 +118,8 @@ def encode_orders(commands: list[Any], known: Container[int]) -> np.ndarray[Any,
 
 class Accounts(Service):
     name: ClassVar[str] = "accounts"
+    gate: CommitGate | None = None
+    """Holds outputs until their journal records are durable (sync mode under a Runner)."""
 
     def inputs(self) -> list[str]:
         return [f"cmd.{g}" for g in cmd_ids(self.config)] + execs_rings(self.config)
@@ -125,6 +137,10 @@ class Accounts(Service):
         self.rejected_storage = 0
         directory = journal_dir(self.config, "accounts")
         self.journal = Journal.open(directory, configuration.journal_config(self.config))
+        if self.wake is not None and self.journal.config.durability is Durability.SYNC:
+            self.gate = CommitGate(self.journal)
+            self.journal.on_durable = self.wake
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         plan = plan_recovery(checkpoint_dir(self.config), CHECKPOINT, directory)
         self.recovered = self.rebuild(plan.state, plan.checkpoint_seq)
         log.info("recovered", extra={"fields": self.recovered})
@@ -137,6 +153,8 @@ class Accounts(Service):
         self._commands_counter = self.metrics.counter("commands_in")
         self._accepted = self.metrics.counter("accepted")
         self._trades = self.metrics.counter("trades")
+        self._commits_loop = self.metrics.counter("commits", where="loop")
+        self._commits_background = self.metrics.counter("commits", where="background")
         self.state = self._load(payload)
         for ring, attached in self.rings.items():
             self.state.streams.adopt(ring, epoch_of(attached))
@@ -170,11 +188,16 @@ class Accounts(Service):
                 self.rings.get(f"orders.{shard}"),
                 streams.get(f"orders.{shard}"),
                 self.writers.get(f"orders.{shard}"),
+                gate=self.gate,
             )
             for shard in self._shards
         }
         self.events_out = Output(
-            self.rings.get("events"), streams.get("events"), self.writers.get("events"), True
+            self.rings.get("events"),
+            streams.get("events"),
+            self.writers.get("events"),
+            drop_dead=True,
+            gate=self.gate,
         )
         registry = self.state.core.instruments
         self._shard_of = {i.index: self.config.shard_of(i.id) for i in registry}
@@ -225,13 +248,45 @@ class Accounts(Service):
         self._trades.inc(int(np.count_nonzero(fresh["kind"] == Kind.TRADE)))
         if len(fresh):
             fresh["flags"][-1] |= Flag.BATCH_END
-            self.journal.append_array(fresh)  # a failure here crashes: restart and replay
+            self._journal(fresh)  # a failure here crashes: restart and replay
             self._execs(fresh)
+
+    def _journal(self, records: np.ndarray[Any, Any]) -> None:
+        """Journal a batch before it is applied: durable on return, or, with the gate, written
+        (a process crash keeps it) with its outputs held until `end_pass` has it synced."""
+        gate = self.gate
+        if gate is None:
+            self.journal.append_array(records)
+        else:
+            gate.seq = self.journal.append_array(records, wait=False)[1]
+
+    def end_pass(self, busy: bool) -> None:
+        """Make this pass's batches durable: in the background when more input is waiting (it
+        is applied during the fsync), else here, releasing their outputs at once."""
+        gate = self.gate
+        if gate is None or gate.seq <= self.journal.durable_seq:
+            return
+        if busy:
+            self._commits_background.inc()
+            self.journal.request_sync()
+        else:
+            self._commits_loop.inc()
+            self.journal.flush()
+            gate.release()
+
+    def due(self) -> bool:
+        gate = self.gate
+        return gate is not None and gate.due()
+
+    def run_due(self) -> None:
+        """Publish the outputs whose journal records are durable now."""
+        if self.gate is not None:
+            self.gate.release()
 
     def _on_commands(self, gateway: int, records: np.ndarray[Any, Any]) -> None:
         if not self.storage_error:
             try:
-                self.journal.append_array(records)
+                self._journal(records)
             except JournalError as exc:
                 self.storage_error = str(exc)
                 log.error("journal unwritable; refusing every command: %s", exc)
@@ -371,6 +426,8 @@ class Accounts(Service):
     def drained(self) -> bool:
         """Stop only when matching has taken every order sent and sent back every exec, so the
         rings hold nothing in flight when `down` removes them."""
+        if self.gate is not None and self.gate.held:
+            return False
         for shard, output in self.orders_out.items():
             ring = self.rings.get(f"orders.{shard}")
             if ring is None or output.writer is None:
@@ -389,9 +446,12 @@ class Accounts(Service):
             self.checkpoint()
 
     def checkpoint(self) -> dict[str, Any]:
-        """Write the state as of the journal's last record (flushed first, so never ahead)."""
+        """Write the state as of the journal's last record (flushed first, so never ahead; the
+        outputs that waited for it leave first: replay from the checkpoint will not regenerate
+        them)."""
         self._next_checkpoint = time.monotonic() + self._checkpoint_s
         self.journal.flush()
+        self.run_due()
         seq = self.journal.last_seq
         path = write_checkpoint(checkpoint_dir(self.config), CHECKPOINT, seq, self.state.dumps())
         return {"seq": seq, "path": str(path), "state_hash": self.state.core.state_hash()}
@@ -407,6 +467,8 @@ class Accounts(Service):
             "live_orders": len(self.state.core.orders),
             "journal_seq": self.journal.last_seq,
             "durable_seq": self.journal.durable_seq,
+            "held_batches": 0 if self.gate is None else self.gate.held,
+            "journal_syncs": self.journal.syncs,
             "storage_error": self.storage_error,
             "rejected_storage": self.rejected_storage,
             "recovered": self.recovered,

@@ -5,7 +5,13 @@ and what to do with a batch; `Runner` owns everything else: it attaches the ring
 control socket between batches (never blocking on it), and when every input is empty waits once
 for all of them: a bounded spin over every input ring, then one sleep on the process's doorbell
 (ipc/doorbell.py), which any input's writer posts; the sleep is bounded by `wait.sleep_ms` so
-control and heartbeats still run. It stops gracefully on SIGTERM or a
+control and heartbeats still run. After each pass that moved records it tells the service
+whether more are already waiting (`end_pass`: the accounts journal syncs in the background when
+busy, in the loop when not). A thread of the service (the journal's sync thread) wakes the loop
+the same way through `Service.wake`, and `Service.due`/`run_due` do what it announced. Python's
+automatic full garbage collections are off (on a large heap one stalls the loop for hundreds of
+milliseconds: a latency tail every few thousand orders); the Runner runs them when the process
+has been quiet for a while. It stops gracefully on SIGTERM or a
 `shutdown` request after draining its inputs, and turns any exception into one log line naming
 the record it died on plus a non-zero exit for the supervisor to restart it. A batch is released
 only after its handler returns, so a restarted process resumes at the batch that killed it.
@@ -15,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
@@ -29,7 +36,7 @@ import zmq
 
 from ipc import records
 from ipc.control import ControlServer
-from ipc.doorbell import Doorbell, Inbox, doorbell_name
+from ipc.doorbell import Doorbell, Inbox, Nudge, doorbell_name
 from ipc.metrics import Counter, Metrics
 from ipc.ring import Ring, RingReader, RingWriter
 from ipc.wait import WaitConfig
@@ -43,6 +50,14 @@ HANDLE_SAMPLES = 4096
 """How many recent batch handling times `status` computes its percentiles from."""
 EXIT_CRASHED = 70
 """Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
+GC_QUIET_S = 1.0
+"""A full garbage collection waits until no input record has arrived for this long..."""
+GC_FULL_EVERY_S = 60.0
+"""...and runs at most this often..."""
+GC_FULL_MAX_S = 600.0
+"""...or after this long anyway, so a process that is never quiet still frees cyclic garbage."""
+GC_OLDEST_THRESHOLD = 1 << 30
+"""The oldest generation's threshold: never reached, so Python never starts a full collection."""
 
 
 class Service:
@@ -60,6 +75,9 @@ class Service:
         """The writers of `outputs()`, by ring name, set up by the Runner before `start()`."""
         self.rings: dict[str, Ring] = {}
         """Every attached input and output ring, by ring name (for `created_ns`, readers)."""
+        self.wake: Callable[[], None] | None = None
+        """Set by the Runner before `start()`: a thread of the service calls it after making
+        `due()` true, to wake the loop (None without a Runner: tests call `handle` directly)."""
 
     def inputs(self) -> Sequence[str]:
         """Rings this process reads, without the instance prefix (`execs.0`, `cmd.1`)."""
@@ -75,6 +93,18 @@ class Service:
     def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
         """Process one batch read from `ring`; raise only on a bug (the process then crashes)."""
         raise NotImplementedError
+
+    def end_pass(self, busy: bool) -> None:
+        """Called after a pass over the inputs that handled records; `busy`: more records are
+        already waiting (work that can overlap the next pass should start now)."""
+
+    def due(self) -> bool:
+        """True when work that did not come from an input ring is ready for `run_due` (outputs
+        whose journal sync completed). Polled while the loop waits: keep it cheap."""
+        return False
+
+    def run_due(self) -> None:
+        """Do what `due()` announced."""
 
     def tick(self, now_ns: int) -> None:
         """Called about every `processes.heartbeat_s`: time-based flushes, summaries."""
@@ -136,6 +166,9 @@ class Runner:
         self.heartbeat_ns = 0
         self._handle_ns = np.zeros(HANDLE_SAMPLES, dtype=np.int64)
         self._stage_latency = service.metrics.histogram("stage_latency")
+        self._gc_full = service.metrics.histogram("gc_full")
+        self._last_record = 0.0
+        self._full_gc_at = 0.0
         self._batch_size = service.metrics.histogram("batch_size", unit="records")
         self._records_in: dict[str, Counter] = {}
 
@@ -153,6 +186,7 @@ class Runner:
         try:
             self._open()
             self.service.start()
+            self._tune_gc()
             log.info(
                 "started",
                 extra={"fields": {"inputs": ",".join(self.service.inputs()), "pid": os.getpid()}},
@@ -196,7 +230,9 @@ class Runner:
             self._rings.append((ring, attached, reader))
         if self._doorbell is not None:
             readers = [reader for _ring, _attached, reader in self._rings]
-            self._inbox = Inbox(readers, self._doorbell, waits)
+            nudge = Nudge(self._doorbell, self.service.due)
+            self._inbox = Inbox(readers, self._doorbell, waits, nudge)
+            self.service.wake = nudge.nudge
         for ring in self.service.outputs():
             attached = Ring.attach(self.config.ring_name(ring), records.ring_dtype(ring))
             writer = attached.writer(wait=waits)
@@ -219,6 +255,10 @@ class Runner:
             else:
                 assert self._control is not None
                 self._control.poll(int(self._idle_s * 1000))
+        if moved:
+            self.service.end_pass(self._inbox is not None and self._inbox.pending())
+        if self.service.due():
+            self.service.run_due()
         self._housekeeping(moved == 0)
         return moved
 
@@ -248,6 +288,8 @@ class Runner:
 
     def _housekeeping(self, idle: bool) -> None:
         now = time.monotonic()
+        if not idle:
+            self._last_record = now
         if self._control is not None and (idle or now >= self._next_control):
             self._control.poll(0)
             self._next_control = now + 0.01
@@ -255,6 +297,31 @@ class Runner:
             self._next_heartbeat = now + self._heartbeat_s
             self.heartbeat_ns = time.time_ns()
             self.service.tick(self.heartbeat_ns)
+            self._collect_garbage(now)
+
+    def _tune_gc(self) -> None:
+        """After start-up: collect once, freeze what survived (modules, the recovered state:
+        never scanned again) and leave full collections to `_collect_garbage`."""
+        gc.collect()
+        gc.freeze()
+        young, middle, _oldest = gc.get_threshold()
+        gc.set_threshold(young, middle, GC_OLDEST_THRESHOLD)
+        self._full_gc_at = time.monotonic()
+
+    def _collect_garbage(self, now: float) -> None:
+        """A full collection once the inputs have been quiet for GC_QUIET_S (at most every
+        GC_FULL_EVERY_S), or after GC_FULL_MAX_S whatever the load."""
+        since = now - self._full_gc_at
+        quiet = now - self._last_record >= GC_QUIET_S
+        if since < GC_FULL_EVERY_S or (not quiet and since < GC_FULL_MAX_S):
+            return
+        started = time.perf_counter_ns()
+        found = gc.collect()
+        elapsed = time.perf_counter_ns() - started
+        self._full_gc_at = time.monotonic()
+        self._gc_full.record(elapsed)
+        fields = {"ms": round(elapsed / 1e6, 1), "found": found}
+        log.debug("full garbage collection", extra={"fields": fields})
 
     def _drain(self) -> None:
         """Handle what is already in the inputs (bounded by half the stop timeout), then stop."""

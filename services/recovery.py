@@ -6,6 +6,8 @@ published sequence says how many of them the consumers can already see: `Output`
 regenerated records exactly as the first run did and writes only those beyond it. On the input
 side, `Streams` remembers the last sequence applied per ring, so a batch read again after a
 crash (it is released only after its handler returned) is skipped where already applied.
+`CommitGate` holds live outputs until the journal records they follow are durable, so a process
+can apply its next batch while the previous one's fdatasync runs.
 
 Sequences are per ring *epoch*: `bin/exchange down` unlinks the rings after a graceful drain and
 checkpoint, and `up` creates new ones whose sequences start at 1 again. A ring's `created_ns`
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ import numpy as np
 from ipc.errors import RingTimeout
 from ipc.ring import Ring, RingWriter
 from services.config import Config
+from storage.errors import JournalError
+from storage.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +103,8 @@ class Output:
     """Numbers one output ring's records and writes them, replay-aware.
 
     While `replaying`, batches are numbered but only the records the ring has not published yet
-    are kept (to be written by `finish_replay`); live batches are written at once.
+    are kept (to be written by `finish_replay`); live batches are written at once, or, with a
+    `gate`, once the journal records they follow are durable.
     """
 
     def __init__(
@@ -107,9 +113,11 @@ class Output:
         stream: Stream,
         writer: RingWriter | None,
         drop_dead: bool = False,
+        gate: CommitGate | None = None,
     ) -> None:
         self.ring = ring
         self.drop_dead = drop_dead
+        self.gate = gate
         self.stream = stream
         self.writer = writer
         self.replaying = False
@@ -133,7 +141,11 @@ class Output:
         batch["ts_init"] = time.time_ns()
         self.stream.seq += count
         if not self.replaying:
-            self._write(batch)
+            gate = self.gate
+            if gate is not None and gate.holds():
+                gate.hold(self, batch)
+            else:
+                self.write(batch)
             return
         self.regenerated += count
         if self._published is not None and self.stream.seq > self._published:
@@ -146,7 +158,7 @@ class Output:
         total = 0
         for batch in held:
             batch["flags"] |= np.uint8(flags)
-            self._write(batch)
+            self.write(batch)
             total += len(batch)
         published = self._published or 0
         if self.stream.seq < published:
@@ -159,10 +171,71 @@ class Output:
             self.stream.seq = published
         return total
 
-    def _write(self, batch: np.ndarray[Any, Any]) -> None:
+    def write(self, batch: np.ndarray[Any, Any]) -> None:
+        """Write numbered records to the ring now (nothing without a ring: `recover --verify`)."""
         if self.ring is not None and self.writer is not None:
             write_blocking(self.ring, self.writer, batch, self.drop_dead)
             self.written += len(batch)
+
+
+class CommitGate:
+    """Holds live output batches until the journal records they follow are durable.
+
+    The owner appends a batch's input with `Journal.append_array(..., wait=False)`, sets `seq`
+    to its last sequence and applies it; what its outputs emit meanwhile waits here in order.
+    `release()` writes every batch whose records are on disk, each output's batches joined into
+    one ring write (one wake-up of its reader for a whole group commit). So nothing leaves
+    before the input it answers is durable, while the next batch is applied during the fsync.
+    A process killed with batches held loses nothing: they follow journaled records, which
+    replay regenerates and writes (`Output.finish_replay`).
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.seq = 0
+        """The journal sequence the batches emitted now wait for."""
+        self._held: deque[tuple[int, Output, np.ndarray[Any, Any]]] = deque()
+
+    @property
+    def held(self) -> int:
+        """Batches waiting for their fsync."""
+        return len(self._held)
+
+    def holds(self) -> bool:
+        """Whether a batch emitted now must wait (its input or an earlier batch is not durable)."""
+        return bool(self._held) or self.seq > self.journal.durable_seq
+
+    def hold(self, output: Output, batch: np.ndarray[Any, Any]) -> None:
+        self._held.append((self.seq, output, batch))
+
+    def due(self) -> bool:
+        """Whether `release` has something to write (or a failure to raise); cheap enough to be
+        polled in the wait loop."""
+        held = self._held
+        return bool(held) and (held[0][0] <= self.journal.durable_seq or self.journal.sync_failed)
+
+    def release(self) -> int:
+        """Write the held batches that are durable now; returns how many records left.
+
+        Raises JournalError when a background fsync failed: those batches may never be durable,
+        so the process must stop; its restart replays what the journal file kept."""
+        journal = self.journal
+        if journal.sync_failed and self._held:
+            raise JournalError(
+                f"journal fsync failed with {len(self._held)} output batches waiting for it; "
+                "restart to recover from what the journal kept"
+            )
+        durable = journal.durable_seq
+        held = self._held
+        ready: dict[Output, list[np.ndarray[Any, Any]]] = {}
+        while held and held[0][0] <= durable:
+            _seq, output, batch = held.popleft()
+            ready.setdefault(output, []).append(batch)
+        total = 0
+        for output, batches in ready.items():
+            output.write(batches[0] if len(batches) == 1 else np.concatenate(batches))
+            total += sum(len(batch) for batch in batches)
+        return total
 
 
 def write_blocking(

@@ -4,9 +4,10 @@ Durability modes (`Durability`):
 
 - `sync`: `append_batch` returns only after the batch is written and fsynced, so a caller that
   acknowledges after it returns never acknowledges a record a crash could lose. With
-  `wait=False` it returns after the write (a process crash already loses nothing) and the sync
-  thread fsyncs at once, covering every batch written meanwhile in one fdatasync (group
-  commit); `durable_seq` and the `on_durable` callback say when a batch is on disk, so the
+  `wait=False` it returns after the write (a process crash already loses nothing); then either
+  `flush()` syncs in the caller, or `request_sync()` has the sync thread do it, covering every
+  batch written meanwhile in one fdatasync (group commit) and continuing as long as more is
+  written; `durable_seq` and the `on_durable` callback say when a batch is on disk, so the
   caller can apply the next batch while the disk works and acknowledge each once it is durable.
 - `async`: the batch is written to the OS at once (a process crash loses nothing that `append`
   returned for) and a background thread fsyncs every `flush_interval_ms`. An operating-system
@@ -80,6 +81,10 @@ class Journal:
         self._wanted = threading.Condition(self._lock)
         """Notified when a deferred append waits for its fsync, and on close."""
         self._closing = False
+        self._sync_wanted = 0
+        """The sequence `request_sync` asked the sync thread to make durable."""
+        self.syncs = 0
+        """fdatasync calls made (by the caller or the sync thread): one per group commit."""
         self._syncer: threading.Thread | None = None
         self.on_durable: Callable[[], None] | None = None
         """Called from the sync thread after `durable_seq` advanced or a background fsync failed
@@ -145,7 +150,8 @@ class Journal:
     ) -> tuple[int, int]:
         """Append records as one group commit; returns (first, last) sequence of the batch.
 
-        `wait=False` (sync mode): return once written; the sync thread makes it durable."""
+        `wait=False` (sync mode): return once written; `flush()` or `request_sync()` makes it
+        durable."""
         parts: list[bytes | memoryview] = []
         count = 0
         for payload in payloads:
@@ -169,6 +175,19 @@ class Journal:
         crc32 = zlib.crc32
         header[:, 1] = [crc32(flat[i : i + width], seed) for i in range(0, len(flat), width)]
         return self._commit(framed.reshape(-1).data, len(records), wait)
+
+    def request_sync(self) -> None:
+        """Have the sync thread fsync what is written (sync mode; returns at once). What is
+        written while it syncs waits for the next request, which the next fdatasync covers
+        whole."""
+        with self._lock:
+            self._raise_if_failed()
+            if self._durable_seq == self._written_seq:
+                return
+            self._sync_wanted = self._written_seq
+            if self._syncer is None:
+                self._start_syncer()
+            self._wanted.notify()
 
     def flush(self) -> int:
         """Fsync what has been written; returns the durable sequence."""
@@ -247,6 +266,7 @@ class Journal:
                 _write_all(self._fd, data)
                 if sync:
                     os.fdatasync(self._fd)
+                    self.syncs += 1
             except OSError as exc:
                 self._fail(exc, f"write to {self._path} failed", truncate_to=start)
             self._size += len(data)
@@ -254,10 +274,6 @@ class Journal:
             self._written_seq = self._next_seq - 1
             if sync:
                 self._durable_seq = self._written_seq
-            elif sync_mode:
-                if self._syncer is None:
-                    self._start_syncer()
-                self._wanted.notify()
             return first, first + count - 1
 
     def _sync_locked(self) -> None:
@@ -265,6 +281,7 @@ class Journal:
             return
         try:
             os.fdatasync(self._fd)
+            self.syncs += 1
         except OSError as exc:
             self._fail(exc, f"fsync of {self._path} failed", truncate_to=None)
         self._durable_seq = self._written_seq
@@ -333,8 +350,8 @@ class Journal:
 
     def _sync_loop(self) -> None:
         """Fsync without holding the lock, so appends never wait on the disk: in async mode
-        every interval, in sync mode as soon as a deferred append waits (every batch written
-        while an fdatasync runs is covered by the next one: group commit).
+        every interval, in sync mode on `request_sync` (each fdatasync covers everything written
+        when it starts: the batches requested while the previous one ran share it).
 
         It syncs a duplicate of the segment's descriptor: a rotation meanwhile closes the
         original (after syncing it itself) without pulling the file from under the thread. A
@@ -346,7 +363,7 @@ class Journal:
         while True:
             with self._lock:
                 if interval is None:
-                    while self._durable_seq == self._written_seq and not self._closing:
+                    while self._durable_seq >= self._sync_wanted and not self._closing:
                         self._wanted.wait()
                 else:
                     self._wanted.wait(interval)
@@ -369,6 +386,7 @@ class Journal:
                 os.close(fd)
             with self._lock:
                 self._durable_seq = max(self._durable_seq, target)
+                self.syncs += 1
             self._notify_durable()
 
     def _notify_durable(self) -> None:

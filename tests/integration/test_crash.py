@@ -25,11 +25,13 @@ import pytest
 
 from engine.accounts.commands import AccountsCommand, Deposit
 from ipc.control import ControlClient
-from ipc.records import EVENT_ANSWER, Kind
+from ipc.records import CMD, EVENT_ANSWER, Kind
 from services.loadgen import DirectClient, LoadConfig, OrderStream
+from storage.journal import iter_journal_arrays
 from tests.integration.conftest import Exchange as Instance
 from tests.integration.test_pipeline import (
     clean_replay,
+    control,
     instance_config,
     live_hash,
     pipeline_config,
@@ -148,3 +150,59 @@ def test_killed_processes_lose_nothing_acknowledged(
     assert live_hash(instance) == clean_replay(config, sent)
     verified = instance.run("recover", "--verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def journaled_requests(home: Path, gateway: int) -> dict[int, int]:
+    """Request id → journal sequence of every command of `gateway` in the accounts journal."""
+    out: dict[int, int] = {}
+    for first, records in iter_journal_arrays(home / "journal" / "accounts", CMD):
+        mine = np.flatnonzero(
+            (records["source"] == gateway) & (records["kind"] // 100 == Kind.OPEN_ACCOUNT // 100)
+        )
+        out.update(zip(records["request_id"][mine].tolist(), (mine + first).tolist(), strict=True))
+    return out
+
+
+def test_sigkill_accounts_during_background_commits_answers_only_durable_commands(
+    exchange_factory: Callable[..., Instance], tmp_path: Path
+) -> None:
+    """Bursts fast enough that accounts applies batches while the journal's sync thread commits
+    earlier ones (the `commits{where=background}` counter proves it), SIGKILL accounts in the
+    middle of them: every answer the client saw was for a command the journal had already
+    fsynced (its sequence <= `durable_seq` read after the answer), every command is answered
+    exactly once after the restart, and the state equals a clean replay."""
+    rng = random.Random("background-commits")
+    config_file = pipeline_config(tmp_path, "sync")
+    instance = start(exchange_factory, config_file)
+    config = instance_config(instance, config_file)
+    background = 0
+    with DirectClient(config) as client:
+        answers = Answers(client)
+        accounts = list(range(1, 9))
+        sent: list[AccountsCommand] = setup_commands(client, accounts)
+        client.send(sent)
+        answers.wait_all([c.request_id for c in sent])
+        assert client.registry is not None
+        stream = OrderStream(client.registry, accounts, LoadConfig(seed=rng.randrange(1 << 30)))
+        for _round in range(ROUNDS):
+            for chunk in range(20):
+                batch: list[AccountsCommand] = stream.next(client.request_ids(100), chunk + 5)
+                client.send(batch)
+                sent += batch
+            answers.absorb(timeout=0.05)
+            status = control(instance, "accounts", "status")
+            durable = status["service"]["durable_seq"]
+            journaled = journaled_requests(instance.home, client.gateway_id)
+            assert all(journaled[r] <= durable for r in answers.seen), "answered before fsync"
+            background += sum(
+                c["value"]
+                for c in status["metrics"]["counters"]
+                if c["name"] == "commits" and c["labels"] == {"where": "background"}
+            )
+            kill(instance, "accounts")
+            answers.wait_all([c.request_id for c in sent])
+        assert background > 0, "accounts never committed in the background: the test missed"
+    repeated = {r: n for r, n in answers.seen.items() if n > 1}
+    assert not repeated, f"commands answered more than once: {list(repeated.items())[:10]}"
+    wait_quiet(instance)
+    assert live_hash(instance) == clean_replay(config, sent)

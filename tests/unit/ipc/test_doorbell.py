@@ -11,7 +11,7 @@ import posix_ipc
 import pytest
 
 from ipc import layout
-from ipc.doorbell import Doorbell, Inbox, doorbell_name
+from ipc.doorbell import Doorbell, Inbox, Nudge, doorbell_name
 from ipc.ring import Ring, WaitConfig
 from ipc.wait import Waiter
 from tests.integration import ring_records
@@ -229,3 +229,32 @@ def test_a_ring_without_a_record_ends_the_wait(rings: list[Ring], doorbell: Door
         thread.join(30)
     assert woke == [False] and not thread.is_alive()
     assert not any(r.asleep for ring in rings for r in ring.readers())
+
+
+def test_a_nudge_wakes_a_sleeping_inbox_once_and_only_when_asleep(
+    rings: list[Ring], doorbell: Doorbell
+) -> None:
+    """A thread of the process (a journal sync completing) makes work ready and nudges: the
+    sleeping Inbox wakes with True (work, not a control knock), the doorbell is posted once,
+    and a nudge while nobody sleeps posts nothing (no stale post for the next wait)."""
+    readers = [ring.reader("proc", ASLEEP_AT_ONCE, doorbell) for ring in rings]
+    work: list[int] = []
+    nudge = Nudge(doorbell, lambda: bool(work))
+    inbox = Inbox(readers, doorbell, ASLEEP_AT_ONCE, nudge)
+    nudge.nudge()
+    assert nudge.posts == 0 and doorbell.semaphore.value == 0
+    thread, woke = _wait_in_thread(inbox, 30.0)
+    try:
+        words, word = nudge.asleep_flag
+        for _ in range(10_000):
+            if words[word]:
+                break
+            threading.Event().wait(0.001)
+        assert words[word], "the inbox never went to sleep"
+        work.append(1)
+        nudge.nudge()
+    finally:
+        thread.join(30)
+    assert woke == [True]
+    assert nudge.posts == 1 and doorbell.semaphore.value == 0
+    assert inbox.ready() and not inbox.pending()  # the work is the nudge's, not a ring's

@@ -290,9 +290,12 @@ def test_deferred_appends_written_while_a_sync_runs_share_the_next_one(
         journal.on_durable = lambda: durable_seen.append(journal.durable_seq)
         monkeypatch.setattr(os, "fdatasync", slow_disk)
         assert journal.append_array(records(1, 4), wait=False) == (1, 4)
+        assert journal.durable_seq == 0  # written, not synced until asked
+        journal.request_sync()
         assert disk_busy.wait(10)
         for start in (5, 9, 13):
             journal.append_array(records(start, 4), wait=False)
+            journal.request_sync()
         assert journal.last_seq == 16 and journal.durable_seq == 0  # written, none on disk yet
         disk_free.set()
         deadline = time.monotonic() + 10
@@ -319,6 +322,7 @@ def test_a_failed_background_sync_poisons_and_tells_the_owner(
         journal.on_durable = woken.set
         monkeypatch.setattr(os, "fdatasync", broken_disk)
         journal.append_array(records(1, 3), wait=False)
+        journal.request_sync()
         assert woken.wait(10)
         assert journal.sync_failed and journal.failed and journal.durable_seq == 0
         with pytest.raises(JournalError, match="failed earlier"):
@@ -412,6 +416,8 @@ CRASH_CHILD = textwrap.dedent(
         batch = np.zeros(n, [("seq", "<i8"), ("pad", "V120")])
         batch["seq"] = np.arange(journal.next_seq, journal.next_seq + n)
         first, last = journal.append_array(batch, wait=not deferred)
+        if deferred:
+            journal.request_sync()
         print("acked", journal.durable_seq if deferred else last, flush=True)
     """
 )
