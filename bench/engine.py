@@ -13,7 +13,12 @@ loop) and once with a timer around every operation for the p50/p99 latency.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -478,6 +483,45 @@ def latencies(build: Build) -> list[int]:
     return samples
 
 
+def _step(apply: Callable[[Any], Any], item: Any) -> Callable[[Any], Any]:
+    apply(item)
+    return apply
+
+
+def counted_run(build: Build) -> None:
+    """Run the timed inputs inside `functools.reduce`, the C function callgrind toggles on.
+
+    `valgrind --toggle-collect=functools_reduce` then counts exactly the instructions of the
+    timed loop (inclusive), not the imports, the workload generation or the warm-up.
+    """
+    apply, timed = _warmed(build)
+    gc.disable()
+    functools.reduce(_step, timed, apply)
+
+
+def instructions(system: str, workload: str, count: int) -> float | None:
+    """Instructions per operation of one system on one workload, counted by callgrind.
+
+    Runs this module under valgrind in a child process (`--count`); None without valgrind.
+    Counts do not move with the machine's load, so before/after comparisons are exact.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        command = [
+            "valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
+            f"--callgrind-out-file={out}", sys.executable, "-m", "bench.engine",
+            "--count", system, "--workload", workload, "--ops", str(count),
+        ]  # fmt: skip
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=1800)
+        except FileNotFoundError:
+            return None
+        for line in Path(out).read_text().splitlines():
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1]) / count
+    raise RuntimeError("callgrind wrote no totals")
+
+
 def systems(ops: list[Op], warm: int) -> Iterator[tuple[str, Callable[[], Any]]]:
     yield "plain SortedDict+deque (no events)", lambda: (run_plain(ops), ops, warm)
 
@@ -512,9 +556,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20k operations instead of 200k")
     parser.add_argument("--ops", type=int, default=0, help="operations per workload")
     parser.add_argument("--repeats", type=int, default=3, help="throughput runs; best is kept")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="OPS",
+        help="also count instructions per op with callgrind over this many operations",
+    )
+    parser.add_argument("--count", metavar="SYSTEM", help=argparse.SUPPRESS)
+    parser.add_argument("--workload", default="cross30", help=argparse.SUPPRESS)
     args = parser.parse_args()
     count = args.ops or (20_000 if args.quick else 200_000)
     registry = InstrumentRegistry.from_toml(INSTRUMENTS.read_text())
+    if args.count:  # the child `instructions` runs under valgrind
+        ops = generate(registry, args.workload, count)
+        counted_run(dict(systems(ops, len(ops) - count))[args.count])
+        return
     results = Results("engine")
     notes = [
         f"{count:,} timed operations per workload after a {RESTING:,}-order starting book;",
@@ -523,6 +580,11 @@ def main() -> None:
         "corrupts its depth when a moved order crosses); inputs are prebuilt command tuples.",
         "measured on a shared 2-core machine with other engineers' tests running: noisy.",
     ]
+    if args.instructions:
+        notes.append(
+            f"instructions per op: callgrind over {args.instructions:,} operations after the "
+            "starting book (toggled on the timed loop; independent of the machine's load)"
+        )
     for workload in ("cross30", "xcore-mix"):
         ops = generate(registry, workload, count)
         warm = len(ops) - count
@@ -544,6 +606,10 @@ def main() -> None:
             results.add(system, workload, "throughput (CPU time)", best[system][1], "ops/s")
             results.add(system, workload, "latency p50", percentile(samples, 50) / 1000, "µs")
             results.add(system, workload, "latency p99", percentile(samples, 99) / 1000, "µs")
+            if args.instructions and system.startswith("shmex"):
+                per_op = instructions(system, workload, args.instructions)
+                if per_op is not None:
+                    results.add(system, workload, "instructions per op", per_op, "instr")
     by_key = {(r.system, r.workload, r.metric): r.value for r in results.rows}
     for workload in ("cross30", "xcore-mix"):
         for metric in ("throughput", "throughput (CPU time)"):

@@ -156,11 +156,6 @@ class Account:
         elif order.frozen_margin or order.frozen_commission or order.frozen_asset:
             self.hold(order, terms, 0, 0, 0)
 
-    def finish(self, order: Order, terms: Terms) -> None:
-        """The order ended: release its holds and forget it."""
-        self.release(order, terms)
-        del self.orders[order.order_id]
-
     # --- fills -------------------------------------------------------------------------------
 
     def fill(
@@ -172,29 +167,57 @@ class Account:
         recomputed for it, with none they are released (the caller forgets the order).
         """
         order.filled += qty
+        if not (terms.spot or order.closes):
+            return self._fill_open(order, terms, price, qty, remaining)
         if terms.spot:
             result = self._fill_spot(order, terms, price, qty)
-        elif order.closes:
-            result = self._fill_close(order, terms, price, qty)
         else:
-            notional, margin, commission = terms.open_fill(price, qty)
-            index = order.instrument_index
-            position = self.positions.get(index) or self.position(index)
-            side = position.long if order.side is _BUY else position.short
-            side.today += qty
-            side.open_cost += notional
-            side.position_cost += notional
-            side.margin += margin
-            ledger = self.ledgers.get(terms.currency) or self.ledger(terms.currency)
-            ledger.margin += margin
-            ledger.commission += commission
-            ledger.static_balance -= commission
-            result = (commission, 0)
+            result = self._fill_close(order, terms, price, qty)
         if remaining:
             self.rehold(order, terms)
         else:
             self.release(order, terms)
         return result
+
+    def _fill_open(
+        self, order: Order, terms: Terms, price: int, qty: int, remaining: int
+    ) -> tuple[int, int]:
+        """A futures opening fill (the common one): position, ledger and holds in one pass.
+
+        What the order holds is recomputed for what is left of it, as `rehold` would (a live
+        order: only live orders are filled), and moved into the same ledger the fill books.
+        """
+        notional, margin, commission = terms.open_fill(price, qty)
+        index = order.instrument_index
+        position = self.positions.get(index) or self.position(index)
+        side = position.long if order.side is _BUY else position.short
+        side.today += qty
+        side.open_cost += notional
+        side.position_cost += notional
+        side.margin += margin
+        ledger = self.ledgers.get(terms.currency) or self.ledger(terms.currency)
+        ledger.margin += margin
+        ledger.commission += commission
+        ledger.static_balance -= commission
+        if remaining:
+            held = order.pending_qty if order.pending_qty > remaining else remaining
+            at = order.freeze_price
+            if order.pending_price > at:
+                at = order.pending_price
+            _, held_margin, held_commission = terms.open_fill(at, held)
+        else:
+            held_margin = held_commission = 0
+        change = held_margin - order.frozen_margin
+        if change:
+            ledger.frozen_margin += change
+            by_instrument = self.frozen_by_instrument
+            by_instrument[index] = by_instrument.get(index, 0) + change
+            order.frozen_margin = held_margin
+        change = held_commission - order.frozen_commission
+        if change:
+            ledger.frozen_commission += change
+            order.frozen_commission = held_commission
+        return commission, 0
 
     def _fill_close(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:
         ledger = self.ledger(terms.currency)
@@ -337,11 +360,11 @@ class Account:
                 frozen_commission.get(code, 0),
                 frozen_asset.get(code, 0),
             )
-            stored = (
+            totals = (
                 ledger.margin,
                 ledger.frozen_margin,
                 ledger.frozen_commission,
                 ledger.frozen_asset,
             )
-            if stored != expected:
-                raise AssertionError(f"{where} {code}: totals {stored} != sum of parts {expected}")
+            if totals != expected:
+                raise AssertionError(f"{where} {code}: totals {totals} != sum of parts {expected}")

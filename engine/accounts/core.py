@@ -10,7 +10,7 @@ is left when it ends. Rules and rounding: docs/accounting.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from engine.accounts import audit, checkpoint
@@ -32,6 +32,7 @@ from engine.accounts.order import Order
 from engine.accounts.position import Position
 from engine.accounts.qifi import render_account
 from engine.accounts.risk import (
+    PLAIN_ORDERS,
     RiskConfig,
     bad_order_fields,
     check_open,
@@ -166,10 +167,7 @@ class AccountsCore:
         events: list[Any] = []
         touched, self.touched = self.touched, {}
         for account_id in sorted(touched):
-            account = self.accounts[account_id]
-            self._ledger_events(events, account, ts)
-            for index in sorted(touched[account_id]):
-                self._position_event(events, account, index, ts)
+            self._snapshot(events, self.accounts[account_id], sorted(touched[account_id]), ts)
         return events
 
     # --- queries -----------------------------------------------------------------------------
@@ -267,7 +265,8 @@ class AccountsCore:
 
     def _submit(self, c: cmd.SubmitOrder) -> Out:
         """Checks in the order of docs/accounting.md §6; the first failure answers."""
-        (request_id, account_id, index, side, offset, price, qty, order_type, _, _, _, ts, _) = c
+        (request_id, account_id, index, side, offset, price, qty, order_type, time_condition,
+         volume_condition, _, ts, _) = c  # fmt: skip
         account = self.accounts.get(account_id)
         if account is None:
             return _reject(c, ResultCode.NO_SUCH_ACCOUNT, f"no account {account_id}")
@@ -283,9 +282,15 @@ class AccountsCore:
             return _reject(
                 c, ResultCode.INSTRUMENT_NOT_TRADING, f"{terms.instrument.id} not trading"
             )
-        problem = bad_order_fields(c, terms)
-        if problem:
-            return _reject(c, ResultCode.BAD_ORDER_PARAMETER, problem)
+        spot = terms.spot
+        if (
+            (side, order_type, time_condition, volume_condition, offset) not in PLAIN_ORDERS[spot]
+            or not terms.min_qty <= qty <= terms.max_qty
+            or price <= 0
+        ):
+            problem = bad_order_fields(c, terms)
+            if problem:
+                return _reject(c, ResultCode.BAD_ORDER_PARAMETER, problem)
         if order_type is _MARKET:
             price = terms.upper if side is _BUY else terms.lower
         elif not terms.lower <= price <= terms.upper:
@@ -294,9 +299,10 @@ class AccountsCore:
             other = crosses_own_order(account, index, side, order_type, price)
             if other:
                 return _reject(c, ResultCode.SELF_TRADE, f"would trade with own order {other}")
-        spot = terms.spot
         if spot:
             terms.lot_units()
+            holds = terms.holds(side, price, qty)
+            notional = price * qty * terms.per_tick_lot
         elif offset is not _OPEN:
             position = account.positions.get(index) or Position.empty(0)
             closed = position.long if side is _SELL else position.short
@@ -304,11 +310,12 @@ class AccountsCore:
                 return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position to close")
             place, update = self._place(account, terms, c, price, False, _NO_HOLDS)
             return [place], [_new(CommandAccepted, (request_id, place[0], ts)), update]
-        holds = terms.holds(side, price, qty)
+        else:
+            notional, margin, commission = terms.open_fill(price, qty)
+            holds = (margin, commission, 0)
         currency = terms.base_asset if spot and side is _SELL else terms.currency
         ledger = account.ledgers.get(currency) or account.ledger(currency)
         balance = ledger.static_balance + account.position_profit(currency, every_terms, self.marks)
-        notional = price * qty * terms.per_tick_lot
         code, message = check_open(self.risk, account, terms, holds, notional, ledger, balance)
         if code:
             return _reject(c, code, message)
@@ -455,14 +462,17 @@ class AccountsCore:
     def _end(
         self, order_id: int, status: OrderStatus, code: ResultCode, ts: int, events: list[Any]
     ) -> Sequence[Any]:
-        order = self.orders.get(order_id)
+        order = self.orders.pop(order_id, None)
         if order is None:
             return _NOTHING
         order.status = status
         events.append(_order_update(order, code, ts))
         account = self.accounts[order.account_id]
-        self._finish(account, order)
-        self._account_events(events, account, ts, order.instrument_index)
+        index = order.instrument_index
+        account.release(order, self.terms[index])
+        del account.orders[order_id]
+        self.day_orders.discard(order_id)
+        self._account_events(events, account, ts, index)
         if self.settlement.phase is _EXPIRING:
             return self._after_order_end(events, ts)
         return _NOTHING
@@ -544,16 +554,10 @@ class AccountsCore:
             del self.orders[order_id]
             self.day_orders.discard(order_id)
         if self.snapshots:
-            self._ledger_events(events, account, ts)
-            self._position_event(events, account, index, ts)
+            self._snapshot(events, account, (index,), ts)
         else:
             self._touch(account_id, index)
         return not remaining
-
-    def _finish(self, account: Account, order: Order) -> None:
-        account.finish(order, self.terms[order.instrument_index])
-        del self.orders[order.order_id]
-        self.day_orders.discard(order.order_id)
 
     def _after_order_end(self, events: list[Any], ts: int) -> Sequence[Any]:
         """A settlement waiting for the day's orders to end continues once the last one has."""
@@ -721,8 +725,7 @@ class AccountsCore:
     def _account_events(self, events: list[Any], account: Account, ts: int, index: int) -> None:
         """Append the account's snapshots (or, with snapshots off, remember it changed)."""
         if self.snapshots:
-            self._ledger_events(events, account, ts)
-            self._position_event(events, account, index, ts)
+            self._snapshot(events, account, (index,), ts)
         else:
             self._touch(account.account_id, index)
 
@@ -733,55 +736,42 @@ class AccountsCore:
         if index >= 0:
             touched.add(index)
 
-    def _ledger_events(self, events: list[Any], account: Account, ts: int) -> None:
+    def _snapshot(
+        self, events: list[Any], account: Account, indexes: Iterable[int], ts: int
+    ) -> None:
+        """AccountUpdated per ledger (marked at the last prices), then PositionUpdated per index.
+
+        One call for both kinds: every booking on the hot path ends here when snapshots are on.
+        """
         account_id = account.account_id
+        position_profit_in = account.position_profit
+        every_terms, marks = self.terms, self.marks
         for code, ledger in account.ledgers.items():
-            position_profit = account.position_profit(code, self.terms, self.marks)
+            position_profit = position_profit_in(code, every_terms, marks)
             balance = ledger.static_balance + position_profit
             margin = ledger.margin
             frozen_margin = ledger.frozen_margin
             frozen_commission = ledger.frozen_commission
-            events.append(
-                _new(
-                    AccountUpdated,
-                    (
-                        account_id,
-                        code,
-                        balance,
-                        balance - margin - frozen_margin - frozen_commission - ledger.frozen_asset,
-                        margin,
-                        frozen_margin,
-                        frozen_commission,
-                        position_profit,
-                        ledger.close_profit,
-                        ledger.commission,
-                        ts,
-                    ),
-                )
-            )
-
-    def _position_event(self, events: list[Any], account: Account, index: int, ts: int) -> None:
-        position = account.positions.get(index)
-        if position is None:
-            return
-        long, short = position.long, position.short
-        events.append(
-            _new(
-                PositionUpdated,
-                (
-                    account.account_id,
-                    index,
-                    long.today,
-                    long.history,
-                    short.today,
-                    short.history,
+            # fmt: off
+            events.append(_new(AccountUpdated, (
+                account_id, code, balance,
+                balance - margin - frozen_margin - frozen_commission - ledger.frozen_asset,
+                margin, frozen_margin, frozen_commission, position_profit, ledger.close_profit,
+                ledger.commission, ts,
+            )))
+            # fmt: on
+        positions = account.positions
+        for index in indexes:
+            position = positions.get(index)
+            if position is not None:
+                long, short = position.long, position.short
+                # fmt: off
+                events.append(_new(PositionUpdated, (
+                    account_id, index, long.today, long.history, short.today, short.history,
                     long.frozen_today + long.frozen_history,
-                    short.frozen_today + short.frozen_history,
-                    long.margin + short.margin,
-                    ts,
-                ),
-            )
-        )
+                    short.frozen_today + short.frozen_history, long.margin + short.margin, ts,
+                )))
+                # fmt: on
 
     # --- state -------------------------------------------------------------------------------
 

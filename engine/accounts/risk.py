@@ -29,6 +29,18 @@ _VOLUMES = (VolumeCondition.ANY, VolumeCondition.MIN, VolumeCondition.ALL)
 CLOSES = (Offset.CLOSE, Offset.CLOSETODAY, Offset.CLOSEYESTERDAY)
 _FUTURES_OFFSETS = (Offset.OPEN, *CLOSES)
 _SPOT_OFFSETS = (Offset.NONE, Offset.OPEN)
+PLAIN_ORDERS = {
+    spot: frozenset(
+        (side, OrderType.LIMIT, time, volume, offset)
+        for side in _SIDES
+        for time in _TIMES
+        for volume in (VolumeCondition.ANY, VolumeCondition.ALL)
+        for offset in (_SPOT_OFFSETS if spot else _FUTURES_OFFSETS)
+    )
+    for spot in (False, True)
+}
+"""By `spot`: (side, type, time, volume, offset) of the LIMIT orders whose fields need only the
+qty and price checks, so the submit path asks `bad_order_fields` only about the others."""
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrderType.LIMIT

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from engine.accounts import commands as c
-from engine.accounts.risk import RiskConfig
+from engine.accounts.risk import PLAIN_ORDERS, RiskConfig, bad_order_fields
 from engine.codes import ResultCode
-from engine.enums import Offset, OrderType, Side
+from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
 from tests.unit.engine.accounts.conftest import BTC, CNY, CU, IX, Desk
 
 
@@ -120,3 +122,26 @@ def test_deposits_and_withdrawals_are_idempotent_by_transaction_id(desk: Desk) -
     assert desk.code() is ResultCode.DEPOSIT_FAILED
     desk.run(c.Deposit, 2, 5, 15)
     assert desk.code() is ResultCode.NO_SUCH_ACCOUNT
+
+
+@pytest.mark.parametrize("instrument", [IX, BTC])
+def test_plain_orders_pass_bad_order_fields(desk: Desk, instrument: int) -> None:
+    """The submit path skips `bad_order_fields` for PLAIN_ORDERS (qty and price in range).
+
+    Over every combination of enum values, a key is in the set only if the full check passes,
+    and every LIMIT order with volume ANY or ALL that the full check passes is in the set.
+    """
+    terms = desk.core.terms[instrument]
+    plain = PLAIN_ORDERS[terms.spot]
+    for side, order_type, time, volume, offset in itertools.product(
+        Side, OrderType, TimeCondition, VolumeCondition, Offset
+    ):
+        submit = c.SubmitOrder(
+            1, 1, instrument, side, offset, 1000, terms.min_qty, order_type, time, volume, 0
+        )
+        key = (side, order_type, time, volume, offset)
+        passes = bad_order_fields(submit, terms) == ""
+        if key in plain:
+            assert passes, key
+        elif order_type is OrderType.LIMIT and volume is not VolumeCondition.MIN:
+            assert not passes, key
