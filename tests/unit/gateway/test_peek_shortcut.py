@@ -3,7 +3,6 @@ masked peeks taken in front of aiohttp, everything else (and a peek behind unhan
 left to aiohttp in order, and bytes sent right behind the handshake accounted for."""
 
 import asyncio
-import os
 import socket
 from typing import Any
 
@@ -11,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.diff_client import masked_frame
 from gateway.diff import peek_shortcut
 from gateway.diff.peek_shortcut import PEEK, DiffResponse, FrameBoundary, PeekShortcut
 from tests.unit.gateway.support import run_async
@@ -19,16 +19,7 @@ WAIT_S = 5.0
 
 
 def _frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    key = os.urandom(4)
-    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x80 | opcode, 0x80 | size))
-    elif size < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
-    return head + key + body
+    return masked_frame(opcode, payload)
 
 
 def test_boundaries_survive_every_split_of_the_reads() -> None:
