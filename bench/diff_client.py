@@ -5,8 +5,10 @@ client costs tens of microseconds of Python per message, asyncio's transports a 
 the JSON parse of a quote as much again. Here one worker process drives its clients from one
 `epoll` loop over plain non-blocking sockets: a client (`DiffClient`, no I/O of its own) reads
 the server's unmasked frames, finds each quote's `datetime` by a byte search instead of parsing
-the JSON, and answers every `rtn_data` with a `peek_message` masked once per connection. The
-receive time is read right after each socket read, before its frames are looked at.
+the JSON, and answers every `rtn_data` with a `peek_message` masked once per connection. Each
+quote gets two times: the client's clock right after the socket read that brought it (what a
+client sees), and the kernel's receive timestamp of that read (`SO_TIMESTAMPNS`: when the
+gateway's write reached the socket, whatever the client's own scheduling did afterwards).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import os
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -25,11 +28,15 @@ DATETIME_LENGTH = len("2025-01-01 00:00:00.000000")
 INS_LIST = b'"ins_list":"'
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 READ_SIZE = 1 << 16
+SO_TIMESTAMPNS = 35
+"""Linux's SO_TIMESTAMPNS (and its control message type): the socket module lacks the name."""
+TIMESPEC = struct.Struct("@qq")
+ANCILLARY_SPACE = socket.CMSG_SPACE(TIMESPEC.size)
 
 Stamp = Callable[[bytes], int]
 """A quote `datetime` (bytes) → ns UTC; 0 for the placeholder of a quote with no market yet."""
-Record = Callable[[int], None]
-"""Takes one latency in ns."""
+Record = Callable[[int, int], None]
+"""Takes one quote's latency in ns to the client, and to its socket."""
 
 
 def masked_frame(opcode: int, payload: bytes) -> bytes:
@@ -49,7 +56,7 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 class DiffClient:
     """One `/ws/diff` connection subscribed to `symbol`, without I/O: `feed` takes what the
     socket read and returns what to send back. Once the subscription is echoed (`on_ready`)
-    it records receive − quote time for every quote."""
+    it records receive − quote time for every quote (read and arrival)."""
 
     def __init__(
         self, host: str, symbol: str, on_ready: Callable[[], None], stamp: Stamp, record: Record
@@ -73,8 +80,9 @@ class DiffClient:
         self.closed = False
         self.quotes = 0
 
-    def feed(self, data: bytes, now: int) -> bytes:
-        """Bytes read at `now` (ns) → the bytes to send back (possibly none)."""
+    def feed(self, data: bytes, now: int, arrived: int) -> bytes:
+        """Bytes read at `now` that reached the socket at `arrived` (ns) → the bytes to send
+        back (possibly none)."""
         buffer = self._buffer + data if self._buffer else data
         out = b""
         if not self._upgraded:
@@ -101,7 +109,7 @@ class DiffClient:
             payload = buffer[start + head : end]
             start = end
             if opcode == TEXT:
-                self._on_text(payload, now)
+                self._on_text(payload, now, arrived)
                 out += self._peek
             elif opcode == PING:
                 out += masked_frame(PONG, payload)
@@ -111,7 +119,7 @@ class DiffClient:
         self._buffer = buffer[start:]
         return out
 
-    def _on_text(self, payload: bytes, now: int) -> None:
+    def _on_text(self, payload: bytes, now: int, arrived: int) -> None:
         if not self.ready and INS_LIST in payload:
             self.ready = True
             self._on_ready()
@@ -122,7 +130,7 @@ class DiffClient:
                 stamp = self._stamp(payload[at : at + DATETIME_LENGTH])
                 if stamp > 0:
                     self.quotes += 1
-                    self._record(now - stamp)
+                    self._record(now - stamp, arrived - stamp)
                 at = payload.find(DATETIME, at)
 
 
@@ -143,6 +151,7 @@ class ClientLoop:
     def connect(self, client: DiffClient) -> None:
         sock = socket.create_connection(self._address, timeout=30)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.sendall(client.handshake)
         sock.setblocking(False)
         self._clients[sock.fileno()] = (sock, client)
@@ -170,14 +179,19 @@ class ClientLoop:
     def _serve(self, fd: int) -> None:
         sock, client = self._clients[fd]
         try:
-            data = sock.recv(READ_SIZE)
+            data, ancillary, _, _ = sock.recvmsg(READ_SIZE, ANCILLARY_SPACE)
         except BlockingIOError:
             return
         now = time.time_ns()
         if not data:
             self._drop(fd)
             return
-        out = client.feed(data, now)
+        arrived = now
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = TIMESPEC.unpack(value[: TIMESPEC.size])
+                arrived = seconds * 1_000_000_000 + nanoseconds
+        out = client.feed(data, now, arrived)
         if out:
             sock.sendall(out)
         if client.closed:

@@ -168,14 +168,15 @@ def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    latency = HdrHistogram(1, 60_000_000, 3)
+    latency, arrival = HdrHistogram(1, 60_000_000, 3), HdrHistogram(1, 60_000_000, 3)
     subscribed = [0]
 
     def ready() -> None:
         subscribed[0] += 1
 
-    def record(ns: int) -> None:
-        latency.record_value(max(1, ns // 1000))
+    def record(read_ns: int, arrived_ns: int) -> None:
+        latency.record_value(max(1, read_ns // 1000))
+        arrival.record_value(max(1, arrived_ns // 1000))
 
     loop = ClientLoop(host, port, conn)
     try:
@@ -188,6 +189,7 @@ def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
         conn.send(("ready", time.perf_counter() - started))
         assert loop.run(300.0) == "reset"
         latency.reset()
+        arrival.reset()
         quotes_before = sum(c.quotes for c in loop.clients)
         cpu_before = time.process_time()
         conn.send("measuring")
@@ -196,12 +198,15 @@ def _fanout_worker(url: str, clients: int, conn: Connection) -> None:
         quotes = sum(c.quotes for c in loop.clients) - quotes_before
     finally:
         loop.close()
-    conn.send((latency.encode(), cpu_s, quotes))
+    conn.send((latency.encode(), arrival.encode(), cpu_s, quotes))
 
 
 @dataclasses.dataclass
 class Fanout:
     latency: HdrHistogram
+    """Quote time → the client's read, µs."""
+    arrival: HdrHistogram
+    """Quote time → the kernel's receive timestamp on the client's socket, µs."""
     connect_s: float
     """From a worker's first connect to its last client's subscription echo (slowest worker;
     the workers connect at the same time)."""
@@ -218,7 +223,7 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
     context = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
     pipes, workers = [], []
-    latency = HdrHistogram(1, 60_000_000, 3)
+    latency, arrival = HdrHistogram(1, 60_000_000, 3), HdrHistogram(1, 60_000_000, 3)
     clients_cpu_s, quotes = 0.0, 0
     try:
         async with aiohttp.ClientSession() as session:
@@ -251,10 +256,11 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
         for pipe in pipes:
             pipe.send("stop")
         for pipe in pipes:
-            encoded, worker_cpu_s, worker_quotes = await loop.run_in_executor(
+            read, arrived, worker_cpu_s, worker_quotes = await loop.run_in_executor(
                 None, _receive, pipe, 60.0
             )
-            latency.add(HdrHistogram.decode(encoded))
+            latency.add(HdrHistogram.decode(read))
+            arrival.add(HdrHistogram.decode(arrived))
             clients_cpu_s += worker_cpu_s
             quotes += worker_quotes
     finally:
@@ -263,7 +269,7 @@ async def fanout(url: str, clients: int, processes: int, cpu_probe: Callable[[],
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-    return Fanout(latency, connected, cpu_s, clients_cpu_s, quotes)
+    return Fanout(latency, arrival, connected, cpu_s, clients_cpu_s, quotes)
 
 
 def _receive(pipe: Connection, timeout: float) -> object:
@@ -301,6 +307,9 @@ async def measure_fanout(gateway: Gateway, results: Results, diff_clients: int) 
     for name, q in (("p50", 50), ("p99", 99), ("p99.9", 99.9)):
         value = fan.latency.get_value_at_percentile(q) / 1000
         results.add("shmex", workload, f"update→client {name}", value, "ms")
+    for name, q in (("p50", 50), ("p99", 99), ("p99.9", 99.9)):
+        value = fan.arrival.get_value_at_percentile(q) / 1000
+        results.add("shmex", workload, f"update→client socket {name}", value, "ms")
     quotes = max(1, fan.quotes)
     per_quote = 1e6 * fan.gateway_cpu_s / quotes
     results.add("shmex", workload, "gateway CPU per quote delivered", per_quote, "µs")
@@ -345,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "weighs most at low rates and in the per-quote figure of a small fan-out.",
             "DIFF latency = client receive time (read right after each socket read) − the",
             "quote's datetime (the match time, µs), so it covers matching → marketdata →",
-            "ZeroMQ → gateway → socket → client; 30 book updates 0.25 s apart. The clients are",
+            "ZeroMQ → gateway → socket → client; 'client socket' rows take the kernel's receive",
+            "timestamp of that read (SO_TIMESTAMPNS) instead: the exchange's part without the",
+            "clients' own scheduling. 30 book updates 0.25 s apart. The clients are",
             "bench/diff_client.py: one epoll loop per worker process, no JSON parse (byte search",
             "for datetime), SCHED_BATCH so that they do not preempt the exchange on wake-up",
             "(SHMEX_BENCH_EDGE_DIFF_BATCH=0 turns that off); their CPU per quote is a row.",
