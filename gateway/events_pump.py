@@ -1,9 +1,10 @@
 """The `events` ring into the event loop, without ever blocking the loop.
 
 A reader thread waits on the ring (bounded waits, so it notices a stop within ~50 ms), copies
-each batch out, releases the slots and hands the raw records to the loop with one
-`call_soon_threadsafe` per read; the loop decodes only the records it needs (numpy filters
-first: other gateways' answers and unwatched accounts are never turned into Python objects).
+each batch out, releases the slots and queues the raw records for the loop, waking it with
+`call_soon_threadsafe` only when no wake-up is pending (one per loop turn however many reads
+queued meanwhile); the loop decodes only the records it needs (numpy filters first: other
+gateways' answers and unwatched accounts are never turned into Python objects).
 At most `MAX_PENDING` batches wait for the loop: when the loop falls behind, the thread stops
 reading and the ring fills, which is the exchange's back-pressure (accounts waits and counts
 it) rather than memory growing here without bound.
@@ -40,6 +41,9 @@ class EventsPump:
         self._deliver = deliver
         self._stop = threading.Event()
         self._room = threading.Semaphore(MAX_PENDING)
+        self._queued: list[np.ndarray[Any, Any]] = []
+        self._queue_lock = threading.Lock()
+        self._wake_pending = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.records = 0
@@ -82,10 +86,20 @@ class EventsPump:
         batch = view.copy()
         self._reader.release(count)
         self.records += count
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._handover, batch)
+        with self._queue_lock:
+            self._queued.append(batch)
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._handover)
         return True
 
-    def _handover(self, batch: np.ndarray[Any, Any]) -> None:
-        self._room.release()
-        self._deliver(batch)
+    def _handover(self) -> None:
+        with self._queue_lock:
+            batches, self._queued, self._wake_pending = self._queued, [], False
+        for batch in batches:
+            self._room.release()
+            try:
+                self._deliver(batch)
+            except Exception:  # a bug in one batch's handling must not drop the next ones
+                log.exception("an events batch failed")
