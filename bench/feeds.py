@@ -8,13 +8,22 @@ through the U/u book keeper, and a seed-002-style peer (json + float, no validat
 on the same Binance frames, and the feeds process's publish step (records → market-data JSON
 bodies, K-lines, orjson) on the normalized Binance trades. The seeds' own figures are reference
 rows. Scale with SHMEX_BENCH_FEEDS_N (frames per workload, default 50,000) and
-SHMEX_BENCH_REPEAT (default 3).
+SHMEX_BENCH_REPEAT (runs per workload, default 5): each row is the median of the runs, and the
+trade rows also give the slowest run, by wall clock and by this process's CPU time.
+
+`bin/bench feeds --instructions [VENUE...]` counts instructions per trade message instead
+(valgrind's callgrind, stable under load): it runs this module with `--marked` under
+callgrind, where each venue's timed loop sits between two marker calls (`os.getppid` zeroes
+the counters, `os.getpgrp` dumps them), and writes bench/results/feeds_instructions.json.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +39,7 @@ from gateway.feeds.venues import VENUES
 from tests.feeds import fixtures
 
 N = int(os.environ.get("SHMEX_BENCH_FEEDS_N", "50000"))
-REPEAT = int(os.environ.get("SHMEX_BENCH_REPEAT", "3"))
+REPEAT = int(os.environ.get("SHMEX_BENCH_REPEAT", "5"))
 T0_NS = fixtures.T0_MS * 1_000_000
 
 
@@ -71,11 +80,17 @@ def _normalize(venue: str, frames: list[Frame], streams: list[str]) -> tuple[flo
     return elapsed, cpu, produced
 
 
-def _add(results: Results, workload: str, runs: list[tuple[float, float, int]]) -> None:
-    results.add("shmex", workload, "throughput (wall)", N / median([r[0] for r in runs]), "msg/s")
-    results.add(
-        "shmex", workload, "throughput (CPU time)", N / median([r[1] for r in runs]), "msg/s"
-    )
+def _add(
+    results: Results, workload: str, runs: list[tuple[float, float, int]], slowest: bool = False
+) -> None:
+    """Median throughput by wall clock and by CPU time (and, with `slowest`, the slowest run)."""
+    for clock, name in ((0, "wall"), (1, "CPU time")):
+        seconds = [run[clock] for run in runs]
+        results.add("shmex", workload, f"throughput ({name})", N / median(seconds), "msg/s")
+        if slowest:
+            results.add(
+                "shmex", workload, f"throughput ({name}, slowest run)", N / max(seconds), "msg/s"
+            )
 
 
 def _publish(frames: list[Frame]) -> tuple[float, float, int]:
@@ -127,20 +142,81 @@ def _depth_diff(i: int) -> str:
     )
 
 
+def _trades(workdir: Path, venue: str) -> list[Frame]:
+    return _record(workdir / f"{venue}.jsonl", venue, ["trade"], lambda i: fixtures.trade(venue, i))
+
+
+def _marked(venues: list[str]) -> None:
+    """The callgrind target of `--instructions`: one timed loop per venue between the markers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        recordings = {venue: _trades(Path(tmp), venue) for venue in venues}
+    for venue in venues:
+        _normalize(venue, recordings[venue][:500], ["trade"])  # imports and caches warm
+        os.getppid()  # callgrind --zero-before
+        _normalize(venue, recordings[venue], ["trade"])
+        os.getpgrp()  # callgrind --dump-before
+
+
+def _instructions(venues: list[str]) -> None:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    results = Results("feeds_instructions")
+    frames = os.environ.get("SHMEX_BENCH_FEEDS_N", "5000")  # callgrind runs ~50x slower
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            valgrind,
+            "--tool=callgrind",
+            "--zero-before=os_getppid",
+            "--dump-before=os_getpgrp",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "bench.feeds",
+            "--marked",
+            *venues,
+        ]
+        environment = {**os.environ, "SHMEX_BENCH_FEEDS_N": frames}
+        subprocess.run(
+            command,
+            check=True,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, venue in enumerate(venues, 1):
+            text = Path(f"{out}.{n}").read_text()
+            total = next(
+                int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:")
+            )
+            per_message = total / int(frames)
+            results.add(
+                "shmex", f"{venue} trades", "instructions per message", per_message, "instr"
+            )
+    results.finish(
+        [
+            f"valgrind callgrind, {frames} frames per venue, one run each: parse → normalize → "
+            "dedup → buffer, drained in blocks of 1,000, as the throughput rows.",
+            "Instruction counts do not depend on the machine's load (unlike the throughput rows).",
+        ]
+    )
+
+
 def main() -> None:
+    if sys.argv[1:2] in (["--marked"], ["--instructions"]):
+        venues = sys.argv[2:] or list(fixtures.SYMBOL)
+        (_marked if sys.argv[1] == "--marked" else _instructions)(venues)
+        return
     results = Results("feeds")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for venue in fixtures.SYMBOL:
-            frames = _record(
-                workdir / f"{venue}.jsonl",
-                venue,
-                ["trade"],
-                lambda i, v=venue: fixtures.trade(v, i),
-            )
+            frames = _trades(workdir, venue)
             runs = [_normalize(venue, frames, ["trade"]) for _ in range(REPEAT)]
             assert all(r[2] == N for r in runs), f"{venue}: expected {N} trades"
-            _add(results, f"{venue} trades", runs)
+            _add(results, f"{venue} trades", runs, slowest=True)
         frames = _record(workdir / "depth.jsonl", "BINANCE", ["depth"], _depth_diff)
         snapshot = Frame(T0_NS, "rest", "BTCUSDT", json.dumps(fixtures.binance_snapshot(199)))
         runs = [_normalize("BINANCE", [snapshot, *frames], ["depth"]) for _ in range(REPEAT)]
@@ -165,9 +241,13 @@ def main() -> None:
     results.add(
         "seed 003 (reference)", "Binance futures ingestion rate cap", "throughput", 1000, "msg/s"
     )
+    load_after = os.getloadavg()[0]
     results.finish(
         [
-            f"{N} frames per workload, median of {REPEAT}; one process, single thread.",
+            f"{N} frames per workload, median of {REPEAT} runs (trade rows also: the slowest "
+            "run); one process, single thread.",
+            f"Load average (1 min) {load_before:.2f} at the start, {load_after:.2f} at the end, "
+            f"on {os.cpu_count()} cores.",
             "shmex rows: parse (orjson; for Kraken/Upbit/Bithumb orjson with exact float→units, "
             "Decimal only for frames with 16+-digit literals) → exact ticks/lots → quality → "
             "dedup LRU → bounded buffer, drained in blocks of 1,000.",

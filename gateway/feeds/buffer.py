@@ -42,22 +42,26 @@ class BoundedBuffer:
         self.dropped_rate = 0
 
     def offer(self, record: Record, now_ns: int) -> bool:
-        if len(self._items) >= self.capacity:
+        items = self._items
+        if len(items) >= self.capacity:
             self.dropped_full += 1
             return False
-        if self.rate:
-            last = self._last_ns
-            self._last_ns = now_ns
-            if last is not None and now_ns > last:
-                self._tokens = min(
-                    float(self.rate), self._tokens + (now_ns - last) * self.rate / _NS
-                )
-            if self._tokens < 1.0:
-                self.dropped_rate += 1
-                return False
-            self._tokens -= 1.0
-        self._items.append(record)
+        if self.rate and not self._token(now_ns):
+            self.dropped_rate += 1
+            return False
+        items.append(record)
         self.accepted += 1
+        return True
+
+    def _token(self, now_ns: int) -> bool:
+        """Refill the bucket for the time since the last offer and take one token, if any."""
+        last = self._last_ns
+        self._last_ns = now_ns
+        if last is not None and now_ns > last:
+            self._tokens = min(float(self.rate), self._tokens + (now_ns - last) * self.rate / _NS)
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
         return True
 
     def drain(self, limit: int = 0) -> list[Record]:

@@ -28,15 +28,17 @@ class Deduplicator:
         self.checked += 1
         entries = self._entries
         first_seen = entries.get(key)
-        if first_seen is not None:
-            if now_ns - first_seen <= self.ttl_ns:
-                entries.move_to_end(key)
-                self.duplicates += 1
-                return True
-            del entries[key]  # expired: re-armed below, at the young end
+        if first_seen is None:  # the common case first
+            entries[key] = now_ns
+            if len(entries) > self.size:
+                entries.popitem(False)  # the least recently seen
+            return False
+        if now_ns - first_seen <= self.ttl_ns:
+            entries.move_to_end(key)
+            self.duplicates += 1
+            return True
+        del entries[key]  # expired: re-armed at the young end
         entries[key] = now_ns
-        if len(entries) > self.size:
-            entries.popitem(last=False)
         return False
 
     def __len__(self) -> int:

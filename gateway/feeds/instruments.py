@@ -3,8 +3,11 @@
 Venue numbers arrive as decimal strings, or, for venues that send JSON numbers, as ints,
 floats whose `repr` is the venue's literal, or `Decimal`s when that cannot be guaranteed
 (gateway/feeds/numbers.py). They are converted to integer ticks and lots exactly: a
-power-of-ten step takes a digit-string fast path, anything else `Decimal`. A value that is not
-a whole number of ticks (lots) raises `OffTick`, which the parser counts and rejects.
+power-of-ten step takes the float path below (a string of at most 15 characters is a literal of
+at most 15 significant digits, so `float()` of it qualifies) or a digit-string path, anything
+else `Decimal`. A value that is not a whole number of ticks (lots) raises `OffTick`, which the
+parser counts and rejects. Every value `float()` accepts, `Decimal` accepts with the same value,
+so the float path never admits a string the `Decimal` path would refuse.
 
 A float f (literal L of ≤ 15 significant digits, step 10**-k) takes one multiplication:
 n = round(f · 10**k). When L = m·10**-k is on the grid with |m| < 10**15, f·10**k is within
@@ -41,16 +44,26 @@ Number = str | int | float | Decimal
 
 _SMALLEST_NORMAL = 2.2250738585072014e-308
 _EXACT_UNITS = 10**15
-"""Below this many units a float's units are found by one multiplication (see `_convert`)."""
+"""Below this many units a float's units are found by one multiplication (see `convert`)."""
 
 MEMO_SIZE = 4096
-"""Converted strings remembered per scale: trades print the same few prices over and over."""
+"""Converted values remembered per scale: trades print the same few prices over and over."""
 
 
 class Scale:
-    """Converts decimal strings to integer multiples of one step (a tick or a lot)."""
+    """Converts venue numbers to integer multiples of one step (a tick or a lot).
 
-    __slots__ = ("_float_scale", "_k", "_memo", "_pad", "_pads", "step")
+    `units(v)` is the whole API; the per-message path spells it `lookup(v) or convert(v)`,
+    which is the same thing without a Python frame when the value is remembered. The memo holds
+    no Decimal (equal numbers, equal units: one memo serves all) and no number equal to 0 or 1
+    (`True == 1 == 1.0` as a dict key, and a bool must reach `_exact`, which refuses it), so a
+    remembered value is never falsy and a lookup never answers for a bool.
+    """
+
+    __slots__ = ("_float_scale", "_k", "_memo", "_pad", "_pads", "lookup", "step")
+
+    lookup: Callable[[Number], int | None]
+    """The remembered units of a value, or None."""
 
     def __init__(self, step: str | Decimal) -> None:
         self.step = Decimal(step)
@@ -62,31 +75,42 @@ class Scale:
         self._pads = len(self._pad)
         self._float_scale = 10.0**k if 0 <= k <= 22 else 0.0  # 10**k is an exact double
         self._memo: dict[Number, int] = {}
+        self.lookup = self._memo.get
 
     def units(self, value: Number) -> int:
         """The exact number of steps in `value`; raises OffTick when it is not whole."""
-        units = self._memo.get(value)
-        if units is None or value.__class__ is bool:  # True == 1 == 1.0 as a dict key
-            units = self._convert(value)
-            if value.__class__ is not Decimal:  # equal numbers, equal units: one memo serves all
-                if len(self._memo) >= MEMO_SIZE:
-                    self._memo.clear()
-                self._memo[value] = units
-        return units
+        return self.lookup(value) or self.convert(value)
 
-    def _convert(self, value: Number) -> int:
+    def convert(self, value: Number) -> int:
+        """`units` of a value the memo does not hold; remembers it (see the class docstring).
+        Short strings and floats take the float path here, in one frame; the rest `_exact`."""
         cls = value.__class__
-        if cls is float:
-            scale = self._float_scale
-            if scale:
-                try:
-                    units = round(value * scale)  # type: ignore[operator]
-                except (ValueError, OverflowError) as error:  # NaN, infinity
-                    raise OffTick(repr(value)) from error
+        scale = self._float_scale
+        units = None
+        if scale and ((cls is str and len(value) < 16) or cls is float):  # type: ignore[arg-type]
+            try:
+                number = float(value)
+                units = round(number * scale)
+            except (ValueError, OverflowError):  # not a number, NaN, infinity: `_exact` says
+                pass
+            else:
                 # exact: the product is within 0.5 of the true units, and only the units of
                 # an on-grid value divide back to the very same double (module docstring)
-                if -_EXACT_UNITS < units < _EXACT_UNITS and units / scale == value:
-                    return units  # type: ignore[no-any-return]
+                if not (-_EXACT_UNITS < units < _EXACT_UNITS and units / scale == number):
+                    units = None
+        if units is None:
+            units = self._exact(value)
+        if units and (cls is str or (cls is not Decimal and value != 1)):
+            memo = self._memo
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[value] = units
+        return units
+
+    def _exact(self, value: Number) -> int:
+        """Digit strings and ints exactly, floats through their literal, the rest `Decimal`."""
+        cls = value.__class__
+        if cls is float:
             if 0.0 < abs(value) < _SMALLEST_NORMAL:  # type: ignore[arg-type]
                 raise OffTick(repr(value))  # subnormal: repr may not be the literal
             value = repr(value)  # the literal itself (gateway/feeds/numbers.py)
@@ -159,12 +183,26 @@ class InstrumentSpec:
         self.symbol_valid = symbol_ok(symbol)
 
 
+class _BySymbol(dict[str, "InstrumentSpec | None"]):
+    """Symbol → spec, where subscripting an unknown symbol gives None and counts it: the
+    per-message lookup is then one dict lookup in C (no Python frame)."""
+
+    __slots__ = ("unknown",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unknown = 0
+
+    def __missing__(self, symbol: str) -> None:
+        self.unknown += 1
+
+
 class InstrumentTable:
     """The instruments of one venue, looked up by the venue's own symbol spelling."""
 
     def __init__(self, venue: str, specs: Iterable[InstrumentSpec] = ()) -> None:
         self.venue = venue
-        self._by_symbol: dict[str, InstrumentSpec] = {}
+        self._by_symbol = _BySymbol()
         self._by_id: dict[str, InstrumentSpec] = {}
         for spec in specs:
             self.add(spec)
@@ -178,9 +216,15 @@ class InstrumentTable:
     def get(self, symbol: str) -> InstrumentSpec | None:
         return self._by_symbol.get(symbol)
 
-    def get_function(self) -> Callable[[str], InstrumentSpec | None]:
-        """`get` without the method call, for the per-message hot path (sees later `add`s)."""
-        return self._by_symbol.get
+    def lookup_function(self) -> Callable[[str], InstrumentSpec | None]:
+        """`get` for the per-message hot path: no Python frame, sees later `add`s, and counts
+        the symbols it did not know in `unknown`."""
+        return self._by_symbol.__getitem__
+
+    @property
+    def unknown(self) -> int:
+        """Lookups by `lookup_function` of symbols not in the table."""
+        return self._by_symbol.unknown
 
     def symbol_of(self, instrument_id: str) -> str:
         return self._by_id[instrument_id].symbol

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from decimal import InvalidOperation
 from typing import Any, ClassVar
 
@@ -33,6 +33,8 @@ MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, Invali
 
 _NS = 1_000_000_000
 
+_new = object.__new__
+
 
 class Normalizer:
     """Venue-independent half of a connector. Subclasses set `venue`, `default_instruments`,
@@ -49,7 +51,8 @@ class Normalizer:
         self.clock_ns = clock_ns
         rows = {**self.default_instruments, **config.instruments}
         self.instruments = InstrumentTable.from_mapping(self.venue, rows)
-        self._specs = self.instruments.get_function()
+        self.spec = self.instruments.lookup_function()
+        """Venue symbol → spec, or None (counted as `unknown_symbol`)."""
         self.decoder = FrameDecoder(config.min_decode_confidence)
         self.dedup = Deduplicator(config.dedup_size, int(config.dedup_ttl * _NS))
         self.buffer = BoundedBuffer(config.buffer_capacity, config.buffer_rate)
@@ -63,7 +66,6 @@ class Normalizer:
             (
                 "frames",
                 "malformed",
-                "unknown_symbol",
                 "off_tick",
                 "rejected",
                 "records",
@@ -85,8 +87,9 @@ class Normalizer:
     loads: ClassVar[Callable[[str], Any]] = staticmethod(orjson.loads)
     """JSON → Python; venues that send prices as JSON numbers use `numbers.loads_exact`."""
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
-        """One decoded venue message → normalized records (none for acks, pongs, heartbeats)."""
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
+        """One decoded venue message → its normalized records other than trades, which the
+        parser hands to `trade()` (none for acks, pongs, heartbeats)."""
         raise NotImplementedError
 
     def parse_snapshot(self, symbol: str, body: Any, ts_recv: int) -> BookUpdate | None:
@@ -100,22 +103,33 @@ class Normalizer:
     # -- the pipeline ------------------------------------------------------------------------
 
     def feed(self, frame: bytes | str, ts_recv: int) -> int:
-        """Run one raw frame through the pipeline; returns how many records it buffered."""
+        """Run one raw frame through the pipeline; returns how many records it buffered.
+
+        Trades, the bulk of every feed, are buffered by `trade()` as the parser finds them;
+        the records `parse` returns go here through their book keeper (books) or the dedup
+        of their content (tickers, bars). A malformed frame keeps the trades of the rows
+        before the malformed one."""
         counters = self.counters
         counters["frames"] += 1
         text = frame if frame.__class__ is str else self.decoder.decode(frame)
-        if text is None:
+        if text is None or text == self.pong:
             return 0
-        if text == self.pong:
-            return 0
+        buffer = self.buffer
+        accepted = buffer.accepted
         try:
-            message = self.loads(text)
-            records = self.parse(message, ts_recv)
-            return self._route(records, ts_recv)
+            records = self.parse(self.loads(text), ts_recv)
         except MALFORMED as error:
             counters["malformed"] += 1
             log.debug("%s: malformed frame (%s): %.200s", self.venue, error, text)
-            return 0
+            return buffer.accepted - accepted
+        if records:
+            counters["records"] += len(records)
+            for record in records:
+                if record.__class__ is BookUpdate:
+                    self._on_book(record, ts_recv)  # type: ignore[arg-type]
+                elif not self.dedup.seen(self._event_key(record), ts_recv):
+                    buffer.offer(record, ts_recv)
+        return buffer.accepted - accepted
 
     def feed_snapshot(self, symbol: str, body: bytes | str, ts_recv: int) -> int:
         """A REST snapshot body, fetched live or replayed from a recording."""
@@ -128,29 +142,9 @@ class Normalizer:
         if snapshot is None:
             return 0
         self.counters["rest_snapshots"] += 1
+        self.counters["records"] += 1
         self.resync_pending.discard(symbol)
-        return self._route((snapshot,), ts_recv)
-
-    def _route(self, records: Iterable[Record], ts_recv: int) -> int:
-        buffered = 0
-        offer = self.buffer.offer
-        seen = self.dedup.seen
-        count = 0
-        for record in records:
-            count += 1
-            cls = record.__class__
-            if cls is Trade:
-                if seen((record.instrument, record.trade_id, record.ts_event), ts_recv):  # type: ignore[union-attr]
-                    continue
-                buffered += offer(record, ts_recv)
-            elif cls is BookUpdate:
-                buffered += self._on_book(record, ts_recv)  # type: ignore[arg-type]
-            else:
-                if seen(self._event_key(record), ts_recv):
-                    continue
-                buffered += offer(record, ts_recv)
-        self.counters["records"] += count
-        return buffered
+        return self._on_book(snapshot, ts_recv)
 
     @staticmethod
     def _event_key(record: Record) -> Hashable:
@@ -199,12 +193,6 @@ class Normalizer:
         log.warning("%s: venue error: %.300s", self.venue, message)
         return ()
 
-    def spec(self, symbol: str) -> InstrumentSpec | None:
-        spec = self._specs(symbol)
-        if spec is None:
-            self.counters["unknown_symbol"] += 1
-        return spec
-
     def trade(
         self,
         spec: InstrumentSpec,
@@ -215,34 +203,45 @@ class Normalizer:
         side: Side,
         trade_id: Any,
         sequence: int = 0,
-    ) -> Trade | None:
-        """A validated Trade, or None (counted) when off tick or not positive."""
-        try:
-            ticks = spec.tick.units(price)
-            lots = spec.lot.units(qty)
+    ) -> None:
+        """Validate, score, deduplicate (by instrument, trade id and event time) and buffer one
+        trade; off tick or not positive is counted and dropped. The per-message hot path:
+        no record list, no routing, and a duplicate builds no record."""
+        tick, lot = spec.tick, spec.lot
+        try:  # Scale.units without its frame when the memo knows the value (prices do)
+            ticks = tick.lookup(price) or tick.convert(price)
+            lots = lot.lookup(qty) or lot.convert(qty)
         except OffTick:
             self.counters["off_tick"] += 1
-            return None
+            return
         if ticks <= 0 or lots <= 0:
             self.counters["rejected"] += 1
-            return None
+            return
         if lots >= spec.dust_lots and ticks <= spec.max_price_ticks and spec.symbol_valid:
             score = 100  # the common case, without the call
         else:
             score = quality_score(
                 ticks, lots, spec.symbol_valid, spec.dust_lots, spec.max_price_ticks
             )
-        return Trade(
-            spec.instrument_id,
-            ts_event,
-            ts_recv,
-            ticks,
-            lots,
-            side,
-            trade_id if trade_id.__class__ is int else _int_id(trade_id),
-            sequence,
-            score,
-        )
+        if trade_id.__class__ is not int:
+            trade_id = _int_id(trade_id)
+        self.counters["records"] += 1
+        instrument = spec.instrument_id
+        if not self.dedup.seen((instrument, trade_id, ts_event), ts_recv):
+            # the fields set here rather than by Trade(...), whose dataclass __init__ runs from
+            # C (type call → slot_tp_init) at twice the cost of this block (the venue tests
+            # compare every field of the emitted trades)
+            record = _new(Trade)
+            record.instrument = instrument
+            record.ts_event = ts_event
+            record.ts_recv = ts_recv
+            record.price = ticks
+            record.qty = lots
+            record.side = side
+            record.trade_id = trade_id
+            record.sequence = sequence
+            record.quality = score
+            self.buffer.offer(record, ts_recv)
 
     def levels(self, spec: InstrumentSpec, rows: Sequence[Sequence[Any]]) -> list[Level]:
         """[[price, qty, ...], ...] → [(ticks, lots)]; raises OffTick (the whole update is bad)."""
@@ -348,6 +347,7 @@ class Normalizer:
         """Every counter, plus the health line's figures."""
         out: dict[str, Any] = dict(self.counters)
         out.update(
+            unknown_symbol=self.instruments.unknown,
             undecodable=self.decoder.undecodable,
             redecoded=self.decoder.redecoded,
             duplicates=self.dedup.duplicates,
@@ -366,7 +366,7 @@ def _int_id(trade_id: Any) -> int:
     """Venue trade ids as int; non-numeric ids (Bybit UUIDs) as a stable 63-bit hash."""
     if trade_id.__class__ is int:
         return trade_id  # type: ignore[no-any-return]
-    text = str(trade_id)
+    text = trade_id if trade_id.__class__ is str else str(trade_id)
     if text.isdigit():
         return int(text)
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1

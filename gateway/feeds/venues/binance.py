@@ -9,7 +9,7 @@ snapshot (/api/v3/depth, /fapi/v1/depth) by Binance's documented procedure (book
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -68,7 +68,7 @@ class BinanceSpot(Connector):
             spec, ts_event, ts_recv, body["bids"], body["asks"], True, last_id, last_id
         )
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         stream = message.get("stream")
         if stream is None:
             if "error" in message or "code" in message:
@@ -78,18 +78,17 @@ class BinanceSpot(Connector):
         event = data.get("e")
         if event == "trade" or event == "aggTrade":
             spec = self.spec(data["s"])
-            if spec is None:
-                return ()
-            trade = self.trade(
-                spec,
-                data["T"] * 1_000_000,
-                ts_recv,
-                data["p"],
-                data["q"],
-                _TAKER_BY_BUYER_MAKER[data["m"]],  # m: the buyer is the maker
-                data["t"] if event == "trade" else data["a"],
-            )
-            return (trade,) if trade is not None else ()
+            if spec is not None:
+                self.trade(
+                    spec,
+                    data["T"] * 1_000_000,
+                    ts_recv,
+                    data["p"],
+                    data["q"],
+                    _TAKER_BY_BUYER_MAKER[data["m"]],  # m: the buyer is the maker
+                    data["t"] if event == "trade" else data["a"],
+                )
+            return ()
         if "@depth" in stream:
             return self._depth(stream, data, ts_recv)
         if event == "kline":
@@ -131,7 +130,7 @@ class BinanceSpot(Connector):
             return (ticker,) if ticker is not None else ()
         return ()
 
-    def _depth(self, stream: str, data: dict[str, Any], ts_recv: int) -> Iterable[Record]:
+    def _depth(self, stream: str, data: dict[str, Any], ts_recv: int) -> Sequence[Record]:
         symbol = stream.partition("@")[0].upper()
         spec = self.spec(symbol)
         if spec is None:
@@ -156,7 +155,7 @@ class BinanceSpot(Connector):
             )
         return (update,) if update is not None else ()
 
-    def _kline(self, data: dict[str, Any], ts_recv: int) -> Iterable[Record]:
+    def _kline(self, data: dict[str, Any], ts_recv: int) -> Sequence[Record]:
         spec = self.spec(data["s"])
         if spec is None:
             return ()

@@ -7,7 +7,7 @@ service restarted and the message is a fresh snapshot (Bybit's documented rule).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -70,7 +70,7 @@ class Bybit(Connector):
             update_id,
         )
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         topic = message.get("topic")
         if topic is None:
             if message.get("success") is False:
@@ -79,11 +79,10 @@ class Bybit(Connector):
         channel = topic.partition(".")[0]
         data = message["data"]
         if channel == "publicTrade":
-            out = []
             for row in data:
                 spec = self.spec(row["s"])
                 if spec is not None:
-                    trade = self.trade(
+                    self.trade(
                         spec,
                         row["T"] * 1_000_000,
                         ts_recv,
@@ -92,9 +91,7 @@ class Bybit(Connector):
                         _SIDE[row["S"]],
                         row["i"],
                     )
-                    if trade is not None:
-                        out.append(trade)
-            return out
+            return ()
         if channel == "tickers":
             spec = self.spec(data["symbol"])
             if spec is None:

@@ -9,7 +9,7 @@ socket snapshot on subscribe; while the socket is down, /products/<id>/book?leve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -66,7 +66,7 @@ class Coinbase(Connector):
         self._sequence[product] = sequence
         return True
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         kind = message["type"]
         if kind == "match" or kind == "last_match":
             product = message["product_id"]
@@ -78,7 +78,7 @@ class Coinbase(Connector):
             if previous is not None and trade_id != previous + 1:
                 self.counters["trade_gaps"] += 1
             self._trade_id[product] = trade_id
-            trade = self.trade(
+            self.trade(
                 spec,
                 iso_to_ns(message["time"]),
                 ts_recv,
@@ -88,7 +88,7 @@ class Coinbase(Connector):
                 trade_id,
                 message["sequence"],
             )
-            return (trade,) if trade is not None else ()
+            return ()
         if kind == "ticker":
             product = message["product_id"]
             spec = self.spec(product)
@@ -115,7 +115,7 @@ class Coinbase(Connector):
             return self.venue_error(message)
         return ()  # subscriptions, heartbeat
 
-    def _level2(self, kind: str, message: Any, ts_recv: int) -> Iterable[Record]:
+    def _level2(self, kind: str, message: Any, ts_recv: int) -> Sequence[Record]:
         spec = self.spec(message["product_id"])
         if spec is None:
             return ()

@@ -6,7 +6,7 @@ symbol is `KRW-BTC` (quote-target, like Upbit's codes). Orderbook messages are w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -68,7 +68,7 @@ class Coinone(Connector):
             True,
         )
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         if message.get("response_type") != "DATA":
             if message.get("response_type") == "ERROR":
                 return self.venue_error(message)
@@ -82,7 +82,7 @@ class Coinone(Connector):
         if spec is None:
             return ()
         if channel == "TRADE":
-            trade = self.trade(
+            self.trade(
                 spec,
                 int(data["timestamp"]) * 1_000_000,
                 ts_recv,
@@ -91,7 +91,7 @@ class Coinone(Connector):
                 _TAKER_BY_SELLER_MAKER[data["is_seller_maker"]],
                 data["id"],
             )
-            return (trade,) if trade is not None else ()
+            return ()
         if channel == "TICKER":
             ticker = self.ticker(
                 spec,

@@ -7,7 +7,7 @@ keeps the socket alive. The diff book syncs from /api/v4/spot/order_book?with_id
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -77,7 +77,7 @@ class GateIo(Connector):
             spec, ts_event, ts_recv, body["bids"], body["asks"], True, body["id"], body["id"]
         )
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         if message.get("event") != "update":
             if message.get("error"):
                 return self.venue_error(message)
@@ -86,18 +86,17 @@ class GateIo(Connector):
         result = message["result"]
         if channel == "spot.trades":
             spec = self.spec(result["currency_pair"])
-            if spec is None:
-                return ()
-            trade = self.trade(
-                spec,
-                ms(result["create_time_ms"]),
-                ts_recv,
-                result["price"],
-                result["amount"],
-                _SIDE[result["side"]],
-                result["id"],
-            )
-            return (trade,) if trade is not None else ()
+            if spec is not None:
+                self.trade(
+                    spec,
+                    ms(result["create_time_ms"]),
+                    ts_recv,
+                    result["price"],
+                    result["amount"],
+                    _SIDE[result["side"]],
+                    result["id"],
+                )
+            return ()
         if channel == "spot.tickers":
             spec = self.spec(result["currency_pair"])
             if spec is None:

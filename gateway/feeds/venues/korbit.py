@@ -6,7 +6,7 @@ lower-case `btc_krw`; prices and quantities are decimal strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -52,7 +52,7 @@ class Korbit(Connector):
             True,
         )
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         kind = message.get("type")
         if kind not in ("trade", "ticker", "orderbook"):
             if "error" in message or message.get("success") is False:
@@ -63,9 +63,8 @@ class Korbit(Connector):
             return ()
         data = message["data"]
         if kind == "trade":
-            out = []
             for row in data:
-                trade = self.trade(
+                self.trade(
                     spec,
                     row["timestamp"] * 1_000_000,
                     ts_recv,
@@ -74,9 +73,7 @@ class Korbit(Connector):
                     _TAKER_BY_BUYER_TAKER[row["isBuyerTaker"]],
                     row["tradeId"],
                 )
-                if trade is not None:
-                    out.append(trade)
-            return out
+            return ()
         if kind == "ticker":
             ticker = self.ticker(
                 spec,

@@ -11,7 +11,7 @@ require.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -83,7 +83,7 @@ class Kraken(Connector):
         (book,) = body["result"].values()
         return self.book(spec, ts_recv, ts_recv, book["bids"], book["asks"], True)
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         channel = message.get("channel")
         data = message.get("data")
         if data is None or channel not in ("trade", "ticker", "book"):
@@ -96,16 +96,14 @@ class Kraken(Connector):
             if spec is None:
                 continue
             if channel == "trade":
-                out.append(
-                    self.trade(
-                        spec,
-                        iso_to_ns(row["timestamp"]),
-                        ts_recv,
-                        row["price"],
-                        row["qty"],
-                        _SIDE[row["side"]],
-                        row["trade_id"],
-                    )
+                self.trade(
+                    spec,
+                    iso_to_ns(row["timestamp"]),
+                    ts_recv,
+                    row["price"],
+                    row["qty"],
+                    _SIDE[row["side"]],
+                    row["trade_id"],
                 )
             elif channel == "ticker":
                 out.append(

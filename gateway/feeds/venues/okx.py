@@ -7,7 +7,7 @@ resync is an unsubscribe + subscribe, which makes the socket send a fresh snapsh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -54,7 +54,7 @@ class Okx(Connector):
         data = body["data"][0]
         return self.book(spec, ms(data["ts"]), ts_recv, data["bids"], data["asks"], True)
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         arg = message.get("arg")
         data = message.get("data")
         if arg is None or data is None:
@@ -65,21 +65,20 @@ class Okx(Connector):
         spec = self.spec(arg["instId"])
         if spec is None:
             return ()
-        out: list[Record | None] = []
         if channel == "trades":
             for row in data:
-                out.append(
-                    self.trade(
-                        spec,
-                        ms(row["ts"]),
-                        ts_recv,
-                        row["px"],
-                        row["sz"],
-                        _SIDE[row["side"]],
-                        row["tradeId"],
-                    )
+                self.trade(
+                    spec,
+                    ms(row["ts"]),
+                    ts_recv,
+                    row["px"],
+                    row["sz"],
+                    _SIDE[row["side"]],
+                    row["tradeId"],
                 )
-        elif channel == "tickers":
+            return ()
+        out: list[Record | None] = []
+        if channel == "tickers":
             for row in data:
                 out.append(
                     self.ticker(

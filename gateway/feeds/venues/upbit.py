@@ -9,7 +9,7 @@ orderbook message is a whole book (a snapshot). The socket is kept alive with a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from engine.enums import Side
@@ -49,22 +49,21 @@ class Upbit(Connector):
     def parse_snapshot(self, symbol: str, body: Any, ts_recv: int) -> BookUpdate | None:
         return self._orderbook(body[0], ts_recv)
 
-    def parse(self, message: Any, ts_recv: int) -> Iterable[Record]:
+    def parse(self, message: Any, ts_recv: int) -> Sequence[Record]:
         kind = message.get("type")
         if kind == "trade":
             spec = self.spec(message["code"])
-            if spec is None:
-                return ()
-            trade = self.trade(
-                spec,
-                message["trade_timestamp"] * 1_000_000,
-                ts_recv,
-                message["trade_price"],
-                message["trade_volume"],
-                _TAKER[message["ask_bid"]],
-                message["sequential_id"],
-            )
-            return (trade,) if trade is not None else ()
+            if spec is not None:
+                self.trade(
+                    spec,
+                    message["trade_timestamp"] * 1_000_000,
+                    ts_recv,
+                    message["trade_price"],
+                    message["trade_volume"],
+                    _TAKER[message["ask_bid"]],
+                    message["sequential_id"],
+                )
+            return ()
         if kind == "ticker":
             spec = self.spec(message["code"])
             if spec is None:

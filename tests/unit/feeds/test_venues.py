@@ -1,5 +1,6 @@
 """Per-venue parsers against frames in each venue's documented format (tests/feeds/fixtures.py)."""
 
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -105,6 +106,12 @@ def test_first_trade_normalizes_exactly(
     )
     assert (trade.ts_event, trade.ts_recv, trade.quality) == (ts_event, T_RECV, 100)
     assert trade.to_record()["price"] == price
+    # the pipeline sets a trade's fields itself (not through Trade.__init__): all of them
+    sequence = 50 if venue == "COINBASE" else 0  # Coinbase's match carries its sequence
+    expected = Trade(instrument, ts_event, T_RECV, price, qty, side, trade_id, sequence, 100)
+    assert [getattr(trade, f.name) for f in fields(Trade)] == [
+        getattr(expected, f.name) for f in fields(Trade)
+    ]
 
 
 @pytest.mark.parametrize("venue", sorted(fixtures.SYMBOL))
