@@ -17,7 +17,7 @@ import numpy as np
 from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
 from engine.codes import ResultCode
 from engine.enums import Offset, OrderStatus, OrderType, Side, TimeCondition, VolumeCondition
-from engine.instruments import Instrument, InstrumentRegistry
+from engine.instruments import InstrumentRegistry
 from gateway.backend import AccountEvent, EventKind
 
 MAX_REMEMBERED_ORDERS = 1_000_000
@@ -117,6 +117,7 @@ class EventRenderer:
         details = self.details.get(event.order_id, _DEFAULT)
         if event.status in _FINISHED and event.order_id in self.details:
             self._forget(event.order_id)
+        lots = _numbers(instrument.lot_size)
         return {
             "order_id": event.order_id,
             "client_order_id": details.client_order_id,
@@ -125,10 +126,10 @@ class EventRenderer:
             "direction": _SIDE[event.side],
             "offset": _OFFSET[event.offset],
             "order_type": _ORDER_TYPE[details.order_type],
-            "price": _price(instrument, event.price),
-            "volume": _lots(instrument, event.qty),
-            "filled_volume": _lots(instrument, event.filled),
-            "remaining_volume": _lots(instrument, event.qty - event.filled),
+            "price": _numbers(instrument.price_tick)[event.price] if event.price else None,
+            "volume": lots[event.qty],
+            "filled_volume": lots[event.filled],
+            "remaining_volume": lots[event.qty - event.filled],
             "status": _STATUS[event.status],
             "time_condition": _TIME[details.time_condition],
             "volume_condition": _VOLUME[details.volume_condition],
@@ -176,8 +177,8 @@ class EventRenderer:
             "instrument_id": instrument.id,
             "direction": _SIDE[event.side],
             "offset": _OFFSET[event.offset],
-            "price": _price(instrument, event.price),
-            "volume": _lots(instrument, event.qty),
+            "price": _numbers(instrument.price_tick)[event.price] if event.price else None,
+            "volume": _numbers(instrument.lot_size)[event.qty],
             "commission": event.commission / scale,
             "close_profit": event.close_profit / scale,
             "trade_time_ns": event.ts,
@@ -219,25 +220,29 @@ class EventRenderer:
         }
 
 
-_NUMBERS: dict[tuple[Decimal, int], int | float] = {}
-"""(tick or lot size, integer) → its JSON number: a book trades at few prices and sizes, and
-the Decimal round trip is most of an event's rendering cost."""
+class _Numbers(dict[int, int | float]):
+    """Integer ticks or lots of one step → the JSON number (a book trades at few prices and
+    sizes, and the Decimal round trip is most of an event's rendering cost): a hit is a plain
+    dict lookup, a miss computes and keeps it (all dropped beyond `_NUMBERS_KEPT`)."""
+
+    def __init__(self, step: Decimal) -> None:
+        super().__init__()
+        self.step = step
+
+    def __missing__(self, count: int) -> int | float:
+        if len(self) >= _NUMBERS_KEPT:
+            self.clear()
+        value = self[count] = number(self.step * count)
+        return value
+
+
+_NUMBERS: dict[Decimal, _Numbers] = {}
 _NUMBERS_KEPT = 100_000
 
 
-def _price(instrument: Instrument, ticks: int) -> int | float | None:
-    return _scaled(instrument.price_tick, ticks) if ticks else None
-
-
-def _lots(instrument: Instrument, lots: int) -> int | float:
-    return _scaled(instrument.lot_size, lots)
-
-
-def _scaled(step: Decimal, count: int) -> int | float:
-    key = (step, count)
-    value = _NUMBERS.get(key)
-    if value is None:
-        if len(_NUMBERS) >= _NUMBERS_KEPT:
-            _NUMBERS.clear()
-        value = _NUMBERS[key] = number(step * count)
-    return value
+def _numbers(step: Decimal) -> _Numbers:
+    """The memo of one tick or lot size."""
+    numbers = _NUMBERS.get(step)
+    if numbers is None:
+        numbers = _NUMBERS[step] = _Numbers(step)
+    return numbers
