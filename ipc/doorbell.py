@@ -138,6 +138,13 @@ class Inbox:
                 return True
         return False
 
+    def backlog(self) -> int:
+        """Records published on the rings and not yet released by this process."""
+        total = 0
+        for reader in self.readers:
+            total += reader.lag
+        return total
+
     def ready(self) -> bool:
         """`pending()`, or the nudging thread has work for the process."""
         return self.pending() or self._nudged()

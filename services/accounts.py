@@ -22,7 +22,6 @@ command into a STORAGE (5002) rejection; nothing unjournaled is ever applied.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Container
 from itertools import repeat
@@ -48,7 +47,7 @@ from services.recovery import CommitGate, Output, checkpoint_dir, epoch_of, jour
 from services.topology import cmd_ids, execs_rings, matching_shards
 from storage.checkpoint import write_checkpoint
 from storage.errors import JournalError
-from storage.journal import Durability, Journal, iter_journal_arrays
+from storage.journal import Journal, iter_journal_arrays
 from storage.recovery import plan_recovery
 
 log = logging.getLogger(__name__)
@@ -67,10 +66,6 @@ BOOKED = kind_table(
 """The execs the core books; the rest (book levels, phases) are not journaled or applied."""
 _ANSWERS = kind_table([Kind.COMMAND_ACCEPTED, Kind.COMMAND_REJECTED])
 _CMD_BAND = 100
-SWITCH_INTERVAL_S = 0.001
-"""The GIL switch interval with a sync thread (Python's default is 5 ms): how long the journal's
-sync thread may wait for the GIL while the loop applies a batch, to report a completed fsync
-and start the next one."""
 
 
 def instrument_record(command: UpsertInstrument, kind: Kind) -> np.ndarray[Any, Any]:
@@ -118,8 +113,6 @@ def encode_orders(commands: list[Any], known: Container[int]) -> np.ndarray[Any,
 
 class Accounts(Service):
     name: ClassVar[str] = "accounts"
-    gate: CommitGate | None = None
-    """Holds outputs until their journal records are durable (sync mode under a Runner)."""
 
     def inputs(self) -> list[str]:
         return [f"cmd.{g}" for g in cmd_ids(self.config)] + execs_rings(self.config)
@@ -137,10 +130,7 @@ class Accounts(Service):
         self.rejected_storage = 0
         directory = journal_dir(self.config, "accounts")
         self.journal = Journal.open(directory, configuration.journal_config(self.config))
-        if self.wake is not None and self.journal.config.durability is Durability.SYNC:
-            self.gate = CommitGate(self.journal)
-            self.journal.on_durable = self.wake
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.gate = CommitGate.under_runner(self.journal, self.wake)
         plan = plan_recovery(checkpoint_dir(self.config), CHECKPOINT, directory)
         self.recovered = self.rebuild(plan.state, plan.checkpoint_seq)
         log.info("recovered", extra={"fields": self.recovered})
@@ -153,8 +143,6 @@ class Accounts(Service):
         self._commands_counter = self.metrics.counter("commands_in")
         self._accepted = self.metrics.counter("accepted")
         self._trades = self.metrics.counter("trades")
-        self._commits_loop = self.metrics.counter("commits", where="loop")
-        self._commits_background = self.metrics.counter("commits", where="background")
         self.state = self._load(payload)
         for ring, attached in self.rings.items():
             self.state.streams.adopt(ring, epoch_of(attached))
@@ -254,34 +242,10 @@ class Accounts(Service):
     def _journal(self, records: np.ndarray[Any, Any]) -> None:
         """Journal a batch before it is applied: durable on return, or, with the gate, written
         (a process crash keeps it) with its outputs held until `end_pass` has it synced."""
-        gate = self.gate
-        if gate is None:
+        if self.gate is None:
             self.journal.append_array(records)
         else:
-            gate.seq = self.journal.append_array(records, wait=False)[1]
-
-    def end_pass(self, busy: bool) -> None:
-        """Make this pass's batches durable: in the background when more input is waiting (it
-        is applied during the fsync), else here, releasing their outputs at once."""
-        gate = self.gate
-        if gate is None or gate.seq <= self.journal.durable_seq:
-            return
-        if busy:
-            self._commits_background.inc()
-            self.journal.request_sync()
-        else:
-            self._commits_loop.inc()
-            self.journal.flush()
-            gate.release()
-
-    def due(self) -> bool:
-        gate = self.gate
-        return gate is not None and gate.due()
-
-    def run_due(self) -> None:
-        """Publish the outputs whose journal records are durable now."""
-        if self.gate is not None:
-            self.gate.release()
+            self.gate.append(records)
 
     def _on_commands(self, gateway: int, records: np.ndarray[Any, Any]) -> None:
         if not self.storage_error:
@@ -469,6 +433,7 @@ class Accounts(Service):
             "durable_seq": self.journal.durable_seq,
             "held_batches": 0 if self.gate is None else self.gate.held,
             "journal_syncs": self.journal.syncs,
+            "commits": {} if self.gate is None else self.gate.commits,
             "storage_error": self.storage_error,
             "rejected_storage": self.rejected_storage,
             "recovered": self.recovered,

@@ -6,13 +6,13 @@ control socket between batches (never blocking on it), and when every input is e
 for all of them: a bounded spin over every input ring, then one sleep on the process's doorbell
 (ipc/doorbell.py), which any input's writer posts; the sleep is bounded by `wait.sleep_ms` so
 control and heartbeats still run. After each pass that moved records it tells the service
-whether more are already waiting (`end_pass`: the accounts journal syncs in the background when
-busy, in the loop when not). A thread of the service (the journal's sync thread) wakes the loop
-the same way through `Service.wake`, and `Service.due`/`run_due` do what it announced. Python's
-automatic full garbage collections are off (on a large heap one stalls the loop for hundreds of
-milliseconds: a latency tail every few thousand orders); the Runner runs them when the process
-has been quiet for a while. It stops gracefully on SIGTERM or a
-`shutdown` request after draining its inputs, and turns any exception into one log line naming
+whether many more are already waiting (`end_pass`: the accounts journal syncs in the
+background when busy, in the loop when not). A thread of the service (the journal's sync
+thread) wakes the loop the same way through `Service.wake`, and `Service.due`/`run_due` do
+what it announced. Python's automatic full garbage collections are off (on a large heap one
+stalls the loop for hundreds of milliseconds: a latency tail every few thousand orders); the
+Runner runs them when the process has been quiet for a while. It stops gracefully on SIGTERM
+or a `shutdown` request after draining its inputs, and turns any exception into one log line naming
 the record it died on plus a non-zero exit for the supervisor to restart it. A batch is released
 only after its handler returns, so a restarted process resumes at the batch that killed it.
 """
@@ -42,6 +42,7 @@ from ipc.ring import Ring, RingReader, RingWriter
 from ipc.wait import WaitConfig
 from services import config as configuration
 from services import logs
+from services.recovery import CommitGate
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ HANDLE_SAMPLES = 4096
 """How many recent batch handling times `status` computes its percentiles from."""
 EXIT_CRASHED = 70
 """Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
+BUSY_BACKLOG = 16
+"""Records waiting in the inputs after a pass that make it `busy` for `Service.end_pass`: with
+fewer, the accounts loop fsyncs itself (handing the fsync to a thread and being woken back
+costs two context switches, more CPU than the few records gain by overlapping it)."""
 GC_QUIET_S = 1.0
 """A full garbage collection waits until no input record has arrived for this long..."""
 GC_FULL_EVERY_S = 60.0
@@ -64,6 +69,9 @@ class Service:
     """What one process does. Subclasses override the hooks; constructors do no I/O."""
 
     name: ClassVar[str] = "service"
+    gate: CommitGate | None = None
+    """A journaling service's outputs wait here for their fsync (`CommitGate.under_runner`);
+    the default `end_pass`/`due`/`run_due` drive it."""
 
     def __init__(self, config: configuration.Config, instance_name: str, shard: int = 0) -> None:
         self.config = config
@@ -96,15 +104,20 @@ class Service:
 
     def end_pass(self, busy: bool) -> None:
         """Called after a pass over the inputs that handled records; `busy`: more records are
-        already waiting (work that can overlap the next pass should start now)."""
+        already waiting (work that can overlap the next pass should start now: the fsync)."""
+        if self.gate is not None:
+            self.gate.commit(busy)
 
     def due(self) -> bool:
         """True when work that did not come from an input ring is ready for `run_due` (outputs
         whose journal sync completed). Polled while the loop waits: keep it cheap."""
-        return False
+        gate = self.gate
+        return gate is not None and gate.due()
 
     def run_due(self) -> None:
         """Do what `due()` announced."""
+        if self.gate is not None:
+            self.gate.release()
 
     def tick(self, now_ns: int) -> None:
         """Called about every `processes.heartbeat_s`: time-based flushes, summaries."""
@@ -256,7 +269,7 @@ class Runner:
                 assert self._control is not None
                 self._control.poll(int(self._idle_s * 1000))
         if moved:
-            self.service.end_pass(self._inbox is not None and self._inbox.pending())
+            self.service.end_pass(self._inbox is not None and self._inbox.backlog() >= BUSY_BACKLOG)
         if self.service.due():
             self.service.run_due()
         self._housekeeping(moved == 0)

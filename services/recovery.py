@@ -18,8 +18,10 @@ docs/durability.md has the whole argument.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,16 @@ from ipc.errors import RingTimeout
 from ipc.ring import Ring, RingWriter
 from services.config import Config
 from storage.errors import JournalError
-from storage.journal import Journal
+from storage.journal import Durability, Journal
 
 log = logging.getLogger(__name__)
 
 BLOCKED_LOG_S = 5.0
 """How often a writer blocked on a full ring says so."""
+SWITCH_INTERVAL_S = 0.001
+"""The GIL switch interval with a sync thread (Python's default is 5 ms): how long the journal's
+sync thread may wait for the GIL while the loop applies a batch, to report a completed fsync
+and start the next one."""
 
 
 def journal_dir(config: Config, process: str) -> Path:
@@ -181,13 +187,14 @@ class Output:
 class CommitGate:
     """Holds live output batches until the journal records they follow are durable.
 
-    The owner appends a batch's input with `Journal.append_array(..., wait=False)`, sets `seq`
-    to its last sequence and applies it; what its outputs emit meanwhile waits here in order.
-    `release()` writes every batch whose records are on disk, each output's batches joined into
-    one ring write (one wake-up of its reader for a whole group commit). So nothing leaves
-    before the input it answers is durable, while the next batch is applied during the fsync.
-    A process killed with batches held loses nothing: they follow journaled records, which
-    replay regenerates and writes (`Output.finish_replay`).
+    The owner journals a batch with `append` (written, not yet synced) and applies it; what its
+    outputs emit meanwhile waits here in order. `commit` at the end of the loop's pass syncs
+    (in the sync thread when a backlog waits, else in the loop), and `release()` writes every
+    batch whose records are on disk, each output's batches joined into one ring write (one
+    wake-up of its reader for a whole group commit). So nothing leaves before the input it
+    answers is durable, while the next batch is applied during the fsync. A process killed with
+    batches held loses nothing: they follow journaled records, which replay regenerates and
+    writes (`Output.finish_replay`).
     """
 
     def __init__(self, journal: Journal) -> None:
@@ -195,6 +202,36 @@ class CommitGate:
         self.seq = 0
         """The journal sequence the batches emitted now wait for."""
         self._held: deque[tuple[int, Output, np.ndarray[Any, Any]]] = deque()
+        self.commits = {"loop": 0, "background": 0}
+        """Passes whose fsync ran in the loop / was handed to the sync thread."""
+
+    @classmethod
+    def under_runner(cls, journal: Journal, wake: Callable[[], None] | None) -> CommitGate | None:
+        """The gate of a process's journal when a Runner drives it (`wake` set) in sync mode;
+        None otherwise: each append then waits for its own fsync."""
+        if wake is None or journal.config.durability is not Durability.SYNC:
+            return None
+        journal.on_durable = wake
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        return cls(journal)
+
+    def append(self, records: np.ndarray[Any, Any]) -> None:
+        """Journal a batch (written: a process crash keeps it) before it is applied; what is
+        emitted from now on waits for it."""
+        self.seq = self.journal.append_array(records, wait=False)[1]
+
+    def commit(self, busy: bool) -> None:
+        """Make the pass's batches durable: by the sync thread when more input is waiting (it is
+        applied during the fsync), else here, releasing their outputs at once."""
+        if self.seq <= self.journal.durable_seq:
+            return
+        if busy:
+            self.commits["background"] += 1
+            self.journal.request_sync()
+        else:
+            self.commits["loop"] += 1
+            self.journal.flush()
+            self.release()
 
     @property
     def held(self) -> int:

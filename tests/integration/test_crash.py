@@ -9,13 +9,15 @@ every command answered exactly once and the final state equal to a clean replay.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import pytest
 from engine.accounts.commands import AccountsCommand, Deposit
 from ipc.control import ControlClient
 from ipc.records import CMD, EVENT_ANSWER, Kind
+from services.config import Config
 from services.loadgen import DirectClient, LoadConfig, OrderStream
 from storage.journal import iter_journal_arrays
 from tests.integration.conftest import Exchange as Instance
@@ -85,6 +88,37 @@ def kill(instance: Instance, target: str) -> list[int]:
     return pids
 
 
+@dataclass
+class Session:
+    """A started pipeline instance and a direct client whose accounts are open and funded."""
+
+    instance: Instance
+    config: Config
+    client: DirectClient
+    answers: Answers
+    accounts: list[int]
+    sent: list[AccountsCommand]
+    stream: OrderStream
+
+
+@contextlib.contextmanager
+def session(
+    factory: Callable[..., Instance], tmp_path: Path, mode: str, rng: random.Random
+) -> Iterator[Session]:
+    config_file = pipeline_config(tmp_path, mode)
+    instance = start(factory, config_file)
+    config = instance_config(instance, config_file)
+    with DirectClient(config) as client:
+        answers = Answers(client)
+        accounts = list(range(1, 9))
+        sent: list[AccountsCommand] = setup_commands(client, accounts)
+        client.send(sent)
+        answers.wait_all([c.request_id for c in sent])
+        assert client.registry is not None
+        stream = OrderStream(client.registry, accounts, LoadConfig(seed=rng.randrange(1 << 30)))
+        yield Session(instance, config, client, answers, accounts, sent, stream)
+
+
 def kill_everything(instance: Instance) -> None:
     """SIGKILL every process of the instance, the supervisor last (the rings stay behind)."""
     supervisor = psutil.Process(instance.status()["supervisor_pid"])
@@ -100,17 +134,9 @@ def test_killed_processes_lose_nothing_acknowledged(
 ) -> None:
     rounds = ROUNDS if mode == "sync" else max(1, ROUNDS // 3)
     rng = random.Random(f"crash-{mode}")
-    config_file = pipeline_config(tmp_path, mode)
-    instance = start(exchange_factory, config_file)
-    config = instance_config(instance, config_file)
-    with DirectClient(config) as client:
-        answers = Answers(client)
-        accounts = list(range(1, 9))
-        sent: list[AccountsCommand] = setup_commands(client, accounts)
-        client.send(sent)
-        answers.wait_all([c.request_id for c in sent])
-        assert client.registry is not None
-        stream = OrderStream(client.registry, accounts, LoadConfig(seed=rng.randrange(1 << 30)))
+    with session(exchange_factory, tmp_path, mode, rng) as run:
+        instance, config, client, answers = run.instance, run.config, run.client, run.answers
+        accounts, sent, stream = run.accounts, run.sent, run.stream
         txn = 10_000
         for round_number in range(rounds):
             target = TARGETS[round_number % len(TARGETS)]
@@ -167,23 +193,15 @@ def test_sigkill_accounts_during_background_commits_answers_only_durable_command
     exchange_factory: Callable[..., Instance], tmp_path: Path
 ) -> None:
     """Bursts fast enough that accounts applies batches while the journal's sync thread commits
-    earlier ones (the `commits{where=background}` counter proves it), SIGKILL accounts in the
+    earlier ones (the `commits.background` count of its status proves it), SIGKILL accounts in the
     middle of them: every answer the client saw was for a command the journal had already
     fsynced (its sequence <= `durable_seq` read after the answer), every command is answered
     exactly once after the restart, and the state equals a clean replay."""
     rng = random.Random("background-commits")
-    config_file = pipeline_config(tmp_path, "sync")
-    instance = start(exchange_factory, config_file)
-    config = instance_config(instance, config_file)
     background = 0
-    with DirectClient(config) as client:
-        answers = Answers(client)
-        accounts = list(range(1, 9))
-        sent: list[AccountsCommand] = setup_commands(client, accounts)
-        client.send(sent)
-        answers.wait_all([c.request_id for c in sent])
-        assert client.registry is not None
-        stream = OrderStream(client.registry, accounts, LoadConfig(seed=rng.randrange(1 << 30)))
+    with session(exchange_factory, tmp_path, "sync", rng) as run:
+        instance, config, client, answers = run.instance, run.config, run.client, run.answers
+        sent, stream = run.sent, run.stream
         for _round in range(ROUNDS):
             for chunk in range(20):
                 batch: list[AccountsCommand] = stream.next(client.request_ids(100), chunk + 5)
@@ -194,11 +212,7 @@ def test_sigkill_accounts_during_background_commits_answers_only_durable_command
             durable = status["service"]["durable_seq"]
             journaled = journaled_requests(instance.home, client.gateway_id)
             assert all(journaled[r] <= durable for r in answers.seen), "answered before fsync"
-            background += sum(
-                c["value"]
-                for c in status["metrics"]["counters"]
-                if c["name"] == "commits" and c["labels"] == {"where": "background"}
-            )
+            background += status["service"]["commits"]["background"]
             kill(instance, "accounts")
             answers.wait_all([c.request_id for c in sent])
         assert background > 0, "accounts never committed in the background: the test missed"

@@ -4,7 +4,6 @@ fsync stops the process instead of letting them out."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from ipc.ring import Ring
 from services.recovery import CommitGate, Output, Stream
 from storage.errors import JournalError
 from storage.journal import Journal
+from tests.unit.storage.test_journal import break_fdatasync
 
 
 def execs(count: int, price: int) -> np.ndarray:
@@ -70,9 +70,6 @@ def test_outputs_wait_for_their_fsync_then_leave_in_order_in_one_write(
 def test_a_failed_background_fsync_keeps_the_outputs_and_raises(
     rings: list[Ring], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_disk(_fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
     woken = threading.Event()
     journal = Journal.open(tmp_path)
     try:
@@ -80,7 +77,7 @@ def test_a_failed_background_fsync_keeps_the_outputs_and_raises(
         gate = CommitGate(journal)
         output = Output(rings[0], Stream(), rings[0].writer(), gate=gate)
         reader = rings[0].reader("check")
-        monkeypatch.setattr(os, "fdatasync", broken_disk)
+        break_fdatasync(monkeypatch)
         gate.seq = journal.append_array(execs(1, 0), wait=False)[1]
         output.emit(execs(2, 10), 1)
         journal.request_sync()

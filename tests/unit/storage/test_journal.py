@@ -307,20 +307,25 @@ def test_deferred_appends_written_while_a_sync_runs_share_the_next_one(
     assert [seq for seq, _ in read_journal(tmp_path)] == list(range(1, 17))
 
 
+def break_fdatasync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fdatasync from now on fails with EIO, as a dying disk's would."""
+
+    def broken_disk(_fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken_disk)
+
+
 def test_a_failed_background_sync_poisons_and_tells_the_owner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A deferred batch whose fdatasync fails never becomes durable: `sync_failed` says the
     owner must recover, appends are refused, and the callback still runs so the owner wakes."""
-
-    def broken_disk(_fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
     woken = threading.Event()
     journal = Journal.open(tmp_path)
     try:
         journal.on_durable = woken.set
-        monkeypatch.setattr(os, "fdatasync", broken_disk)
+        break_fdatasync(monkeypatch)
         journal.append_array(records(1, 3), wait=False)
         journal.request_sync()
         assert woken.wait(10)
