@@ -317,6 +317,20 @@ async def measure_fanout(gateway: Gateway, results: Results, diff_clients: int) 
     results.add("shmex", workload, "bench clients' CPU per quote received", per_quote, "µs")
 
 
+FANOUT_NOTES = (
+    "DIFF latency = client receive time (read right after each socket read) − the",
+    "quote's datetime (the match time, µs), so it covers matching → marketdata →",
+    "ZeroMQ → gateway → socket → client; 'client socket' rows take the kernel's receive",
+    "timestamp of that read (SO_TIMESTAMPNS) instead: the exchange's part without the",
+    "clients' own scheduling. 30 book updates 0.25 s apart. The clients are",
+    "bench/diff_client.py: one epoll loop per worker process, no JSON parse (byte search",
+    "for datetime), SCHED_BATCH so that they do not preempt the exchange on wake-up",
+    "(SHMEX_BENCH_EDGE_DIFF_BATCH=0 turns that off); their CPU per quote is a row.",
+    "Connect + subscribe is timed in the workers (process start excluded). The",
+    "exchange is otherwise idle during the fan-out.",
+)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bin/bench edge", description=__doc__)
     parser.add_argument(
@@ -333,6 +347,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(measure(gateway, results, QUICK_SCALE, QUICK_DIFF_CLIENTS))
         else:
             asyncio.run(measure(gateway, results))
+    if args.diff_only:
+        results.finish(
+            ["Numbers measured while other engineers ran tests (disturbed).", *FANOUT_NOTES]
+        )
+        return
     results.add(
         "QAExchange-RS (claimed, seed 004)",
         "http ab, concurrency 100",
@@ -352,16 +371,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "events thread) / orders; it includes pushes (order status, trades) to the client",
             "and the process's background (~45 ms/s, mostly the dashboard sampler thread), which",
             "weighs most at low rates and in the per-quote figure of a small fan-out.",
-            "DIFF latency = client receive time (read right after each socket read) − the",
-            "quote's datetime (the match time, µs), so it covers matching → marketdata →",
-            "ZeroMQ → gateway → socket → client; 'client socket' rows take the kernel's receive",
-            "timestamp of that read (SO_TIMESTAMPNS) instead: the exchange's part without the",
-            "clients' own scheduling. 30 book updates 0.25 s apart. The clients are",
-            "bench/diff_client.py: one epoll loop per worker process, no JSON parse (byte search",
-            "for datetime), SCHED_BATCH so that they do not preempt the exchange on wake-up",
-            "(SHMEX_BENCH_EDGE_DIFF_BATCH=0 turns that off); their CPU per quote is a row.",
-            "Connect + subscribe is timed in the workers (process start excluded). The",
-            "exchange is otherwise idle during the fan-out.",
+            *FANOUT_NOTES,
             "QAExchange-RS row is the seed's claim (Rust, ab), not measured here.",
         ]
     )
