@@ -606,7 +606,7 @@ def main() -> None:
             results.add(system, workload, "throughput (CPU time)", best[system][1], "ops/s")
             results.add(system, workload, "latency p50", percentile(samples, 50) / 1000, "µs")
             results.add(system, workload, "latency p99", percentile(samples, 99) / 1000, "µs")
-            if args.instructions and system.startswith("shmex"):
+            if args.instructions:
                 per_op = instructions(system, workload, args.instructions)
                 if per_op is not None:
                     results.add(system, workload, "instructions per op", per_op, "instr")
