@@ -33,7 +33,9 @@ _DECIMAL = json.JSONDecoder(parse_float=Decimal)
 
 def risky(text: str) -> bool:
     """True when a number literal in `text` may not survive a double (see the module doc)."""
-    return _LONG_RUN in text.encode().translate(_DIGITS)
+    # find, not `in`: bytes.__contains__ first tries the needle as an int and formats (then
+    # clears) a TypeError, a third of this function's cost
+    return text.encode().translate(_DIGITS).find(_LONG_RUN) >= 0
 
 
 def loads_exact(text: str) -> Any:

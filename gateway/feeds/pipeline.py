@@ -363,9 +363,8 @@ class Normalizer:
 
 
 def _int_id(trade_id: Any) -> int:
-    """Venue trade ids as int; non-numeric ids (Bybit UUIDs) as a stable 63-bit hash."""
-    if trade_id.__class__ is int:
-        return trade_id  # type: ignore[no-any-return]
+    """Venue trade ids that are not ints (numeric strings; Bybit UUIDs, as a stable 63-bit
+    hash) as int."""
     text = trade_id if trade_id.__class__ is str else str(trade_id)
     if text.isdigit():
         return int(text)
@@ -379,4 +378,4 @@ def ms(value: Any) -> int:
     if value.__class__ is str and value.isdigit():  # OKX, Bybit: "1700000000000"
         return int(value) * 1_000_000
     whole, _, frac = str(value).partition(".")
-    return int(whole) * 1_000_000 + int((frac[:6]).ljust(6, "0") or 0)
+    return int(whole) * 1_000_000 + int(frac[:6].ljust(6, "0"))

@@ -12,27 +12,28 @@ import time
 _NS = 1_000_000_000
 
 
-_SECONDS: dict[str, int] = {}
+_SECOND_NS: dict[str, int] = {}
+"""'YYYY-MM-DDTHH:MM:SS' → its epoch time in ns (a multiplication of big ints saved per message)."""
 _SECONDS_SIZE = 4096
 
 
-def _epoch_seconds(prefix: str) -> int:
-    seconds = _SECONDS.get(prefix)
-    if seconds is None:
-        seconds = calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
-        if len(_SECONDS) >= _SECONDS_SIZE:
-            _SECONDS.clear()
-        _SECONDS[prefix] = seconds
-    return seconds
+def _epoch_ns(prefix: str) -> int:
+    ns = _SECOND_NS.get(prefix)
+    if ns is None:
+        ns = calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S")) * _NS
+        if len(_SECOND_NS) >= _SECONDS_SIZE:
+            _SECOND_NS.clear()
+        _SECOND_NS[prefix] = ns
+    return ns
 
 
 def iso_to_ns(text: str) -> int:
     """Accepts a 'Z' or '+00:00' suffix and 0–9 fraction digits; other offsets are rejected."""
-    if len(text) == 27 and text[19] == "." and text[26] == "Z":  # Coinbase's microseconds
-        seconds = _SECONDS.get(text[:19])
+    if len(text) == 27 and text[26] == "Z":  # Coinbase's microseconds
+        ns = _SECOND_NS.get(text[:19])
         fraction = text[20:26]
-        if seconds is not None and fraction.isdigit() and fraction.isascii():
-            return seconds * _NS + int(fraction) * 1000
+        if ns is not None and text[19] == "." and fraction.isdigit() and fraction.isascii():
+            return ns + int(fraction) * 1000
     if text.endswith("Z"):
         body = text[:-1]
     elif text.endswith("+00:00"):
@@ -42,4 +43,4 @@ def iso_to_ns(text: str) -> int:
     seconds_part, _, fraction = body.partition(".")
     if len(fraction) > 9 or (fraction and not fraction.isdigit()):
         raise ValueError(f"bad fraction in {text!r}")
-    return _epoch_seconds(seconds_part) * _NS + int(fraction.ljust(9, "0") or 0)
+    return _epoch_ns(seconds_part) + int(fraction.ljust(9, "0") or 0)
