@@ -67,8 +67,11 @@ class BoundedBuffer:
     def drain(self, limit: int = 0) -> list[Record]:
         """Take up to `limit` records (all when 0), oldest first."""
         items = self._items
-        count = len(items) if limit <= 0 else min(limit, len(items))
-        return [items.popleft() for _ in range(count)]
+        if limit <= 0 or limit >= len(items):  # the consumer's usual case: one copy in C
+            taken = list(items)
+            items.clear()
+            return taken
+        return [items.popleft() for _ in range(limit)]
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self._items)

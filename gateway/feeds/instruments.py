@@ -84,21 +84,20 @@ class Scale:
     def convert(self, value: Number) -> int:
         """`units` of a value the memo does not hold; remembers it (see the class docstring).
         Short strings and floats take the float path here, in one frame; the rest `_exact`."""
-        cls = value.__class__
         scale = self._float_scale
-        units = None
+        cls = value.__class__
         if scale and ((cls is str and len(value) < 16) or cls is float):  # type: ignore[arg-type]
             try:
                 number = float(value)
                 units = round(number * scale)
             except (ValueError, OverflowError):  # not a number, NaN, infinity: `_exact` says
-                pass
+                units = self._exact(value)
             else:
                 # exact: the product is within 0.5 of the true units, and only the units of
                 # an on-grid value divide back to the very same double (module docstring)
-                if not (-_EXACT_UNITS < units < _EXACT_UNITS and units / scale == number):
-                    units = None
-        if units is None:
+                if not -_EXACT_UNITS < units < _EXACT_UNITS or units / scale != number:
+                    units = self._exact(value)
+        else:
             units = self._exact(value)
         if units and (cls is str or (cls is not Decimal and value != 1)):
             memo = self._memo

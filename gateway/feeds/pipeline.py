@@ -52,6 +52,9 @@ class Normalizer:
         rows = {**self.default_instruments, **config.instruments}
         self.instruments = InstrumentTable.from_mapping(self.venue, rows)
         self.spec = self.instruments.lookup_function()
+        # per-frame reads of class attributes, as instance attributes (3.11 specializes those)
+        self._loads = self.loads
+        self._pong = self.pong
         """Venue symbol → spec, or None (counted as `unknown_symbol`)."""
         self.decoder = FrameDecoder(config.min_decode_confidence)
         self.dedup = Deduplicator(config.dedup_size, int(config.dedup_ttl * _NS))
@@ -112,12 +115,12 @@ class Normalizer:
         counters = self.counters
         counters["frames"] += 1
         text = frame if frame.__class__ is str else self.decoder.decode(frame)
-        if text is None or text == self.pong:
+        if text is None or text == self._pong:
             return 0
         buffer = self.buffer
         accepted = buffer.accepted
         try:
-            records = self.parse(self.loads(text), ts_recv)
+            records = self.parse(self._loads(text), ts_recv)
         except MALFORMED as error:
             counters["malformed"] += 1
             log.debug("%s: malformed frame (%s): %.200s", self.venue, error, text)

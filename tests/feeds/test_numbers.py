@@ -134,3 +134,62 @@ def test_number_venues_keep_exact_prices(venue: str) -> None:
     (trade,) = feed.take()
     assert isinstance(trade, Trade)
     assert (trade.price, trade.qty) == (ticks, lots)
+
+
+@pytest.mark.parametrize(
+    ("text", "step"),
+    [
+        ("16500.01", "0.01"),
+        ("-1.25", "0.01"),
+        ("1_0.5", "0.1"),  # float() and Decimal() both read underscores between digits
+        (" 1.5\n", "0.1"),
+        ("1.5\xa0", "0.1"),
+        ("\u0661.5", "0.1"),  # an Arabic-Indic digit: both read it as 1
+        ("1e-8", "0.00000001"),
+        ("1.5E+2", "0.01"),
+        ("0.000000015", "0.00000001"),  # off the grid
+        ("16500.001", "0.01"),
+        ("inf", "0.01"),
+        ("nan", "0.01"),
+        ("1e400", "0.01"),  # beyond a double: the Decimal path decides
+        ("1e-310", "0.00000001"),  # a subnormal double
+        ("999999999999999", "1"),  # 15 digits: the float path
+        ("9999999999999999", "1"),  # 16 characters: not the float path
+        ("0x10", "1"),
+        ("", "1"),
+    ],
+)
+def test_short_strings_agree_with_decimal(text: str, step: str) -> None:
+    """Strings of ≤ 15 characters take Scale's float path: whatever it answers, the Decimal
+    arithmetic of the literal answers too (units or OffTick)."""
+    try:
+        expected: int | None = Scale(step)._slow(text)
+    except OffTick:
+        expected = None
+    scale = Scale(step)
+    for _ in range(2):  # converted, then remembered
+        try:
+            got: int | None = scale.units(text)
+        except OffTick:
+            got = None
+        assert got == expected, text
+
+
+def test_random_short_strings_agree_with_decimal() -> None:
+    rng = random.Random(15)
+    for _ in range(3000):
+        k = rng.randint(0, 9)
+        literal = (
+            f"{rng.randrange(10 ** rng.randint(1, 14))}.{rng.randrange(10 ** rng.randint(0, 12))}"
+        )
+        literal = literal[:15]
+        step = Scale(f"1e-{k}")
+        try:
+            expected: int | None = step._slow(literal)
+        except OffTick:
+            expected = None
+        try:
+            got: int | None = step.units(literal)
+        except OffTick:
+            got = None
+        assert got == expected, (literal, k)
