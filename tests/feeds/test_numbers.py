@@ -4,7 +4,9 @@ Scale's float and int paths): awkward values must convert exactly or be refused,
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -14,6 +16,15 @@ from gateway.feeds.instruments import OffTick, Scale
 from gateway.feeds.numbers import loads_exact, risky
 from gateway.feeds.records import Trade
 from gateway.feeds.venues import VENUES
+
+
+def units_or_none(convert: Callable[[Any], int], value: object) -> int | None:
+    """The units, or None where the conversion refuses the value (OffTick)."""
+    try:
+        return convert(value)
+    except OffTick:
+        return None
+
 
 AWKWARD = [
     ("0.1", "0.1", 1),
@@ -100,15 +111,10 @@ def test_random_decimals_agree_with_decimal_arithmetic() -> None:
         literal = str(Decimal(mantissa).scaleb(-rng.randint(0, digits)))
         step = Scale(f"1e-{k}")
         value = loads_exact(f'{{"p":{literal}}}')["p"]
-        try:
-            expected: int | None = step.units(Decimal(literal))
-        except OffTick:
-            expected = None
-        try:
-            got: int | None = step.units(value)
-        except OffTick:
-            got = None
-        assert got == expected, (literal, k)
+        assert units_or_none(step.units, value) == units_or_none(step.units, Decimal(literal)), (
+            literal,
+            k,
+        )
 
 
 @pytest.mark.parametrize("venue", ["KRAKEN", "UPBIT", "BITHUMB"])
@@ -162,17 +168,10 @@ def test_number_venues_keep_exact_prices(venue: str) -> None:
 def test_short_strings_agree_with_decimal(text: str, step: str) -> None:
     """Strings of ≤ 15 characters take Scale's float path: whatever it answers, the Decimal
     arithmetic of the literal answers too (units or OffTick)."""
-    try:
-        expected: int | None = Scale(step)._slow(text)
-    except OffTick:
-        expected = None
+    expected = units_or_none(Scale(step)._slow, text)
     scale = Scale(step)
     for _ in range(2):  # converted, then remembered
-        try:
-            got: int | None = scale.units(text)
-        except OffTick:
-            got = None
-        assert got == expected, text
+        assert units_or_none(scale.units, text) == expected, text
 
 
 def test_random_short_strings_agree_with_decimal() -> None:
@@ -184,12 +183,7 @@ def test_random_short_strings_agree_with_decimal() -> None:
         )
         literal = literal[:15]
         step = Scale(f"1e-{k}")
-        try:
-            expected: int | None = step._slow(literal)
-        except OffTick:
-            expected = None
-        try:
-            got: int | None = step.units(literal)
-        except OffTick:
-            got = None
-        assert got == expected, (literal, k)
+        assert units_or_none(step.units, literal) == units_or_none(step._slow, literal), (
+            literal,
+            k,
+        )
