@@ -9,7 +9,7 @@ way in from text, and an inexact value is refused rather than silently rounded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 RATE_SCALE = 10**8
 """Rates are ints per 1e8: 10% margin is 10_000_000, 0.5 bp commission is 5_000."""
@@ -80,7 +80,13 @@ def divide_exact(numerator: Decimal, denominator: Decimal) -> int | None:
     """`numerator / denominator` as an int when it divides exactly (a price in ticks), else None."""
     if denominator <= 0:
         return None
-    quotient, remainder = divmod(numerator, denominator)
+    try:
+        quotient, remainder = divmod(numerator, denominator)
+    except InvalidOperation:  # more quotient digits than the context holds: widen it, rarely
+        with localcontext() as wide:
+            wide.prec = len(numerator.as_tuple().digits) + len(denominator.as_tuple().digits)
+            wide.prec += max(numerator.adjusted() - denominator.adjusted(), 0) + 2
+            quotient, remainder = divmod(numerator, denominator)
     if remainder != 0:
         return None
     return int(quotient)

@@ -176,6 +176,12 @@ class ExchangeBackend(Protocol):
         """The engine's instrument (a cached table the backend keeps current)."""
         ...
 
+    async def find_instrument(self, instrument_id: str) -> Instrument | None:
+        """`instrument`, but an id unknown here is first asked of the exchange (rate-limited):
+        what a request awaits before it answers 1007, so an instrument created through another
+        gateway is found at once."""
+        ...
+
     def instruments(self) -> Sequence[Instrument]: ...
 
     async def external_instrument(self, instrument_id: str) -> ExternalInstrument | None:

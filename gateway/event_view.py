@@ -8,6 +8,7 @@ when this gateway submits the order; orders placed through another gateway get t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -21,7 +22,9 @@ from engine.instruments import InstrumentRegistry
 from gateway.backend import AccountEvent, EventKind
 
 MAX_REMEMBERED_ORDERS = 1_000_000
-"""Orders whose client details are kept (the oldest finished ones are forgotten beyond it)."""
+"""Orders whose details and account are kept at most: a finished order is forgotten when its
+last update is read, so only orders that never report one (an answer lost, an order of another
+gateway whose end this gateway missed) reach this backstop, which forgets the oldest."""
 
 
 class OrderDetails(NamedTuple):
@@ -47,7 +50,8 @@ _SIDE, _OFFSET, _STATUS, _CODE, _ORDER_TYPE, _TIME, _VOLUME = (
     for enum in (Side, Offset, OrderStatus, ResultCode, OrderType, TimeCondition, VolumeCondition)
 )
 """Member → name, one table per enum: `Enum.name` is a slow descriptor on every event."""
-_FINISHED = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+_FIRST_FINAL = OrderStatus.FILLED
+"""FILLED, CANCELLED and REJECTED (the statuses from here up) end an order: no update follows."""
 
 
 def number(value: Decimal) -> int | float:
@@ -58,8 +62,11 @@ def number(value: Decimal) -> int | float:
 class EventRenderer:
     """Renders events; remembers each order's details and its account (ownership checks)."""
 
-    def __init__(self, registry: InstrumentRegistry) -> None:
+    def __init__(
+        self, registry: InstrumentRegistry, max_orders: int = MAX_REMEMBERED_ORDERS
+    ) -> None:
         self.registry = registry
+        self.max_orders = max_orders
         self.details: dict[int, OrderDetails] = {}
         self.order_accounts: dict[int, int] = {}
         self._client_ids: dict[tuple[int, str], int] = {}
@@ -71,12 +78,12 @@ class EventRenderer:
         }
 
     def remember(self, order_id: int, account_id: int, details: OrderDetails) -> None:
-        if len(self.details) >= MAX_REMEMBERED_ORDERS:
-            self._forget(next(iter(self.details)))
         self.details[order_id] = details
         self.order_accounts[order_id] = account_id
         if details.client_order_id:
             self._client_ids[(account_id, details.client_order_id)] = order_id
+        if len(self.details) > self.max_orders:
+            self._forget_oldest(self.details)
 
     def by_client_id(self, account_id: int, client_order_id: str | None) -> int | None:
         """The exchange id of a live order this gateway placed with that client order id."""
@@ -84,20 +91,37 @@ class EventRenderer:
             return None
         return self._client_ids.get((account_id, client_order_id))
 
-    def _forget(self, order_id: int) -> None:
-        details = self.details.pop(order_id)
-        if details.client_order_id:
-            account_id = self.order_accounts.get(order_id, 0)
-            self._client_ids.pop((account_id, details.client_order_id), None)
-
-    def track(self, order_ids: np.ndarray[Any, Any], account_ids: np.ndarray[Any, Any]) -> None:
+    def track(
+        self,
+        order_ids: np.ndarray[Any, Any],
+        account_ids: np.ndarray[Any, Any],
+        statuses: np.ndarray[Any, Any],
+    ) -> None:
         """Note the account of every order an `events` read mentions (ownership checks of
-        orders placed through other gateways), from the record columns."""
-        self.order_accounts.update(zip(order_ids.tolist(), account_ids.tolist(), strict=True))
+        orders placed through other gateways), from the record columns, and forget every
+        order whose update is final. Call after the read is rendered (a fill's trade after
+        its order's FILLED still wants the client's details)."""
+        accounts = self.order_accounts
+        accounts.update(zip(order_ids.tolist(), account_ids.tolist(), strict=True))
+        finished = statuses >= _FIRST_FINAL
+        if finished.any():
+            for order_id in order_ids[finished].tolist():
+                self._forget(order_id)
+        if len(accounts) > self.max_orders:
+            self._forget_oldest(accounts)
 
-    def settled(self, order_id: int, status: int) -> None:
-        """An order update that is not rendered: forget a finished order's details anyway."""
-        if status in _FINISHED and order_id in self.details:
+    def _forget(self, order_id: int) -> None:
+        account_id = self.order_accounts.pop(order_id, 0)
+        details = self.details.pop(order_id, None)
+        if details is not None and details.client_order_id:
+            key = (account_id, details.client_order_id)
+            if self._client_ids.get(key) == order_id:
+                del self._client_ids[key]
+
+    def _forget_oldest(self, orders: dict[int, Any]) -> None:
+        """The backstop: forget the oldest of `orders` in one pass, down to 7/8 of the cap."""
+        excess = len(orders) - self.max_orders + self.max_orders // 8
+        for order_id in list(itertools.islice(orders, max(excess, 1))):
             self._forget(order_id)
 
     def render(self, events: Iterable[Any], owner: Mapping[int, int]) -> list[AccountEvent]:
@@ -115,8 +139,6 @@ class EventRenderer:
     def order(self, event: OrderUpdated) -> dict[str, Any]:
         instrument = self.registry.by_index(event.instrument_index)
         details = self.details.get(event.order_id, _DEFAULT)
-        if event.status in _FINISHED and event.order_id in self.details:
-            self._forget(event.order_id)
         lots = _numbers(instrument.lot_size)
         return {
             "order_id": event.order_id,

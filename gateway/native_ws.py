@@ -131,7 +131,7 @@ class NativeConnection:
         self._heard = 0.0
         self._idle: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[bool] | None = None
-        self._immediate: dict[str, Callable[[Message], Message]] = {
+        self._immediate: dict[str, Callable[[Message], Message | Awaitable[Message]]] = {
             "auth": self._auth,
             "ping": self._ping,
             "subscribe": self._subscribe,
@@ -227,7 +227,12 @@ class NativeConnection:
             if self.principal is None and kind not in OPEN_TYPES:
                 raise Rejected(ResultCode.NOT_AUTHENTICATED, "send auth first")
             if immediate is not None:
-                self._answers.fill(place, to_json(immediate(message)))
+                answer = immediate(message)
+                if isinstance(answer, dict):
+                    self._answers.fill(place, to_json(answer))
+                else:  # it must ask the exchange first: answered like a query
+                    self._open += 1
+                    self._start(place, answer)
                 return
         except Rejected as refused:
             self._answers.fill(place, to_json(ws_error(refused.code, refused.message)))
@@ -243,13 +248,18 @@ class NativeConnection:
                 self._answer(place, ws_error(ResultCode.INTERNAL, "internal error"))
             return
         assert handler is not None
-        task = asyncio.create_task(self._complete(place, handler(message, principal)))
+        self._start(place, handler(message, principal))
+
+    def _start(self, place: int, answer: Awaitable[Message | None]) -> None:
+        """Run one counted request concurrently; its answer is released in order."""
+        task = asyncio.create_task(self._complete(place, answer))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    async def _complete(self, place: int, answer: Awaitable[Message]) -> None:
-        """Await one request's answer and release it in order; a bug answers 5000 (the later
-        answers must not wait forever behind it)."""
+    async def _complete(self, place: int, answer: Awaitable[Message | None]) -> None:
+        """Await one request's answer and release it in order (None: the request answers
+        itself, as an order does by callback); a bug answers 5000 (the later answers must not
+        wait forever behind it)."""
         try:
             message = await answer
         except Rejected as refused:
@@ -257,7 +267,8 @@ class NativeConnection:
         except Exception:
             log.exception("a /ws request failed")
             message = ws_error(ResultCode.INTERNAL, "internal error")
-        self._answer(place, message)
+        if message is not None:
+            self._answer(place, message)
 
     def _answer(self, place: int, message: Message) -> None:
         """Release one request's answer in order, and its place in the window."""
@@ -294,13 +305,24 @@ class NativeConnection:
     def _ping(self, message: Message) -> Message:
         return {"type": "pong"}
 
-    def _subscribe(self, message: Message) -> Message:
+    def _subscribe(self, message: Message) -> Message | Awaitable[Message]:
+        """At once when every instrument is known here; otherwise (one created through another
+        gateway, or a bad id) after asking the exchange, as a concurrent request."""
         fields = WS_SUBSCRIBE.parse(message, ENVELOPE_KEYS)
         channels = self._channels(fields["channels"])
         instruments = fields["instruments"]
-        unknown = [i for i in instruments if self.edge.backend.instrument(i) is None]
+        if any(self.edge.backend.instrument(i) is None for i in instruments):
+            return self._subscribe_unknown(channels, instruments)
+        return self._subscribed(channels, instruments)
+
+    async def _subscribe_unknown(self, channels: set[str], instruments: list[str]) -> Message:
+        find = self.edge.backend.find_instrument
+        unknown = [i for i in instruments if await find(i) is None]
         if unknown:
             raise Rejected(ResultCode.NO_SUCH_INSTRUMENT, f"no instruments {unknown[:10]}")
+        return self._subscribed(channels, instruments)
+
+    def _subscribed(self, channels: set[str], instruments: list[str]) -> Message:
         if len(self._market_feeds) + len(instruments) > self.edge.config.max_subscriptions:
             raise Rejected(
                 ResultCode.BAD_MESSAGE,
@@ -345,15 +367,34 @@ class NativeConnection:
             except Rejected as refused:
                 self._answer(place, ws_error(refused.code, refused.message))
                 return
+            if backend.instrument(fields["instrument_id"]) is None:
+                self._start(place, self._submit_unknown(fields, user, place))
+            else:
+                self._submit_fields(fields, user, place)
+            return
         try:
-            account_id = fields["account_id"] if command is None else command.account_id
-            authorize(user, backend.known_owner(account_id), ResultCode.NO_SUCH_ACCOUNT)
-            if command is None:
-                command = place_order(user.user_id, fields, backend.instrument)
+            authorize(user, backend.known_owner(command.account_id), ResultCode.NO_SUCH_ACCOUNT)
         except Rejected as refused:
             self._order_answered(place, Answer(refused.code, refused.message))
             return
         backend.submit_nowait(command, functools.partial(self._order_answered, place))
+
+    def _submit_fields(self, fields: Message, user: Principal, place: int) -> None:
+        """An order the schema parsed (an unusual spelling or a refusal to word)."""
+        backend = self.edge.backend
+        try:
+            authorize(user, backend.known_owner(fields["account_id"]), ResultCode.NO_SUCH_ACCOUNT)
+            command = place_order(user.user_id, fields, backend.instrument)
+        except Rejected as refused:
+            self._order_answered(place, Answer(refused.code, refused.message))
+            return
+        backend.submit_nowait(command, functools.partial(self._order_answered, place))
+
+    async def _submit_unknown(self, fields: Message, user: Principal, place: int) -> None:
+        """An order for an instrument not known here: the exchange is asked first, so one
+        created through another gateway is accepted rather than answered 1007."""
+        await self.edge.backend.find_instrument(fields["instrument_id"])
+        self._submit_fields(fields, user, place)
 
     def _order_answered(self, place: int, answer: Answer) -> None:
         self._answer(place, _order_response(answer))

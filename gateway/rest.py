@@ -113,6 +113,7 @@ async def withdraw(edge: Edge, call: Call) -> Answer:
 
 async def submit_order(edge: Edge, call: Call) -> Answer:
     await edge.owns_account(call.user, call.body["account_id"])
+    await edge.backend.find_instrument(call.body["instrument_id"])
     command = place_order(call.user.user_id, dict(call.body), edge.backend.instrument)
     return await edge.backend.submit(command)
 
@@ -206,7 +207,7 @@ async def batch_set_settlement_prices(edge: Edge, call: Call) -> Answer:
     unknown = [
         p["instrument_id"]
         for p in call.body["prices"]
-        if not edge.backend.instrument(p["instrument_id"])
+        if await edge.backend.find_instrument(p["instrument_id"]) is None
     ]
     if unknown:
         raise Rejected(ResultCode.NO_SUCH_INSTRUMENT, f"no instruments {unknown}; nothing was set")

@@ -85,6 +85,12 @@ TRADES_KEPT = 1000
 EventSink = Callable[[Sequence[AccountEvent]], None]
 WantedKinds = Callable[[], Collection[EventKind]]
 
+MAX_TICKS = 10**15
+MAX_LOTS = 10**12
+"""The largest price (ticks) and quantity (lots) a command may carry: far beyond any real
+order, and well inside the records' int64 fields (a larger number is refused here, 1008 or
+9003, instead of failing the ring write of the whole batch)."""
+
 DEFAULT_CURRENCY = "CNY"
 """The currency of an instrument created over REST without one."""
 REFRESH_EVERY_S = 3.0
@@ -329,6 +335,8 @@ class RingBackend:
         instrument = self.registry.get(c.instrument_id)
         if instrument is None:
             return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_id}")
+        if not (0 < c.qty <= MAX_LOTS and 0 <= c.price <= MAX_TICKS):
+            return _out_of_range(instrument, c.price, c.qty)
         request_id = next(self._request_ids)
         details = OrderDetails(
             c.client_order_id, c.order_type, c.time_condition, c.volume_condition, time.time_ns()
@@ -418,7 +426,7 @@ class RingBackend:
             return await self._send(request_id, command, lambda _a: {"trading_day": day})
         if c.action in (AdminAction.CREATE_INSTRUMENT, AdminAction.UPDATE_INSTRUMENT):
             return await self._admin_instrument(c)
-        instrument = self.registry.get(c.instrument_id or "")
+        instrument = await self.find_instrument(c.instrument_id or "")
         if instrument is None:
             return Answer(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {c.instrument_id}")
         if c.action is AdminAction.SET_SETTLEMENT_PRICE:
@@ -427,6 +435,12 @@ class RingBackend:
             if ticks is None:
                 return Answer(
                     ResultCode.PRICE_NOT_ON_TICK, f"{price} is not on {instrument.id}'s tick"
+                )
+            if ticks > MAX_TICKS:
+                return Answer(
+                    ResultCode.BAD_MESSAGE,
+                    f"settlement_price {price} is beyond the largest price "
+                    f"({instrument.ticks_to_price(MAX_TICKS)})",
                 )
             command = core.SetSettlementPrice(request_id, instrument.index, ticks, now)
         else:
@@ -550,9 +564,10 @@ class RingBackend:
 
     def _on_events(self, batch: np.ndarray[Any, Any]) -> None:
         """One ring read. Only what someone here needs is decoded: the answers to this
-        gateway's requests (resolved first), and the records of watched accounts whose kind
-        some connection of the owner wants (rendered, then pushed per engine transaction).
-        Every order's account is noted from the columns (ownership checks), nothing else."""
+                gateway's requests (resolved first), and the records of watched accounts whose kind
+                some connection of the owner wants (rendered, then pushed per engine transaction).
+                Every order's account is noted from the columns (ownership checks), and finished orders
+        are forgotten, after the pushes (they render with the client's details)."""
         kinds = batch["kind"]
         mine = (batch["request_id"] >> np.uint64(REQUEST_SHIFT)) == self.gateway_id
         answers = np.flatnonzero(_ANSWER_KINDS[kinds] & mine)
@@ -562,11 +577,13 @@ class RingBackend:
                     self._accepted(answer)
                 else:
                     self._resolve(answer.request_id, Answer(answer.code, answer.message))
-        updates = np.flatnonzero(kinds == Kind.ORDER_UPDATED)
-        if updates.size:
-            self._renderer.track(batch["order_id"][updates], batch["account"][updates])
         if self._watched:
             self._push(batch, kinds)
+        updates = np.flatnonzero(kinds == Kind.ORDER_UPDATED)
+        if updates.size:
+            self._renderer.track(
+                batch["order_id"][updates], batch["account"][updates], batch["status"][updates]
+            )
 
     def _push(self, batch: np.ndarray[Any, Any], kinds: np.ndarray[Any, Any]) -> None:
         candidates = np.flatnonzero(_PUSH_KINDS[kinds])
@@ -588,8 +605,6 @@ class RingBackend:
                 wanted = wanted_by[user] = self._wanted(user)
             if _PUSHED[kind] in wanted:
                 keep.append(index)
-            elif kind == Kind.ORDER_UPDATED:
-                self._renderer.settled(int(batch["order_id"][index]), int(batch["status"][index]))
         if not keep:
             return
         ends = (batch["flags"] & Flag.LAST_IN_BATCH) != 0
@@ -791,7 +806,7 @@ class RingBackend:
     async def _market_query(self, command: str, instrument_id: str, **args: Any) -> Answer:
         """A market query answered by marketdata for a local instrument, by the feeds process
         (in marketdata's shapes) for an external one."""
-        if self.registry.get(instrument_id) is not None:
+        if await self.find_instrument(instrument_id) is not None:
             return await self._ask(
                 self._marketdata, command, ResultCode.BAD_MESSAGE, instrument=instrument_id, **args
             )
@@ -859,6 +874,21 @@ class RingBackend:
             "market_received": self._market.received,
             "external": self.external.status() if self.external is not None else None,
         }
+
+
+def _out_of_range(instrument: Instrument, ticks: int, lots: int) -> Answer:
+    """1008 for an order whose price or volume no real order has."""
+    if not 0 < lots <= MAX_LOTS:
+        return Answer(
+            ResultCode.BAD_ORDER_PARAMETER,
+            f"volume {instrument.lots_to_qty(lots)} is beyond the largest order "
+            f"({instrument.lots_to_qty(MAX_LOTS)})",
+        )
+    return Answer(
+        ResultCode.BAD_ORDER_PARAMETER,
+        f"price {instrument.ticks_to_price(ticks)} is beyond the largest price "
+        f"({instrument.ticks_to_price(MAX_TICKS)})",
+    )
 
 
 async def _answered(request: Awaitable[Any], refused: ResultCode) -> Answer:

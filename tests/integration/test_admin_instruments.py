@@ -23,12 +23,14 @@ import pytest
 
 from engine.codes import ResultCode
 from gateway.client import EdgeClient, order_body
+from gateway.ring_backend import ON_DEMAND_EVERY_S
 from ipc.control import call
 from services import config as configuration
 from services.mdclient import Stream, publisher_endpoint, snapshot
 from storage.query import HistoryQuery
 from tests.integration.test_gateway_fixtures import (
     DiffSocket,
+    NativeSocket,
     RunningEdge,
     admin,
     edge_instance,
@@ -350,3 +352,59 @@ def _snapshot_ok(home: Any) -> bool:
     except Exception:
         return False
     return True
+
+
+def test_the_other_gateway_finds_a_just_created_instrument_on_first_request(
+    two_gateways: tuple[RunningEdge, RunningEdge],
+) -> None:
+    """Every request path of gateway 2 that names an instrument asks accounts before it
+    answers 1007: each instrument is created through gateway 1 and used at once through
+    gateway 2 (a pause before each create lets the on-demand refresh run again)."""
+    first, second = two_gateways
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            operator, root = await admin(session, first), await admin(session, second)
+            carol = await user(session, second, "carol")
+            account = await carol.open_funded_account(CASH)
+            ws = await NativeSocket.open(session, second)
+            await ws.request({"type": "auth", "token": carol.token}, "auth_response")
+
+            async def created(name: str) -> str:
+                await asyncio.sleep(ON_DEMAND_EVERY_S)
+                await operator.expect(
+                    "POST", "/admin/instrument/create", {**TABLE, "instrument_id": name}
+                )
+                return name
+
+            name = await created("TEST.FIRST1")
+            body = order_body(account, name, "BUY", RESTING, 1)
+            assert (await carol.expect("POST", "/api/order/submit", body))["order_id"]
+
+            name = await created("TEST.FIRST2")
+            body = order_body(account, name, "BUY", RESTING, 1)
+            answer = await ws.request({"type": "submit_order", **body}, "order_response")
+            assert answer["success"] is True, answer
+
+            name = await created("TEST.FIRST3")
+            subscribe = {"type": "subscribe", "channels": ["ticker"], "instruments": [name]}
+            answer = await ws.request(subscribe, "subscribe_response")
+            assert answer["instruments"] == [name], answer
+
+            name = await created("TEST.FIRST4")
+            price = {"instrument_id": name, "settlement_price": PRICE}
+            await root.expect("POST", "/admin/settlement/set-price", price)
+
+            name = await created("TEST.FIRST5")
+            prices = {"prices": [{"instrument_id": name, "settlement_price": PRICE}]}
+            await root.expect("POST", "/admin/settlement/batch-set-prices", prices)
+
+            name = await created("TEST.FIRST6")
+            await root.expect("PUT", f"/admin/instrument/{name}/suspend")
+
+            name = await created("TEST.FIRST7")
+            reply = await carol.call("GET", f"/api/market/tick/{name}")
+            assert reply.code != ResultCode.NO_SUCH_INSTRUMENT, reply.body
+            await ws.close()
+
+    run(scenario)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ import aiohttp
 import orjson
 import pytest
 
-from gateway.client import EdgeClient, order_body
+from gateway.client import EdgeClient, Reply, order_body
 from tests.integration.test_gateway_fixtures import (
     DiffSocket,
     NativeSocket,
@@ -266,5 +267,92 @@ def test_slow_reader_does_not_delay_a_fast_one(edge: RunningEdge) -> None:
             assert len(pushes) >= 60
             await fast.close()
             silent.close()
+
+    run(scenario)
+
+
+OUT_OF_RANGE: list[tuple[str, Any, set[int]]] = [
+    ("volume", 1e28, {1008}),
+    ("volume", 10**28, {1008}),
+    ("volume", int("9" * 60), {1008}),
+    ("volume", 1e-30, {1008}),
+    ("volume", 1.0000000000001, {1008}),
+    ("price", 1e30, {1008}),
+    ("price", 10**30, {1008}),
+    ("price", 1e-30, {1008, 4005}),
+    ("price", 75000.00000000001, {4005}),
+    ("price", 12345678901234567890123456789.0, {1008}),
+]
+"""(order field, value, the codes a refusal may carry): huge, tiny and many-digit numbers."""
+AMOUNTS = [1e40, 10**40, 1e-30, 0.123456789, int("9" * 60), 1.0000000000000002e15]
+"""Deposit and withdrawal amounts out of range or with more decimals than CNY has."""
+
+
+async def _post_text(client: EdgeClient, path: str, body: dict[str, Any]) -> Reply:
+    """POST a body as the standard library writes it (integers of any size, unlike orjson)."""
+    headers = {"Content-Type": "application/json"}
+    return await client.call("POST", path, data=json.dumps(body).encode(), headers=headers)
+
+
+async def _answer_after(ws: NativeSocket, start: int) -> dict[str, Any]:
+    """The first message at or after `start` (an order's answer: an error or order_response)."""
+    deadline = time.monotonic() + 10
+    while len(ws.messages) <= start:
+        assert time.monotonic() < deadline, "no answer"
+        await asyncio.sleep(0.02)
+    return ws.messages[start]
+
+
+def test_out_of_range_numbers_answer_codes_on_every_path(edge: RunningEdge) -> None:
+    """Numbers beyond Decimal's default precision or the records' integers are refused with
+    1008/4005/9003, never 5000, over REST, `/ws` and DIFF; nothing changes."""
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            trader = await user(session, edge, "huge")
+            account = await trader.open_funded_account(1_000_000)
+            before = await _state(trader, account)
+            ws = await NativeSocket.open(session, edge)
+            await ws.request({"type": "auth", "token": trader.token}, "auth_response")
+            for name, value, codes in OUT_OF_RANGE:
+                body = {**order_body(account, INS, "BUY", PRICE, 1), name: value}
+                reply = await _post_text(trader, "/api/order/submit", body)
+                assert reply.code in codes and reply.status < 500, (name, value, reply.body)
+                start = len(ws.messages)
+                await ws.ws.send_str(json.dumps({"type": "submit_order", **body}))
+                answer = await _answer_after(ws, start)
+                code = answer.get("code", answer.get("error_code"))
+                assert code in codes, (name, value, answer)
+            for path in ("/api/account/deposit", "/api/account/withdraw"):
+                for n, amount in enumerate(AMOUNTS):
+                    body = {"account_id": account, "amount": amount, "transaction_id": 100 + n}
+                    reply = await _post_text(trader, path, body)
+                    assert reply.code == 9003 and reply.status < 500, (path, amount, reply.body)
+            await ws.close()
+
+            diff = await DiffSocket.open(session, edge)
+            login = {"aid": "req_login", "bid": "shmex", "user_name": "huge"}
+            await diff.send({**login, "password": trader.token})
+            await diff.until(lambda s: "huge" in s.get("trade", {}))
+            for n, (name, value, codes) in enumerate(OUT_OF_RANGE):
+                diff_name = "limit_price" if name == "price" else name
+                order = {
+                    "aid": "insert_order",
+                    "user_id": "huge",
+                    "order_id": f"huge-{n}",
+                    "exchange_id": "SHFE",
+                    "instrument_id": "cu2501",
+                    "direction": "BUY",
+                    "offset": "OPEN",
+                    "volume": 1,
+                    "price_type": "LIMIT",
+                    "limit_price": PRICE,
+                    diff_name: value,
+                }
+                await diff.ws.send_str(json.dumps(order))
+                await diff.until(lambda _s, n=n: len(_refusals(diff)) > n)
+                assert _refusals(diff)[n] in codes | {9003}, (name, value, _refusals(diff))
+            await diff.close()
+            assert await _state(trader, account) == before
 
     run(scenario)

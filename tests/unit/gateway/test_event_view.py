@@ -3,11 +3,12 @@ checked against the core's own QIFI rendering (what the accounts `account` query
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from engine.accounts import commands as c
 from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
-from engine.enums import Offset, OrderType, Side, TimeCondition, VolumeCondition
+from engine.enums import Offset, OrderStatus, OrderType, Side, TimeCondition, VolumeCondition
 from engine.exchange import Exchange
 from gateway.backend import EventKind
 from gateway.event_view import EventRenderer, OrderDetails
@@ -80,5 +81,51 @@ def test_client_details_follow_an_order_until_it_finishes() -> None:
     assert data["client_order_id"] == "mine-1" and data["time_condition"] == "GTC"
     finished = exchange.apply(c.CancelOrder(9, 1, update.order_id))
     cancelled = next(e for e in finished if type(e) is OrderUpdated)
+    assert renderer.order(cancelled)["client_order_id"] == "mine-1"
     assert renderer.order(cancelled)["status"] == "CANCELLED"
+    _track(renderer, [cancelled])
     assert renderer.by_client_id(1, "mine-1") is None
+    assert not renderer.details and not renderer.order_accounts
+
+
+def _track(renderer: EventRenderer, updates: list[OrderUpdated]) -> None:
+    """What the backend does with an `events` read's ORDER_UPDATED columns."""
+    renderer.track(
+        np.array([u.order_id for u in updates], dtype=np.uint64),
+        np.array([u.account_id for u in updates], dtype=np.uint32),
+        np.array([u.status for u in updates], dtype=np.uint8),
+    )
+
+
+def _update(order_id: int, status: OrderStatus) -> OrderUpdated:
+    return OrderUpdated(1, order_id, IX, Side.BUY, Offset.OPEN, 1000, 1, 0, status, 0, 0)
+
+
+def test_order_memory_shrinks_as_orders_finish() -> None:
+    """Every order placed here or seen in `events` is remembered until its final update;
+    a thousand orders that all finish leave nothing behind, live ones stay."""
+    renderer = EventRenderer(registry())
+    details = OrderDetails(None, OrderType.LIMIT, TimeCondition.GFD, VolumeCondition.ANY, 0)
+    for order_id in range(1, 1001):
+        renderer.remember(order_id, 1, details._replace(client_order_id=f"c{order_id}"))
+    _track(renderer, [_update(n, OrderStatus.ACCEPTED) for n in range(1, 2001)])
+    assert len(renderer.order_accounts) == 2000 and len(renderer.details) == 1000
+    finals = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+    assert {s for s in OrderStatus if s >= OrderStatus.FILLED} == set(finals)  # track's test
+    _track(renderer, [_update(n, finals[n % 3]) for n in range(1, 2001) if n % 10])
+    live = [n for n in range(1, 2001) if n % 10 == 0]
+    assert sorted(renderer.order_accounts) == live
+    assert sorted(renderer.details) == [n for n in live if n <= 1000]
+    assert renderer.by_client_id(1, "c10") == 10 and renderer.by_client_id(1, "c11") is None
+
+
+def test_orders_that_never_finish_are_capped_oldest_first() -> None:
+    renderer = EventRenderer(registry(), max_orders=100)
+    details = OrderDetails("same", OrderType.LIMIT, TimeCondition.GFD, VolumeCondition.ANY, 0)
+    for order_id in range(1, 1001):
+        renderer.remember(order_id, 1, details)
+    assert len(renderer.details) <= 100 and 1000 in renderer.details
+    assert renderer.by_client_id(1, "same") == 1000
+    _track(renderer, [_update(n, OrderStatus.ACCEPTED) for n in range(1001, 3001)])
+    assert len(renderer.order_accounts) <= 100 and 3000 in renderer.order_accounts
+    assert not renderer.details and renderer.by_client_id(1, "same") is None
