@@ -213,8 +213,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for venue in fixtures.SYMBOL:
-            frames = _trades(workdir, venue)
-            runs = [_normalize(venue, frames, ["trade"]) for _ in range(REPEAT)]
+            _trades(workdir, venue)
+        # round robin: every venue's k-th run meets the machine in about the same state, so
+        # that the other engineers' load disturbs all venues' medians alike
+        venue_runs: dict[str, list[tuple[float, float, int]]] = {v: [] for v in fixtures.SYMBOL}
+        for _ in range(REPEAT):
+            for venue, runs in venue_runs.items():
+                frames = list(read_recording(workdir / f"{venue}.jsonl")[1])
+                runs.append(_normalize(venue, frames, ["trade"]))
+                del frames
+        for venue, runs in venue_runs.items():
             assert all(r[2] == N for r in runs), f"{venue}: expected {N} trades"
             _add(results, f"{venue} trades", runs, slowest=True)
         frames = _record(workdir / "depth.jsonl", "BINANCE", ["depth"], _depth_diff)
@@ -245,7 +253,7 @@ def main() -> None:
     results.finish(
         [
             f"{N} frames per workload, median of {REPEAT} runs (trade rows also: the slowest "
-            "run); one process, single thread.",
+            "run; the venues' runs taken in turn); one process, single thread.",
             f"Load average (1 min) {load_before:.2f} at the start, {load_after:.2f} at the end, "
             f"on {os.cpu_count()} cores.",
             "shmex rows: parse (orjson; for Kraken/Upbit/Bithumb orjson with exact float→units, "
