@@ -32,7 +32,7 @@ from engine.enums import Offset, Side, TimeCondition
 from engine.instruments import InstrumentRegistry
 from engine.matching.commands import AmendOrder, CancelOrder, PlaceOrder
 from engine.matching.engine import MatchingEngine
-from engine.matching.events import OrderCanceled, TradeExecuted
+from engine.matching.events import OrderCanceled, TradeExecuted, new_trade_executed
 
 INSTRUMENTS = Path(__file__).resolve().parents[1] / "services" / "instruments.toml"
 INDEX = 0  # CFFEX.IF2501: band 17,100..20,900 ticks around 19,000
@@ -522,6 +522,44 @@ def instructions(system: str, workload: str, count: int) -> float | None:
     raise RuntimeError("callgrind wrote no totals")
 
 
+# -- event constructors -----------------------------------------------------------------------
+
+_tuple_new = tuple.__new__
+_partial_new = functools.partial(tuple.__new__, TradeExecuted)
+_make = TradeExecuted._make
+_B = Side.BUY
+CONSTRUCTORS: dict[str, Callable[[int], Any]] = {
+    "loop only": lambda i: i,
+    "plain tuple": lambda i: (i, 0, 19_000, 1, 2, 5, _B, 3, 105, 0, 0, i),
+    "TradeExecuted(...)": lambda i: TradeExecuted(i, 0, 19_000, 1, 2, 5, _B, 3, 105, 0, 0, i),
+    "TradeExecuted._make": lambda i: _make((i, 0, 19_000, 1, 2, 5, _B, 3, 105, 0, 0, i)),
+    "partial(tuple.__new__, cls)": lambda i: _partial_new(
+        (i, 0, 19_000, 1, 2, 5, _B, 3, 105, 0, 0, i)
+    ),
+    "tuple.__new__(cls, fields)": lambda i: _tuple_new(
+        TradeExecuted, (i, 0, 19_000, 1, 2, 5, _B, 3, 105, 0, 0, i)
+    ),
+    "new_trade_executed (positional)": lambda i: new_trade_executed(
+        (i, 0, 19_000, 1, 2, 5, _B, 3, 105, 0, 0, i)
+    ),
+}
+"""Ways to build one TradeExecuted (12 fields); each is called and its result dropped, so a
+count includes the event's deallocation, as when a consumer drops a command's events."""
+
+
+def constructor_costs(count: int) -> dict[str, float]:
+    """Instructions per event of each CONSTRUCTORS entry (callgrind, the loop's own cost taken
+    off); empty without valgrind."""
+    per_call: dict[str, float] = {}
+    for name in CONSTRUCTORS:
+        per_op = instructions(name, "constructors", count)
+        if per_op is None:
+            return {}
+        per_call[name] = per_op
+    loop = per_call.pop("loop only")
+    return {name: value - loop for name, value in per_call.items()}
+
+
 def systems(ops: list[Op], warm: int) -> Iterator[tuple[str, Callable[[], Any]]]:
     yield "plain SortedDict+deque (no events)", lambda: (run_plain(ops), ops, warm)
 
@@ -563,11 +601,23 @@ def main() -> None:
         metavar="OPS",
         help="also count instructions per op with callgrind over this many operations",
     )
+    parser.add_argument(
+        "--constructors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per event of each way to build one (callgrind, N events)",
+    )
     parser.add_argument("--count", metavar="SYSTEM", help=argparse.SUPPRESS)
     parser.add_argument("--workload", default="cross30", help=argparse.SUPPRESS)
     args = parser.parse_args()
     count = args.ops or (20_000 if args.quick else 200_000)
     registry = InstrumentRegistry.from_toml(INSTRUMENTS.read_text())
+    if args.count and args.workload == "constructors":  # a child of `constructor_costs`
+        build = CONSTRUCTORS[args.count]
+        gc.disable()
+        functools.reduce(_step, range(count), build)
+        return
     if args.count:  # the child `instructions` runs under valgrind
         ops = generate(registry, args.workload, count)
         counted_run(dict(systems(ops, len(ops) - count))[args.count])
@@ -610,6 +660,13 @@ def main() -> None:
                 per_op = instructions(system, workload, args.instructions)
                 if per_op is not None:
                     results.add(system, workload, "instructions per op", per_op, "instr")
+    if args.constructors:
+        for name, per_event in constructor_costs(args.constructors).items():
+            results.add(name, "build one event", "instructions per event", per_event, "instr")
+        notes.append(
+            f"event constructors: callgrind over {args.constructors:,} TradeExecuted (12 fields), "
+            "build + drop, the loop's own instructions taken off"
+        )
     by_key = {(r.system, r.workload, r.metric): r.value for r in results.rows}
     for workload in ("cross30", "xcore-mix"):
         for metric in ("throughput", "throughput (CPU time)"):

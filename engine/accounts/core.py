@@ -18,14 +18,16 @@ from engine.accounts import commands as cmd
 from engine.accounts.account import Account, close_split
 from engine.accounts.events import (
     AccountLiquidated,
-    AccountUpdated,
     CommandAccepted,
     CommandRejected,
     OrderUpdated,
-    PositionUpdated,
     SettlementCompleted,
     SettlementResult,
-    TradeBooked,
+    new_account_updated,
+    new_command_accepted,
+    new_order_updated,
+    new_position_updated,
+    new_trade_booked,
 )
 from engine.accounts.liquidation import closing_orders
 from engine.accounts.order import Order
@@ -74,7 +76,6 @@ _IDLE = SettlementPhase.IDLE
 _EXPIRING = SettlementPhase.EXPIRING
 _USER = CancelReason.USER
 _OK = ResultCode.OK
-_new = tuple.__new__
 _NOTHING: tuple[()] = ()
 """The matching commands of an exec that causes none (shared: nobody appends to it)."""
 _NO_HOLDS = (0, 0, 0)
@@ -309,7 +310,7 @@ class AccountsCore:
             if close_split(closed, offset, terms.close_today_rule, qty) is None:
                 return _reject(c, ResultCode.INSUFFICIENT_POSITION, "not enough position to close")
             place, update = self._place(account, terms, c, price, False, _NO_HOLDS)
-            return [place], [_new(CommandAccepted, (request_id, place[0], ts)), update]
+            return [place], [new_command_accepted((request_id, place[0], ts)), update]
         else:
             notional, margin, commission = terms.open_fill(price, qty)
             holds = (margin, commission, 0)
@@ -320,7 +321,7 @@ class AccountsCore:
         if code:
             return _reject(c, code, message)
         place, update = self._place(account, terms, c, price, False, holds)
-        return [place], [_new(CommandAccepted, (request_id, place[0], ts)), update]
+        return [place], [new_command_accepted((request_id, place[0], ts)), update]
 
     def _place(
         self,
@@ -359,13 +360,12 @@ class AccountsCore:
         else:
             margin, commission, asset = holds
             account.hold(order, terms, margin, commission, asset)
-        place = _new(
-            mc.PlaceOrder,
-            (order_id, account_id, index, side, price, qty, order_type, time_condition,
-             volume_condition, min_qty, ts, stp),
-        )  # fmt: skip
+        place = mc.new_place_order((
+            order_id, account_id, index, side, price, qty, order_type, time_condition,
+            volume_condition, min_qty, ts, stp,
+        ))  # fmt: skip
         # fmt: off
-        update = _new(OrderUpdated, (
+        update = new_order_updated((
             account_id, order_id, index, side, order.offset, price, qty, 0, _PENDING, _OK, ts,
         ))
         # fmt: on
@@ -379,8 +379,8 @@ class AccountsCore:
         order = account.orders.get(order_id)
         if order is None:
             return _reject(c, ResultCode.ORDER_NOT_FOUND, f"no live order {order_id}")
-        cancel = _new(mc.CancelOrder, (order_id, order.instrument_index, ts, _USER))
-        return [cancel], [_new(CommandAccepted, (request_id, order_id, ts))]
+        cancel = mc.new_cancel_order((order_id, order.instrument_index, ts, _USER))
+        return [cancel], [new_command_accepted((request_id, order_id, ts))]
 
     def _cancel_all(self, c: cmd.CancelAll) -> Out:
         account = self.accounts.get(c.account_id)
@@ -434,8 +434,8 @@ class AccountsCore:
                 return _reject(c, ResultCode.INSUFFICIENT_FUNDS, f"needs {need}, has {available}")
             order.pending_price, order.pending_qty = price, qty
             account.hold(order, terms, margin, commission, asset)
-        amend = _new(mc.AmendOrder, (order_id, index, price, qty, ts))
-        return [amend], [_new(CommandAccepted, (request_id, order_id, ts))]
+        amend = mc.new_amend_order((order_id, index, price, qty, ts))
+        return [amend], [new_command_accepted((request_id, order_id, ts))]
 
     # --- matching events ---------------------------------------------------------------------
     # Each handler appends the events it causes to `events` and returns the matching commands
@@ -540,11 +540,11 @@ class AccountsCore:
         index = terms.index
         side, offset, total = order.side, order.offset, order.qty
         # fmt: off
-        events.append(_new(OrderUpdated, (
+        events.append(new_order_updated((
             account_id, order_id, index, side, offset, order.price, total, total - remaining,
             status, _OK, ts,
         )))
-        events.append(_new(TradeBooked, (
+        events.append(new_trade_booked((
             account_id, order_id, trade_id, index, side, offset, price, qty, commission, profit,
             ts,
         )))
@@ -753,7 +753,7 @@ class AccountsCore:
             frozen_margin = ledger.frozen_margin
             frozen_commission = ledger.frozen_commission
             # fmt: off
-            events.append(_new(AccountUpdated, (
+            events.append(new_account_updated((
                 account_id, code, balance,
                 balance - margin - frozen_margin - frozen_commission - ledger.frozen_asset,
                 margin, frozen_margin, frozen_commission, position_profit, ledger.close_profit,
@@ -766,7 +766,7 @@ class AccountsCore:
             if position is not None:
                 long, short = position.long, position.short
                 # fmt: off
-                events.append(_new(PositionUpdated, (
+                events.append(new_position_updated((
                     account_id, index, long.today, long.history, short.today, short.history,
                     long.frozen_today + long.frozen_history,
                     short.frozen_today + short.frozen_history, long.margin + short.margin, ts,
@@ -806,8 +806,7 @@ class AccountsCore:
 
 
 def _order_update(order: Order, code: ResultCode, ts: int) -> OrderUpdated:
-    return _new(
-        OrderUpdated,
+    return new_order_updated(
         (
             order.account_id,
             order.order_id,

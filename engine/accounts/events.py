@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from engine.codes import ResultCode
 from engine.enums import Offset, OrderStatus, Side
+from engine.tuples import positional
 
 
 class CommandAccepted(NamedTuple):
@@ -18,6 +19,9 @@ class CommandAccepted(NamedTuple):
     request_id: int
     order_id: int
     ts: int
+
+
+new_command_accepted = positional(CommandAccepted)
 
 
 class CommandRejected(NamedTuple):
@@ -46,6 +50,9 @@ class OrderUpdated(NamedTuple):
     ts: int
 
 
+new_order_updated = positional(OrderUpdated)
+
+
 class TradeBooked(NamedTuple):
     """One account's leg of a trade, with what it cost and earned."""
 
@@ -60,6 +67,9 @@ class TradeBooked(NamedTuple):
     commission: int
     close_profit: int
     ts: int
+
+
+new_trade_booked = positional(TradeBooked)
 
 
 class AccountUpdated(NamedTuple):
@@ -78,6 +88,9 @@ class AccountUpdated(NamedTuple):
     ts: int
 
 
+new_account_updated = positional(AccountUpdated)
+
+
 class PositionUpdated(NamedTuple):
     account_id: int
     instrument_index: int
@@ -89,6 +102,9 @@ class PositionUpdated(NamedTuple):
     short_frozen: int
     margin: int
     ts: int
+
+
+new_position_updated = positional(PositionUpdated)
 
 
 class AccountLiquidated(NamedTuple):

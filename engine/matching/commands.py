@@ -19,6 +19,7 @@ from engine.enums import (
     VolumeCondition,
 )
 from engine.instruments import Instrument
+from engine.tuples import positional
 
 
 class PlaceOrder(NamedTuple):
@@ -42,11 +43,17 @@ class PlaceOrder(NamedTuple):
     stp: SelfTradePrevention = SelfTradePrevention.NONE
 
 
+new_place_order = positional(PlaceOrder)
+
+
 class CancelOrder(NamedTuple):
     order_id: int
     instrument_index: int
     ts: int = 0
     reason: CancelReason = CancelReason.USER
+
+
+new_cancel_order = positional(CancelOrder)
 
 
 class AmendOrder(NamedTuple):
@@ -61,6 +68,9 @@ class AmendOrder(NamedTuple):
     price: int
     qty: int
     ts: int = 0
+
+
+new_amend_order = positional(AmendOrder)
 
 
 class ExpireOrders(NamedTuple):

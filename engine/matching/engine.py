@@ -1,7 +1,8 @@
 """The matching engine: applies matching commands to the books and returns the events, in order.
 
 Deterministic and pure: the same commands give the same events and the same `state_hash()`.
-This is the hot path, so the handlers bind locals, compare ints and build NamedTuple events;
+This is the hot path, so the handlers bind locals, compare ints and build their NamedTuple
+events with the C-level `new_*` constructors of engine.matching.events;
 there is no per-order logging. The rules are written out in docs/matching.md.
 """
 
@@ -50,21 +51,19 @@ from engine.matching.commands import (
     UpsertInstrument,
 )
 from engine.matching.events import (
-    AmendRejected,
-    AuctionUncrossed,
-    BookChanged,
-    CancelRejected,
-    OrderAccepted,
-    OrderAmended,
-    OrderCanceled,
-    OrderRejected,
-    PhaseChanged,
-    TradeExecuted,
+    new_amend_rejected,
+    new_auction_uncrossed,
+    new_book_changed,
+    new_cancel_rejected,
+    new_order_accepted,
+    new_order_amended,
+    new_order_canceled,
+    new_order_rejected,
+    new_phase_changed,
+    new_trade_executed,
 )
 
 _OK = ResultCode.OK
-_new = tuple.__new__
-"""Builds an event NamedTuple without its Python-level __new__: half the cost on the hot path."""
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrderType.LIMIT
@@ -162,18 +161,28 @@ class MatchingEngine:
         if flags is None:
             flags = _classify(order_type, side, time_condition, volume_condition, min_qty, qty, stp)
         if order_id <= self._last_order_id:
-            return [OrderRejected(order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts)]
+            return [
+                new_order_rejected((order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts))
+            ]
         self._last_order_id = order_id
         instruments = self._instrument_list
         if not 0 <= index < len(instruments):
-            return [OrderRejected(order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts)]
+            return [
+                new_order_rejected((order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts))
+            ]
         instrument = instruments[index]
         if instrument.status is not _TRADING:
             return [
-                OrderRejected(order_id, account_id, index, ResultCode.INSTRUMENT_NOT_TRADING, ts)
+                new_order_rejected(
+                    (order_id, account_id, index, ResultCode.INSTRUMENT_NOT_TRADING, ts)
+                )
             ]
         if flags is None:
-            return [OrderRejected(order_id, account_id, index, ResultCode.BAD_ORDER_PARAMETER, ts)]
+            return [
+                new_order_rejected(
+                    (order_id, account_id, index, ResultCode.BAD_ORDER_PARAMETER, ts)
+                )
+            ]
         is_buy, is_ioc, is_market, any_volume = flags
         if is_market:
             price = instrument.upper_limit if is_buy else instrument.lower_limit
@@ -189,9 +198,9 @@ class MatchingEngine:
         elif not instrument.lower_limit <= price <= instrument.upper_limit:
             code = ResultCode.PRICE_OUT_OF_BAND
         if code:
-            return [OrderRejected(order_id, account_id, index, code, ts)]
+            return [new_order_rejected((order_id, account_id, index, code, ts))]
         events: list[Event] = [
-            _new(OrderAccepted, (order_id, account_id, index, side, price, qty, ts))
+            new_order_accepted((order_id, account_id, index, side, price, qty, ts))
         ]
         stp = stp or self._default_stp
         if not any_volume:
@@ -204,7 +213,7 @@ class MatchingEngine:
                     if volume_condition == _ALL
                     else CancelReason.MIN_UNFILLED
                 )
-                events.append(_new(OrderCanceled, (order_id, account_id, index, reason, qty, ts)))
+                events.append(new_order_canceled((order_id, account_id, index, reason, qty, ts)))
                 return events
         self._enter(
             book, order_id, account_id, side, is_buy, price, qty, time_condition, is_ioc, stp,
@@ -241,8 +250,7 @@ class MatchingEngine:
             )
             if qty < 0:
                 events.append(
-                    _new(
-                        OrderCanceled,
+                    new_order_canceled(
                         (order_id, account_id, book.instrument_index, _SELF_TRADE, -qty, ts),
                     )
                 )
@@ -251,8 +259,7 @@ class MatchingEngine:
                 return
         if is_ioc:
             events.append(
-                _new(
-                    OrderCanceled,
+                new_order_canceled(
                     (order_id, account_id, book.instrument_index, _IOC_REMAINDER, qty, ts),
                 )
             )
@@ -269,7 +276,7 @@ class MatchingEngine:
         level.qty += qty
         level.count += 1
         book.orders[order_id] = order
-        events.append(_new(BookChanged, (book.instrument_index, side, price, level.qty, ts)))
+        events.append(new_book_changed((book.instrument_index, side, price, level.qty, ts)))
 
     def _take(
         self,
@@ -314,8 +321,8 @@ class MatchingEngine:
                         level.count -= 1
                         del orders[maker[ORDER_ID]]
                         append(
-                            OrderCanceled(
-                                maker[ORDER_ID], account_id, index, _SELF_TRADE, maker[QTY], ts
+                            new_order_canceled(
+                                (maker[ORDER_ID], account_id, index, _SELF_TRADE, maker[QTY], ts)
                             )
                         )
                     if stp != _CANCEL_MAKER:
@@ -336,8 +343,7 @@ class MatchingEngine:
                 level.qty -= fill
                 seq += 1
                 append(
-                    _new(
-                        TradeExecuted,
+                    new_trade_executed(
                         (
                             seq * shards + shard,
                             index,
@@ -362,7 +368,7 @@ class MatchingEngine:
                     if not level.count:
                         break
             if level.qty != level_qty:
-                append(_new(BookChanged, (index, maker_side, price, level.qty, ts)))
+                append(new_book_changed((index, maker_side, price, level.qty, ts)))
             if not level.count:
                 opposite.drop(key)
             if blocked:
@@ -375,7 +381,7 @@ class MatchingEngine:
         book = self.books.get(index)
         order = book.orders.pop(order_id, None) if book is not None else None
         if order is None:
-            return [CancelRejected(order_id, index, ResultCode.ORDER_NOT_FOUND, ts)]
+            return [new_cancel_rejected((order_id, index, ResultCode.ORDER_NOT_FOUND, ts))]
         return self._cancel_resting(book, order, reason, ts)  # type: ignore[arg-type]
 
     @staticmethod
@@ -386,10 +392,8 @@ class MatchingEngine:
         level = (book.bids if order[SIDE] == _BUY else book.asks).remove(order)
         index = book.instrument_index
         return [
-            _new(
-                OrderCanceled, (order[ORDER_ID], order[ACCOUNT_ID], index, reason, order[QTY], ts)
-            ),
-            _new(BookChanged, (index, order[SIDE], order[PRICE], level.qty, ts)),
+            new_order_canceled((order[ORDER_ID], order[ACCOUNT_ID], index, reason, order[QTY], ts)),
+            new_book_changed((index, order[SIDE], order[PRICE], level.qty, ts)),
         ]
 
     def _amend(self, command: AmendOrder) -> list[Event]:
@@ -397,7 +401,7 @@ class MatchingEngine:
         book = self.books.get(index)
         order = book.orders.get(order_id) if book is not None else None
         if order is None or book is None:
-            return [AmendRejected(order_id, index, ResultCode.ORDER_NOT_FOUND, ts)]
+            return [new_amend_rejected((order_id, index, ResultCode.ORDER_NOT_FOUND, ts))]
         instrument = self._instrument_list[index]
         code = _OK
         if instrument.status != _TRADING:
@@ -407,11 +411,10 @@ class MatchingEngine:
         elif not instrument.lower_limit <= price <= instrument.upper_limit:
             code = ResultCode.PRICE_OUT_OF_BAND
         if code:
-            return [AmendRejected(order_id, index, code, ts)]
+            return [new_amend_rejected((order_id, index, code, ts))]
         old_price, old_qty = order[PRICE], order[QTY]
         events: list[Event] = [
-            _new(
-                OrderAmended,
+            new_order_amended(
                 (order_id, order[ACCOUNT_ID], index, price, qty, old_price, old_qty, ts),
             )
         ]
@@ -420,11 +423,11 @@ class MatchingEngine:
             level = book_side.levels[book_side.sign * price]
             level.qty -= old_qty - qty
             order[QTY] = qty
-            events.append(_new(BookChanged, (index, order[SIDE], price, level.qty, ts)))
+            events.append(new_book_changed((index, order[SIDE], price, level.qty, ts)))
             return events
         del book.orders[order_id]
         level = book_side.remove(order)
-        events.append(_new(BookChanged, (index, order[SIDE], old_price, level.qty, ts)))
+        events.append(new_book_changed((index, order[SIDE], old_price, level.qty, ts)))
         self._enter(
             book, order_id, order[ACCOUNT_ID], order[SIDE], order[SIDE] == _BUY, price, qty,
             order[TIME_CONDITION], False, order[STP], ts, events,
@@ -455,7 +458,7 @@ class MatchingEngine:
         if phase not in (_CONTINUOUS, _AUCTION):
             raise ValueError(f"phase {phase!r} cannot be set")
         book.phase = TradingPhase(phase)
-        return [PhaseChanged(index, phase, ts)]
+        return [new_phase_changed((index, phase, ts))]
 
     def _run_auction(self, command: RunAuction) -> list[Event]:
         """Uncross at the auction price: every trade at that price, in price-time priority."""
@@ -492,26 +495,30 @@ class MatchingEngine:
                         book_side.drop(book_side.best)
             self._trade_seq += 1
             events.append(
-                TradeExecuted(
-                    self._trade_seq * self._shards + self._shard,
-                    index,
-                    result.price,
-                    fill,
-                    taker[ORDER_ID],
-                    taker[ACCOUNT_ID],
-                    taker[SIDE],
-                    maker[ORDER_ID],
-                    maker[ACCOUNT_ID],
-                    taker[QTY],
-                    maker[QTY],
-                    ts,
+                new_trade_executed(
+                    (
+                        self._trade_seq * self._shards + self._shard,
+                        index,
+                        result.price,
+                        fill,
+                        taker[ORDER_ID],
+                        taker[ACCOUNT_ID],
+                        taker[SIDE],
+                        maker[ORDER_ID],
+                        maker[ACCOUNT_ID],
+                        taker[QTY],
+                        maker[QTY],
+                        ts,
+                    )
                 )
             )
         for side, price in touched:
-            events.append(BookChanged(index, side, price, book.level_qty(side, price), ts))
-        events.append(AuctionUncrossed(index, result.price, result.qty, result.imbalance, ts))
+            events.append(new_book_changed((index, side, price, book.level_qty(side, price), ts)))
+        events.append(
+            new_auction_uncrossed((index, result.price, result.qty, result.imbalance, ts))
+        )
         book.phase = _CONTINUOUS
-        events.append(PhaseChanged(index, _CONTINUOUS, ts))
+        events.append(new_phase_changed((index, _CONTINUOUS, ts)))
         return events
 
     # -- admin --------------------------------------------------------------------------------

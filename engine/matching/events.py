@@ -3,6 +3,8 @@
 A PlaceOrder that passes validation always yields OrderAccepted first, then its trades, then
 (for IOC, FOK, MIN, market orders and self-trade prevention) an OrderCanceled for the rest;
 one that fails yields only OrderRejected. Quantities are lots, prices ticks, ts int ns.
+The hot path builds events with the `new_*` constructors below (engine/tuples.py): one tuple
+of the fields in the class's own order, the same object as the keyword constructor's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import NamedTuple
 
 from engine.codes import ResultCode
 from engine.enums import CancelReason, Side, TradingPhase
+from engine.tuples import positional
 
 
 class OrderAccepted(NamedTuple):
@@ -25,6 +28,9 @@ class OrderAccepted(NamedTuple):
     ts: int
 
 
+new_order_accepted = positional(OrderAccepted)
+
+
 class OrderRejected(NamedTuple):
     """A PlaceOrder refused before matching (band, tick, status, parameters, duplicate id)."""
 
@@ -33,6 +39,9 @@ class OrderRejected(NamedTuple):
     instrument_index: int
     code: ResultCode
     ts: int
+
+
+new_order_rejected = positional(OrderRejected)
 
 
 class OrderCanceled(NamedTuple):
@@ -44,6 +53,9 @@ class OrderCanceled(NamedTuple):
     reason: CancelReason
     qty: int
     ts: int
+
+
+new_order_canceled = positional(OrderCanceled)
 
 
 class OrderAmended(NamedTuple):
@@ -59,6 +71,9 @@ class OrderAmended(NamedTuple):
     ts: int
 
 
+new_order_amended = positional(OrderAmended)
+
+
 class CancelRejected(NamedTuple):
     """A cancel that found no open order (already filled, cancelled, or unknown)."""
 
@@ -68,6 +83,9 @@ class CancelRejected(NamedTuple):
     ts: int
 
 
+new_cancel_rejected = positional(CancelRejected)
+
+
 class AmendRejected(NamedTuple):
     """An amend refused; the order (if any) is unchanged."""
 
@@ -75,6 +93,9 @@ class AmendRejected(NamedTuple):
     instrument_index: int
     code: ResultCode
     ts: int
+
+
+new_amend_rejected = positional(AmendRejected)
 
 
 class TradeExecuted(NamedTuple):
@@ -97,6 +118,9 @@ class TradeExecuted(NamedTuple):
     ts: int
 
 
+new_trade_executed = positional(TradeExecuted)
+
+
 class BookChanged(NamedTuple):
     """The total resting lots at one price level after a command (0 = the level is gone)."""
 
@@ -107,10 +131,16 @@ class BookChanged(NamedTuple):
     ts: int
 
 
+new_book_changed = positional(BookChanged)
+
+
 class PhaseChanged(NamedTuple):
     instrument_index: int
     phase: TradingPhase
     ts: int
+
+
+new_phase_changed = positional(PhaseChanged)
 
 
 class AuctionUncrossed(NamedTuple):
@@ -121,6 +151,9 @@ class AuctionUncrossed(NamedTuple):
     qty: int
     imbalance: int
     ts: int
+
+
+new_auction_uncrossed = positional(AuctionUncrossed)
 
 
 MatchingEvent = (
