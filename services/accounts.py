@@ -191,22 +191,32 @@ class Accounts(Service):
         self._shard_of = {i.index: self.config.shard_of(i.id) for i in registry}
 
     def replay(self, from_seq: int, until: int = 0) -> int:
-        """Feed the journal from `from_seq` (to `until`, 0 = the end) through the live handlers;
-        returns how many records it replayed."""
+        """Feed the journal from `from_seq` (to `until`, 0 = the end) through the live handlers,
+        one live batch at a time; returns how many records it replayed. A batch the journal
+        reader's chunks cut in two is joined again: each batch ends with its accounts'
+        snapshots, so applying it in two parts would emit more events than the live run and
+        number the regenerated ones differently from what the rings published."""
         directory = journal_dir(self.config, "accounts")
         count = 0
+        unfinished = np.empty(0, CMD)
         for first, records in iter_journal_arrays(directory, CMD, from_seq):
             if until and first + len(records) - 1 > until:
                 records = records[: max(0, until - first + 1)]
             if not len(records):
                 break
             count += len(records)
+            if len(unfinished):
+                records = np.concatenate([unfinished, records])
             kinds = records["kind"] // _CMD_BAND
             sources = records["source"]
             ends = (records["flags"][:-1] & Flag.BATCH_END) != 0
             cut = np.flatnonzero((np.diff(kinds) != 0) | (np.diff(sources) != 0) | ends) + 1
-            for part in np.split(records, cut):
+            parts = np.split(records, cut)
+            unfinished = parts.pop() if not records["flags"][-1] & Flag.BATCH_END else records[:0]
+            for part in parts:
                 self._apply_journaled(part)
+        if len(unfinished):
+            self._apply_journaled(unfinished)
         return count
 
     def _apply_journaled(self, records: np.ndarray[Any, Any]) -> None:

@@ -1,7 +1,10 @@
 """The matching process of one shard: `orders.<shard>` in, `MatchingEngine`, `execs.<shard>` out.
 
-Batch in, batch out: a ring batch is journaled (one group commit), decoded column-wise, applied
-command by command, and its events leave as one numbered `execs` batch. The journal of its own
+Batch in, batch out: a ring batch is journaled, decoded column-wise, applied command by command,
+and its events leave as one numbered `execs` batch. Under the Runner in sync mode the batch is
+only written before it is applied and its execs wait in a `CommitGate` until the fsync that
+covers it (one group commit for the batches of a pass, overlapping the next ones), as in
+accounts. The journal of its own
 input is what rebuilds the books after a restart: checkpoint (`export_state`) + the journal tail
 through the same `_apply`, regenerated execs written only beyond what `execs` already published
 (services/recovery.py, docs/durability.md).
@@ -40,7 +43,14 @@ from services.matching_codec import (
     orders_to_commands,
 )
 from services.process import Service, main
-from services.recovery import Output, Streams, checkpoint_dir, epoch_of, journal_dir
+from services.recovery import (
+    CommitGate,
+    Output,
+    Streams,
+    checkpoint_dir,
+    epoch_of,
+    journal_dir,
+)
 from storage.canonical import canonical_dumps, canonical_loads, pack_sections, unpack_sections
 from storage.checkpoint import write_checkpoint
 from storage.journal import Journal, iter_journal_arrays
@@ -146,6 +156,7 @@ class Matching(Service):
         self._next_checkpoint = time.monotonic() + self._checkpoint_s
         directory = journal_dir(self.config, f"matching-{self.shard}")
         self.journal = Journal.open(directory, configuration.journal_config(self.config))
+        self.gate = CommitGate.under_runner(self.journal, self.wake)
         plan = plan_recovery(checkpoint_dir(self.config), checkpoint_name(self.shard), directory)
         recovered = self.rebuild(plan.state, plan.checkpoint_seq)
         log.info("recovered", extra={"fields": recovered})
@@ -166,6 +177,7 @@ class Matching(Service):
             self.rings.get(self._execs),
             self.streams.get(self._execs),
             self.writers.get(self._execs),
+            gate=self.gate,
         )
         started = time.perf_counter()
         self.output.begin_replay()
@@ -215,7 +227,10 @@ class Matching(Service):
     def handle(self, ring: str, batch: np.ndarray[Any, Any]) -> None:
         fresh = self.streams.fresh(ring, batch)
         if len(fresh):
-            self.journal.append_array(fresh)
+            if self.gate is None:
+                self.journal.append_array(fresh)
+            else:
+                self.gate.append(fresh)  # its execs wait in the gate for the fsync
             self._apply(fresh)
 
     def _apply(self, records: np.ndarray[Any, Any]) -> None:
@@ -305,10 +320,17 @@ class Matching(Service):
         if time.monotonic() >= self._next_checkpoint:
             self.checkpoint()
 
+    def drained(self) -> bool:
+        """Not while execs wait in the gate for their fsync."""
+        return self.gate is None or not self.gate.held
+
     def checkpoint(self) -> dict[str, Any]:
-        """Write the books as of the journal's last record (flushed first, so never ahead)."""
+        """Write the books as of the journal's last record (flushed first, so never ahead; the
+        execs that waited for it leave first: replay from the checkpoint will not regenerate
+        them)."""
         self._next_checkpoint = time.monotonic() + self._checkpoint_s
         self.journal.flush()
+        self.run_due()
         seq = self.journal.last_seq
         instruments = [
             [i.index, int(i.status), i.pre_settlement, i.pre_close, i.min_qty, i.band_e8, i.max_qty]
@@ -337,6 +359,9 @@ class Matching(Service):
             "trades": self._trades,
             "journal_seq": self.journal.last_seq,
             "durable_seq": self.journal.durable_seq,
+            "held_batches": 0 if self.gate is None else self.gate.held,
+            "journal_syncs": self.journal.syncs,
+            "commits": {} if self.gate is None else self.gate.commits,
         }
 
     def stop(self) -> None:

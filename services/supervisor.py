@@ -4,8 +4,14 @@
 daemon creates the rings, starts the processes of services/topology.py one at a time in start
 order (each must answer `status` before the next starts), restarts a dead one with exponential
 backoff (it resumes from its ring cursor), and answers `status` and `shutdown` on its own
-control socket. `down` asks it to stop the processes in reverse order and unlink the rings; if
-the daemon is gone, `down` does that itself from the pid files.
+control socket. `down` asks it to stop the processes in reverse order (producers first, so
+each consumer drains what they wrote) and unlink the rings; if the daemon is gone, `down` does
+that itself from the pid files. The rings are unlinked only when the stop was complete: every
+process exited cleanly (drained, checkpointed) and every record of a `cmd`, `orders` or `execs`
+ring was consumed by its readers. Otherwise (a backlog larger than the stop timeout drains, a
+process killed) they are kept, with the reasons in `<home>/rings.kept`, and the next `up`
+resumes them like after a crash: a record removed unconsumed would be lost, and one consumer's
+state would no longer match another's (docs/durability.md).
 
 `up` after a crash (the supervisor killed, pid files and rings left behind) refuses while any
 process of that run is still alive; otherwise it tidies what the dead run left and says so:
@@ -19,6 +25,7 @@ resumes, which keeps recovery exactly-once (docs/durability.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -41,13 +48,23 @@ from ipc.liveness import pid_alive
 from ipc.ring import Ring, unlink_prefix
 from services import config as configuration
 from services import logs, topology, verify
+from services.accounts import CHECKPOINT
 from services.children import Backoff, Child, State
+from services.matching import checkpoint_name
+from services.recovery import checkpoint_dir, journal_dir
 from services.status_table import render_status
+from storage.checkpoint import list_checkpoints
+from storage.recovery import journal_last_seq
 
 log = logging.getLogger(__name__)
 
 NAME = "supervisor"
 EXIT_NOT_RUNNING = 3
+KEPT_FILE = "rings.kept"
+"""Why the last stop kept the rings (written by the stop, removed by the next `up`)."""
+STATEFUL_RINGS = ("cmd.", "orders.", "execs.")
+"""Rings whose records change a process's state when consumed; `events` and `md` only feed
+clients, whose sessions do not survive a stop."""
 
 
 class Supervisor:
@@ -101,7 +118,7 @@ class Supervisor:
         finally:
             server.close()
             context.term()
-            self._remove_rings()
+            self._close_rings()
             pid_file.unlink(missing_ok=True)
             log.info("supervisor exited")
 
@@ -144,11 +161,21 @@ class Supervisor:
             except Exception:
                 log.exception("could not stop %s", child.spec.name)
 
-    def _remove_rings(self) -> None:
+    def _close_rings(self) -> None:
+        """Unlink the rings after a complete stop, else keep them and say why."""
+        reasons = [
+            f"{child.spec.name} exited with {child.last_exit}"
+            for child in self.children
+            if child.last_exit not in (0, None)
+        ]
+        reasons += unconsumed(self.config, self.rings) + journals_ahead(self.config)
         for ring in self.rings.values():
             ring.close()
         self.rings.clear()
-        unlink_prefix(self.config.prefix + ".")
+        if reasons:
+            keep_rings(self.config, reasons)
+        else:
+            unlink_prefix(self.config.prefix + ".")
 
     def status(self) -> dict[str, Any]:
         return {
@@ -161,6 +188,52 @@ class Supervisor:
             "rings": {name: ring.stats() for name, ring in self.rings.items()},
             "endpoints": endpoints(self.config, {c.spec.name: c.reported for c in self.children}),
         }
+
+
+def unconsumed(config: configuration.Config, rings: dict[str, Ring]) -> list[str]:
+    """The stateful rings (by name without the prefix) that a reader of the instance has not
+    read to the end, as reasons to keep them."""
+    owners = [spec.name for spec in topology.processes(config)]
+    return [
+        f"ring {name}: {info.name} has {info.lag} records to read"
+        for name, ring in rings.items()
+        if name.startswith(STATEFUL_RINGS)
+        for info in ring.readers()
+        if info.lag and _reattached(info.name, owners)
+    ]
+
+
+def journals_ahead(config: configuration.Config) -> list[str]:
+    """The journals that go past their process's newest checkpoint, as reasons to keep the
+    rings: that process's restart replays records numbered in the rings' current epoch and
+    writes what its stop had not (outputs held for an fsync), so the epoch must go on."""
+    journals = [("accounts", CHECKPOINT)]
+    journals += [(f"matching-{s}", checkpoint_name(s)) for s in topology.matching_shards(config)]
+    reasons = []
+    for journal, name in journals:
+        last = journal_last_seq(journal_dir(config, journal))
+        newest = max(
+            (seq for seq, _path in list_checkpoints(checkpoint_dir(config), name)), default=0
+        )
+        if last > newest:
+            reasons.append(f"journal {journal} is at {last}, its newest checkpoint at {newest}")
+    return reasons
+
+
+def attach_rings(config: configuration.Config) -> dict[str, Ring]:
+    """The instance's rings that exist now, attached (the caller closes them)."""
+    attached = {}
+    for spec in topology.rings(config):
+        with contextlib.suppress(IpcError):
+            attached[spec.name] = Ring.attach(config.ring_name(spec.name), spec.dtype)
+    return attached
+
+
+def keep_rings(config: configuration.Config, reasons: list[str]) -> None:
+    """Leave the rings for the next `up` and record why (`down` prints it)."""
+    with (config.home / KEPT_FILE).open("a") as kept:
+        kept.write("".join(f"{reason}\n" for reason in reasons))
+    log.warning("rings kept for the next up", extra={"fields": {"reasons": "; ".join(reasons)}})
 
 
 def endpoints(config: configuration.Config, reports: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -231,12 +304,16 @@ def tidy_previous_run(config: configuration.Config) -> list[str]:
             f"{', '.join(live)}; stop them with `bin/exchange down` first"
         )
     objects = shm.prefix_objects(config.prefix + ".")
+    kept_file = config.home / KEPT_FILE
+    kept = kept_file.read_text().splitlines() if kept_file.exists() else []
+    kept_file.unlink(missing_ok=True)
     if not objects and not dead:
         return []
     notes = [
         f"shmex {config.prefix}: the previous run did not stop cleanly"
         + (f" (dead: {', '.join(dead)})" if dead else "")
     ]
+    notes += [f"  the stop kept the rings: {reason}" for reason in kept]
     for name in dead:
         (config.home / f"{name}.pid").unlink(missing_ok=True)
     _remove_doorbell_files(config)
@@ -370,10 +447,14 @@ def cmd_run(config: configuration.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_down(config: configuration.Config, _args: argparse.Namespace) -> int:
-    """Stop the instance: through the daemon if it lives, else from the pid files; unlink rings."""
+    """Stop the instance: through the daemon if it lives, else from the pid files. The rings are
+    unlinked only after a complete stop (`keep_rings` otherwise; the daemon decides when it
+    ran the stop)."""
     stop_timeout = float(config["supervisor"]["stop_timeout_s"])
+    kept_file = config.home / KEPT_FILE
     pid = _supervisor_pid(config)
     if pid is not None:
+        kept_file.unlink(missing_ok=True)
         try:
             call(config.control_endpoint(NAME), "shutdown", timeout=2.0)
         except ControlError:
@@ -383,13 +464,23 @@ def cmd_down(config: configuration.Config, _args: argparse.Namespace) -> int:
             print(f"supervisor pid {pid} did not stop; killing it", file=sys.stderr)
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, 5)
-    leftovers = _kill_leftovers(config, stop_timeout)
-    removed = unlink_prefix(config.prefix + ".")
+    leftovers, unclean = _kill_leftovers(config, stop_timeout)
+    if unclean or pid is None:
+        rings = attach_rings(config)
+        reasons = unclean + unconsumed(config, rings) + journals_ahead(config)
+        for ring in rings.values():
+            ring.close()
+        if rings and reasons:
+            keep_rings(config, reasons)
+    kept = kept_file.read_text().splitlines() if kept_file.exists() else []
+    removed = [] if kept else unlink_prefix(config.prefix + ".")
     print(
         f"shmex {config.prefix}: stopped"
         + (f"; killed leftover pids {leftovers}" if leftovers else "")
         + (f"; removed {len(removed)} shared-memory objects" if removed else "")
     )
+    if kept:
+        print("rings kept for the next `up`, which resumes them:\n  " + "\n  ".join(kept))
     return 0
 
 
@@ -402,20 +493,26 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return not pid_alive(pid)
 
 
-def _kill_leftovers(config: configuration.Config, timeout: float) -> list[int]:
-    """Processes whose pid files survived a dead supervisor: SIGTERM, then SIGKILL."""
-    killed = []
+def _kill_leftovers(config: configuration.Config, timeout: float) -> tuple[list[int], list[str]]:
+    """Processes whose pid files survived a dead supervisor: SIGTERM, then SIGKILL. Returns
+    the pids stopped and, as reasons to keep the rings, the processes that did not stop
+    cleanly (a pid file only outlives its process when it was killed)."""
+    killed, unclean = [], []
     for path in sorted(config.home.glob("*.pid")):
         pid = _instance_pid(path, config.prefix)
-        if pid is not None:
+        if pid is None:
+            if path.stem != NAME:
+                unclean.append(f"{path.stem} was killed")
+        else:
             os.kill(pid, signal.SIGTERM)
             if not _wait_gone(pid, timeout):
                 os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid, 5)
+                unclean.append(f"{path.stem} was killed after {timeout} s")
             killed.append(pid)
         path.unlink(missing_ok=True)
     _remove_doorbell_files(config)
-    return killed
+    return killed, unclean
 
 
 def _remove_doorbell_files(config: configuration.Config) -> None:
