@@ -564,10 +564,10 @@ class RingBackend:
 
     def _on_events(self, batch: np.ndarray[Any, Any]) -> None:
         """One ring read. Only what someone here needs is decoded: the answers to this
-                gateway's requests (resolved first), and the records of watched accounts whose kind
-                some connection of the owner wants (rendered, then pushed per engine transaction).
-                Every order's account is noted from the columns (ownership checks), and finished orders
-        are forgotten, after the pushes (they render with the client's details)."""
+        gateway's requests (resolved first), and the records of watched accounts whose kind
+        some connection of the owner wants (rendered, then pushed per engine transaction).
+        Every order's account is noted from the columns (ownership checks), and finished
+        orders are forgotten, after the pushes (they render with the client's details)."""
         kinds = batch["kind"]
         mine = (batch["request_id"] >> np.uint64(REQUEST_SHIFT)) == self.gateway_id
         answers = np.flatnonzero(_ANSWER_KINDS[kinds] & mine)

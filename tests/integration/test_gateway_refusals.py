@@ -88,14 +88,22 @@ def test_malformed_orders_answer_codes_and_change_nothing(edge: RunningEdge) -> 
     run(scenario)
 
 
+async def _trader_on_ws(
+    session: aiohttp.ClientSession, edge: RunningEdge, name: str
+) -> tuple[EdgeClient, int, tuple[Any, ...], NativeSocket]:
+    """A funded trader, its account's state, and its authenticated `/ws` socket."""
+    trader = await user(session, edge, name)
+    account = await trader.open_funded_account(1_000_000)
+    before = await _state(trader, account)
+    ws = await NativeSocket.open(session, edge)
+    await ws.request({"type": "auth", "token": trader.token}, "auth_response")
+    return trader, account, before, ws
+
+
 def test_websocket_hostile_frames(edge: RunningEdge) -> None:
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
-            trader = await user(session, edge, "trudy")
-            account = await trader.open_funded_account(1_000_000)
-            before = await _state(trader, account)
-            ws = await NativeSocket.open(session, edge)
-            await ws.request({"type": "auth", "token": trader.token}, "auth_response")
+            trader, account, before, ws = await _trader_on_ws(session, edge, "trudy")
             start = len(ws.messages)
             await ws.ws.send_str("{broken")
             await ws.next("error", start, code=9003)
@@ -309,11 +317,7 @@ def test_out_of_range_numbers_answer_codes_on_every_path(edge: RunningEdge) -> N
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
-            trader = await user(session, edge, "huge")
-            account = await trader.open_funded_account(1_000_000)
-            before = await _state(trader, account)
-            ws = await NativeSocket.open(session, edge)
-            await ws.request({"type": "auth", "token": trader.token}, "auth_response")
+            trader, account, before, ws = await _trader_on_ws(session, edge, "huge")
             for name, value, codes in OUT_OF_RANGE:
                 body = {**order_body(account, INS, "BUY", PRICE, 1), name: value}
                 reply = await _post_text(trader, "/api/order/submit", body)

@@ -1,6 +1,7 @@
 """The app over loopback: requests refused at the edge answer with the envelope and a code
 and never reach the exchange. The backend here is a tripwire that fails the test if any
-method is called; route-level tests with the real backend run against real processes."""
+method but the gateway's own instrument table is called; route-level tests with the real
+backend run against real processes."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,11 +25,19 @@ SECRET = b"s" * 32
 WAIT_S = 5.0
 
 
+class _NoInstruments(Tripwire):
+    """The tripwire, but with the gateway's own instrument table (empty): the one-pass order
+    check reads it before it declines a body; everything else still reaches the exchange."""
+
+    def instrument(self, instrument_id: str) -> None:
+        return None
+
+
 @asynccontextmanager
 async def serve(tmp_path: Path, config: EdgeConfig | None = None) -> AsyncIterator[TestClient]:
     config = config or EdgeConfig()
     edge = Edge(
-        backend=Tripwire(),  # type: ignore[arg-type]
+        backend=_NoInstruments(),  # type: ignore[arg-type]
         users=UserStore(tmp_path / "users.jsonl", ScryptParams(n=2**10)),
         signer=TokenSigner(SECRET),
         limiter=RateLimiter(config.rate_per_second, config.rate_burst),
