@@ -166,7 +166,7 @@ def _exact(step: Decimal, value: Any, convert: Callable[[Decimal], int | None]) 
     number = Decimal(repr(value)) if kind is float else Decimal(value)
     try:
         count = convert(number) if number > 0 else None
-    except ArithmeticError:  # beyond Decimal's precision: the generic path answers it
+    except ArithmeticError:  # not countable here: the generic path answers it
         return None
     _EXACT[key] = count
     return count

@@ -248,7 +248,7 @@ class DiffConnection:
         feeds catalogue; None for a symbol nobody publishes. Its first quote adds the market
         fields of whoever publishes it (marketdata or the feeds process), through the board."""
         backend = self.edge.backend
-        instrument = backend.instrument(symbol)
+        instrument = await backend.find_instrument(symbol)
         if instrument is not None:
             return m.static_quote(instrument)
         external = await backend.external_instrument(symbol)
@@ -264,7 +264,7 @@ class DiffConnection:
             self.session.push(m.drop_chart_patch(chart_id))
             return
         external = None
-        if self.edge.backend.instrument(symbol) is None:
+        if await self.edge.backend.find_instrument(symbol) is None:
             external = await self.edge.backend.external_instrument(symbol)
             if external is None:
                 raise Rejected(ResultCode.NO_SUCH_INSTRUMENT, f"no instrument {symbol}")
@@ -290,6 +290,9 @@ class DiffConnection:
         key = fields["order_id"]
         if key in self.orders:
             raise Rejected(ResultCode.BAD_ORDER_PARAMETER, f"order_id {key} was already used")
+        await self.edge.backend.find_instrument(
+            f"{fields['exchange_id']}.{fields['instrument_id']}"
+        )
         command = place_diff_order(
             principal.user_id, account_id, fields, self.edge.backend.instrument
         )

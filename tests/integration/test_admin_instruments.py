@@ -407,4 +407,35 @@ def test_the_other_gateway_finds_a_just_created_instrument_on_first_request(
             assert reply.code != ResultCode.NO_SUCH_INSTRUMENT, reply.body
             await ws.close()
 
+            diff = await DiffSocket.open(session, second)
+            await diff.send(
+                {"aid": "req_login", "bid": "shmex", "user_name": "carol", "password": carol.token}
+            )
+            await diff.until(lambda s: "carol" in s.get("trade", {}))
+            name = await created("TEST.FIRST8")
+            exchange_id, instrument_id = name.split(".")
+            await diff.send(
+                {
+                    "aid": "insert_order",
+                    "user_id": "carol",
+                    "order_id": "first8",
+                    "exchange_id": exchange_id,
+                    "instrument_id": instrument_id,
+                    "direction": "BUY",
+                    "offset": "OPEN",
+                    "volume": 1,
+                    "price_type": "LIMIT",
+                    "limit_price": RESTING,
+                    "volume_condition": "ANY",
+                    "time_condition": "GFD",
+                }
+            )
+
+            def placed(state: dict[str, Any]) -> bool:
+                orders = state["trade"]["carol"].get("orders", {}).values()
+                return any(o.get("instrument_id") == instrument_id for o in orders)
+
+            await diff.until(placed)
+            await diff.close()
+
     run(scenario)
