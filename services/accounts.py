@@ -43,7 +43,14 @@ from services.accounts_state import AccountsState
 from services.columns import kind_table
 from services.matching_codec import commands_to_orders, execs_to_events
 from services.process import Service, main
-from services.recovery import CommitGate, Output, checkpoint_dir, epoch_of, journal_dir
+from services.recovery import (
+    CommitGate,
+    Output,
+    Snapshotter,
+    checkpoint_dir,
+    epoch_of,
+    journal_dir,
+)
 from services.topology import cmd_ids, execs_rings, matching_shards
 from storage.checkpoint import write_checkpoint
 from storage.errors import JournalError
@@ -131,6 +138,7 @@ class Accounts(Service):
         directory = journal_dir(self.config, "accounts")
         self.journal = Journal.open(directory, configuration.journal_config(self.config))
         self.gate = CommitGate.under_runner(self.journal, self.wake)
+        self.snapshots = Snapshotter(CHECKPOINT)
         plan = plan_recovery(checkpoint_dir(self.config), CHECKPOINT, directory)
         self.recovered = self.rebuild(plan.state, plan.checkpoint_seq)
         log.info("recovered", extra={"fields": self.recovered})
@@ -416,19 +424,37 @@ class Accounts(Service):
         return True
 
     def tick(self, now_ns: int) -> None:
+        self.snapshots.poll()
         if time.monotonic() >= self._next_checkpoint:
-            self.checkpoint()
+            self.checkpoint(background=True)
 
-    def checkpoint(self) -> dict[str, Any]:
+    def checkpoint(self, background: bool = False) -> dict[str, Any]:
         """Write the state as of the journal's last record (flushed first, so never ahead; the
         outputs that waited for it leave first: replay from the checkpoint will not regenerate
-        them)."""
+        them). `background` (the periodic one): a forked child serializes and writes it while
+        the loop goes on (`Snapshotter`); otherwise here, after any such child finished."""
         self._next_checkpoint = time.monotonic() + self._checkpoint_s
+        if not background:
+            self.snapshots.poll(block=True)
+        started = time.perf_counter()
         self.journal.flush()
         self.run_due()
         seq = self.journal.last_seq
-        path = write_checkpoint(checkpoint_dir(self.config), CHECKPOINT, seq, self.state.dumps())
-        return {"seq": seq, "path": str(path), "state_hash": self.state.core.state_hash()}
+        directory = checkpoint_dir(self.config)
+        if background:
+            self.snapshots.start(
+                seq, lambda: write_checkpoint(directory, CHECKPOINT, seq, self.state.dumps())
+            )
+            return {"seq": seq, "background": True, "seconds": time.perf_counter() - started}
+        path = write_checkpoint(directory, CHECKPOINT, seq, self.state.dumps())
+        seconds = round(time.perf_counter() - started, 3)
+        log.info("checkpoint written in the loop", extra={"fields": {"seconds": seconds}})
+        return {
+            "seq": seq,
+            "path": str(path),
+            "seconds": seconds,
+            "state_hash": self.state.core.state_hash(),
+        }
 
     def register_commands(self, server: ControlServer) -> None:
         accounts_queries.register(server, lambda: self.state)
@@ -441,6 +467,10 @@ class Accounts(Service):
             "live_orders": len(self.state.core.orders),
             "journal_seq": self.journal.last_seq,
             "durable_seq": self.journal.durable_seq,
+            "checkpoints": {
+                "background": self.snapshots.written,
+                "failed": self.snapshots.failed,
+            },
             "held_batches": 0 if self.gate is None else self.gate.held,
             "journal_syncs": self.journal.syncs,
             "commits": {} if self.gate is None else self.gate.commits,

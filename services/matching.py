@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +47,7 @@ from services.process import Service, main
 from services.recovery import (
     CommitGate,
     Output,
+    Snapshotter,
     Streams,
     checkpoint_dir,
     epoch_of,
@@ -157,6 +159,7 @@ class Matching(Service):
         directory = journal_dir(self.config, f"matching-{self.shard}")
         self.journal = Journal.open(directory, configuration.journal_config(self.config))
         self.gate = CommitGate.under_runner(self.journal, self.wake)
+        self.snapshots = Snapshotter(checkpoint_name(self.shard))
         plan = plan_recovery(checkpoint_dir(self.config), checkpoint_name(self.shard), directory)
         recovered = self.rebuild(plan.state, plan.checkpoint_seq)
         log.info("recovered", extra={"fields": recovered})
@@ -317,21 +320,31 @@ class Matching(Service):
         return events
 
     def tick(self, now_ns: int) -> None:
+        self.snapshots.poll()
         if time.monotonic() >= self._next_checkpoint:
-            self.checkpoint()
+            self.checkpoint(background=True)
 
     def drained(self) -> bool:
         """Not while execs wait in the gate for their fsync."""
         return self.gate is None or not self.gate.held
 
-    def checkpoint(self) -> dict[str, Any]:
+    def checkpoint(self, background: bool = False) -> dict[str, Any]:
         """Write the books as of the journal's last record (flushed first, so never ahead; the
         execs that waited for it leave first: replay from the checkpoint will not regenerate
-        them)."""
+        them); `background` as in accounts (a forked child writes it)."""
         self._next_checkpoint = time.monotonic() + self._checkpoint_s
+        if not background:
+            self.snapshots.poll(block=True)
         self.journal.flush()
         self.run_due()
         seq = self.journal.last_seq
+        if background:
+            self.snapshots.start(seq, lambda: self._write_checkpoint(seq))
+            return {"seq": seq, "background": True}
+        path = self._write_checkpoint(seq)
+        return {"seq": seq, "path": str(path), "state_hash": self.engine.state_hash()}
+
+    def _write_checkpoint(self, seq: int) -> Path:
         instruments = [
             [i.index, int(i.status), i.pre_settlement, i.pre_close, i.min_qty, i.band_e8, i.max_qty]
             for i in self.engine.instruments
@@ -344,10 +357,9 @@ class Matching(Service):
                 "streams": canonical_dumps(self.streams.export()),
             }
         )
-        path = write_checkpoint(
+        return write_checkpoint(
             checkpoint_dir(self.config), checkpoint_name(self.shard), seq, payload
         )
-        return {"seq": seq, "path": str(path), "state_hash": self.engine.state_hash()}
 
     def register_commands(self, server: ControlServer) -> None:
         server.register("state_hash", lambda _args: self.engine.state_hash())
@@ -359,6 +371,10 @@ class Matching(Service):
             "trades": self._trades,
             "journal_seq": self.journal.last_seq,
             "durable_seq": self.journal.durable_seq,
+            "checkpoints": {
+                "background": self.snapshots.written,
+                "failed": self.snapshots.failed,
+            },
             "held_batches": 0 if self.gate is None else self.gate.held,
             "journal_syncs": self.journal.syncs,
             "commits": {} if self.gate is None else self.gate.commits,

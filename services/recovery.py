@@ -18,8 +18,10 @@ docs/durability.md has the whole argument.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -273,6 +275,64 @@ class CommitGate:
             output.write(batches[0] if len(batches) == 1 else np.concatenate(batches))
             total += sum(len(batch) for batch in batches)
         return total
+
+
+class Snapshotter:
+    """Writes periodic checkpoints from a forked child, so the loop does not stall on them.
+
+    `os.fork()` gives the child a copy-on-write image of the state as it is at the journal
+    sequence the checkpoint names; the child only serializes it, writes the file and leaves
+    with `os._exit` (it never touches the journal, whose sync thread and locks it does not
+    have, nor sockets or rings). The parent goes on at once; `poll` reaps the child. One child
+    at a time: a checkpoint due while one is written is skipped until it finished.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.child = 0
+        self.seq = 0
+        self.started = 0.0
+        self.written = 0
+        self.failed = 0
+
+    def start(self, seq: int, write: Callable[[], object]) -> bool:
+        """Fork a child that runs `write` (serialize and write the checkpoint at `seq`); False
+        if the previous one is still being written."""
+        if self.poll():
+            return False
+        with warnings.catch_warnings():  # the sync thread: the child touches none of its locks
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                write()
+                status = 0
+            finally:
+                os._exit(status)
+        self.child, self.seq, self.started = pid, seq, time.monotonic()
+        return True
+
+    def poll(self, block: bool = False) -> bool:
+        """True while a child is writing (with `block`, wait for it first)."""
+        if not self.child:
+            return False
+        pid, status = os.waitpid(self.child, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return True
+        seconds = round(time.monotonic() - self.started, 3)
+        self.child = 0
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            self.written += 1
+            log.info(
+                "background checkpoint written",
+                extra={"fields": {"name": self.name, "seq": self.seq, "seconds": seconds}},
+            )
+        else:
+            self.failed += 1
+            log.error("background checkpoint %s at %d failed (exit %d)", self.name, self.seq, code)
+        return False
 
 
 def write_blocking(

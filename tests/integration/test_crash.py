@@ -110,9 +110,14 @@ def session(
     tmp_path: Path,
     mode: str,
     rng: random.Random,
+    more: str = "",
     **supervisor: str,
 ) -> Iterator[Session]:
+    """`more`: config lines after the durability mode (its other keys, then other sections);
+    `supervisor`: keys of the supervisor section."""
     config_file = pipeline_config(tmp_path, mode, **supervisor)
+    text = config_file.read_text().replace(f'mode = "{mode}"', f'mode = "{mode}"\n{more}')
+    config_file.write_text(text)
     instance = start(factory, config_file)
     config = instance_config(instance, config_file)
     with DirectClient(config) as client:
@@ -295,7 +300,8 @@ def test_sigkill_matching_during_background_commits_loses_and_repeats_nothing(
     replay."""
     rng = random.Random("matching-background-commits")
     background = 0
-    with session(exchange_factory, tmp_path, "sync", rng) as run:
+    small_reads = "[wait]\nbatch = 32"  # accounts' group commits leave matching a backlog
+    with session(exchange_factory, tmp_path, "sync", rng, more=small_reads) as run:
         instance, config, client, answers = run.instance, run.config, run.client, run.answers
         sent, stream = run.sent, run.stream
         for _round in range(ROUNDS):
@@ -310,6 +316,46 @@ def test_sigkill_matching_during_background_commits_loses_and_repeats_nothing(
             kill(instance, "matching.0")
             answers.wait_all([c.request_id for c in sent])
         assert background > 0, "matching never committed in the background: the test missed"
+        wait_quiet(instance)
+    repeated = {r: n for r, n in answers.seen.items() if n > 1}
+    assert not repeated, f"commands answered more than once: {list(repeated.items())[:10]}"
+    assert live_hash(instance) == clean_replay(config, sent)
+    verified = instance.run("recover", "--verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_background_checkpoints_restore_the_state_a_replay_reaches(
+    exchange_factory: Callable[..., Instance], tmp_path: Path
+) -> None:
+    """Checkpoints every second, written by forked children while the loops keep applying
+    bursts: each names the journal position its state is at (`recover --verify` replays to it
+    and compares), and after a SIGKILL of every child the restart from the newest one reaches
+    the state of a clean replay."""
+    rng = random.Random("background-checkpoints")
+    with session(exchange_factory, tmp_path, "sync", rng, more="checkpoint_interval_s = 1") as run:
+        instance, config, client, answers = run.instance, run.config, run.client, run.answers
+        sent, stream = run.sent, run.stream
+        deadline = time.monotonic() + 3.5
+        chunk = 0
+        while time.monotonic() < deadline:
+            batch: list[AccountsCommand] = stream.next(client.request_ids(100), chunk % 20 + 5)
+            client.send(batch)
+            sent += batch
+            answers.absorb(timeout=0.05)
+            chunk += 1
+        answers.wait_all([c.request_id for c in sent])
+        for process in ("accounts", "matching.0"):
+            written = control(instance, process, "status")["service"]["checkpoints"]
+            assert written["background"] > 0 and not written["failed"], (process, written)
+        wait_quiet(instance)
+        kill(instance, "all")
+        instance.wait_for(
+            lambda: all(
+                p["state"] == "running" and p["restarts"] for p in instance.status()["processes"]
+            )
+        )
+        recovered = control(instance, "accounts", "status")["service"]["recovered"]
+        assert recovered["checkpoint_seq"] > 0, recovered
         wait_quiet(instance)
     repeated = {r: n for r, n in answers.seen.items() if n > 1}
     assert not repeated, f"commands answered more than once: {list(repeated.items())[:10]}"
