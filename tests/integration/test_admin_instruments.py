@@ -129,7 +129,10 @@ async def _cross(
 
 
 async def _resting_margin(client: EdgeClient, account: int) -> float:
-    """The margin one resting buy lot of NEW freezes (cancelled afterwards)."""
+    """The margin one resting buy lot of NEW freezes. The order is cancelled afterwards and
+    awaited until CANCELLED: a cancel's OK only means "sent to matching" (docs/accounting.md),
+    the margin comes back when matching reports the cancel (checked), and a later call must
+    not see it come back between its two reads."""
     before = await _frozen_margin(client, account)
     order = await client.expect(
         "POST", "/api/order/submit", order_body(account, NEW, "BUY", RESTING, 1)
@@ -138,6 +141,13 @@ async def _resting_margin(client: EdgeClient, account: int) -> float:
     await client.expect(
         "POST", "/api/order/cancel", {"account_id": account, "order_id": order["order_id"]}
     )
+
+    async def cancelled() -> bool:
+        row = await client.expect("GET", f"/api/order/{order['order_id']}")
+        return bool(row["status"] == "CANCELLED")
+
+    await eventually(cancelled)
+    assert await _frozen_margin(client, account) == pytest.approx(before)
     return frozen
 
 
