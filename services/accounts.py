@@ -50,6 +50,7 @@ from services.recovery import (
     checkpoint_dir,
     epoch_of,
     journal_dir,
+    journal_status,
 )
 from services.topology import cmd_ids, execs_rings, matching_shards
 from storage.checkpoint import write_checkpoint
@@ -465,15 +466,7 @@ class Accounts(Service):
             "execs_in": self.execs_in,
             "accounts": len(self.state.core.accounts),
             "live_orders": len(self.state.core.orders),
-            "journal_seq": self.journal.last_seq,
-            "durable_seq": self.journal.durable_seq,
-            "checkpoints": {
-                "background": self.snapshots.written,
-                "failed": self.snapshots.failed,
-            },
-            "held_batches": 0 if self.gate is None else self.gate.held,
-            "journal_syncs": self.journal.syncs,
-            "commits": {} if self.gate is None else self.gate.commits,
+            **journal_status(self.journal, self.gate, self.snapshots),
             "storage_error": self.storage_error,
             "rejected_storage": self.rejected_storage,
             "recovered": self.recovered,

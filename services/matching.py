@@ -52,6 +52,7 @@ from services.recovery import (
     checkpoint_dir,
     epoch_of,
     journal_dir,
+    journal_status,
 )
 from storage.canonical import canonical_dumps, canonical_loads, pack_sections, unpack_sections
 from storage.checkpoint import write_checkpoint
@@ -369,15 +370,7 @@ class Matching(Service):
             "orders_applied": self.streams.get(self._orders).seq,
             "execs_emitted": self.streams.get(self._execs).seq,
             "trades": self._trades,
-            "journal_seq": self.journal.last_seq,
-            "durable_seq": self.journal.durable_seq,
-            "checkpoints": {
-                "background": self.snapshots.written,
-                "failed": self.snapshots.failed,
-            },
-            "held_batches": 0 if self.gate is None else self.gate.held,
-            "journal_syncs": self.journal.syncs,
-            "commits": {} if self.gate is None else self.gate.commits,
+            **journal_status(self.journal, self.gate, self.snapshots),
         }
 
     def stop(self) -> None:

@@ -335,6 +335,20 @@ class Snapshotter:
         return False
 
 
+def journal_status(
+    journal: Journal, gate: CommitGate | None, snapshots: Snapshotter
+) -> dict[str, Any]:
+    """The `status` fields of a journaling process: positions, fsyncs, commits, checkpoints."""
+    return {
+        "journal_seq": journal.last_seq,
+        "durable_seq": journal.durable_seq,
+        "checkpoints": {"background": snapshots.written, "failed": snapshots.failed},
+        "held_batches": 0 if gate is None else gate.held,
+        "journal_syncs": journal.syncs,
+        "commits": {} if gate is None else gate.commits,
+    }
+
+
 def write_blocking(
     ring: Ring, writer: RingWriter, batch: np.ndarray[Any, Any], drop_dead: bool = False
 ) -> None:

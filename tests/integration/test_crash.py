@@ -131,6 +131,27 @@ def session(
         yield Session(instance, config, client, answers, accounts, sent, stream)
 
 
+def burst(run: Session, chunks: int = 20) -> None:
+    """Send `chunks` chunks of 100 orders at once, then read the answers already there."""
+    for chunk in range(chunks):
+        batch: list[AccountsCommand] = run.stream.next(run.client.request_ids(100), chunk + 5)
+        run.client.send(batch)
+        run.sent += batch
+    run.answers.absorb(timeout=0.05)
+
+
+def assert_exact(
+    instance: Instance, config: Config, answers: Answers, sent: list[AccountsCommand]
+) -> None:
+    """Every command answered at most once, the live state that of a clean replay of them, and
+    `recover --verify` agrees."""
+    repeated = {r: n for r, n in answers.seen.items() if n > 1}
+    assert not repeated, f"commands answered more than once: {list(repeated.items())[:10]}"
+    assert live_hash(instance) == clean_replay(config, sent)
+    verified = instance.run("recover", "--verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def kill_everything(instance: Instance) -> None:
     """SIGKILL every process of the instance, the supervisor last (the rings stay behind)."""
     supervisor = psutil.Process(instance.status()["supervisor_pid"])
@@ -213,13 +234,9 @@ def test_sigkill_accounts_during_background_commits_answers_only_durable_command
     background = 0
     with session(exchange_factory, tmp_path, "sync", rng) as run:
         instance, config, client, answers = run.instance, run.config, run.client, run.answers
-        sent, stream = run.sent, run.stream
+        sent = run.sent
         for _round in range(ROUNDS):
-            for chunk in range(20):
-                batch: list[AccountsCommand] = stream.next(client.request_ids(100), chunk + 5)
-                client.send(batch)
-                sent += batch
-            answers.absorb(timeout=0.05)
+            burst(run)
             status = control(instance, "accounts", "status")
             durable = status["service"]["durable_seq"]
             journaled = journaled_requests(instance.home, client.gateway_id)
@@ -302,14 +319,9 @@ def test_sigkill_matching_during_background_commits_loses_and_repeats_nothing(
     background = 0
     small_reads = "[wait]\nbatch = 32"  # accounts' group commits leave matching a backlog
     with session(exchange_factory, tmp_path, "sync", rng, more=small_reads) as run:
-        instance, config, client, answers = run.instance, run.config, run.client, run.answers
-        sent, stream = run.sent, run.stream
+        instance, config, answers, sent = run.instance, run.config, run.answers, run.sent
         for _round in range(ROUNDS):
-            for chunk in range(20):
-                batch: list[AccountsCommand] = stream.next(client.request_ids(100), chunk + 5)
-                client.send(batch)
-                sent += batch
-            answers.absorb(timeout=0.05)
+            burst(run)
             status = control(instance, "matching.0", "status")["service"]
             assert status["durable_seq"] <= status["journal_seq"]
             background += status["commits"]["background"]
@@ -317,11 +329,7 @@ def test_sigkill_matching_during_background_commits_loses_and_repeats_nothing(
             answers.wait_all([c.request_id for c in sent])
         assert background > 0, "matching never committed in the background: the test missed"
         wait_quiet(instance)
-    repeated = {r: n for r, n in answers.seen.items() if n > 1}
-    assert not repeated, f"commands answered more than once: {list(repeated.items())[:10]}"
-    assert live_hash(instance) == clean_replay(config, sent)
-    verified = instance.run("recover", "--verify")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert_exact(instance, config, answers, sent)
 
 
 def test_background_checkpoints_restore_the_state_a_replay_reaches(
@@ -357,8 +365,4 @@ def test_background_checkpoints_restore_the_state_a_replay_reaches(
         recovered = control(instance, "accounts", "status")["service"]["recovered"]
         assert recovered["checkpoint_seq"] > 0, recovered
         wait_quiet(instance)
-    repeated = {r: n for r, n in answers.seen.items() if n > 1}
-    assert not repeated, f"commands answered more than once: {list(repeated.items())[:10]}"
-    assert live_hash(instance) == clean_replay(config, sent)
-    verified = instance.run("recover", "--verify")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert_exact(instance, config, answers, sent)
