@@ -366,3 +366,96 @@ def test_background_checkpoints_restore_the_state_a_replay_reaches(
         assert recovered["checkpoint_seq"] > 0, recovered
         wait_quiet(instance)
     assert_exact(instance, config, answers, sent)
+
+
+def _checkpoints(instance: Instance, process: str) -> dict[str, int]:
+    return control(instance, process, "status")["service"]["checkpoints"]
+
+
+def test_failed_background_checkpoints_are_counted_and_the_restart_is_exact(
+    exchange_factory: Callable[..., Instance], tmp_path: Path
+) -> None:
+    """The checkpoint directory replaced by a file (root ignores permissions, so this is how
+    the write is made to fail): every checkpoint child fails, `status` counts it, the loops
+    keep answering; with the directory back, a SIGKILL of every child restarts from the older
+    checkpoint plus the journal, equal to a clean replay, and the next checkpoints succeed."""
+    rng = random.Random("failed-checkpoints")
+    with session(exchange_factory, tmp_path, "sync", rng, more="checkpoint_interval_s = 1") as run:
+        instance, config, answers, sent = run.instance, run.config, run.answers, run.sent
+        processes = ("accounts", "matching.0")
+        burst(run, chunks=5)
+        instance.wait_for(lambda: all(_checkpoints(instance, p)["background"] for p in processes))
+        directory = instance.home / "checkpoints"
+        aside = instance.home / "checkpoints.aside"
+        directory.rename(aside)
+        directory.write_text("not a directory\n")
+        try:
+            deadline = time.monotonic() + 30
+            while not all(_checkpoints(instance, p)["failed"] for p in processes):
+                assert time.monotonic() < deadline, "no checkpoint failed"
+                burst(run, chunks=2)
+                time.sleep(0.2)
+            answers.wait_all([c.request_id for c in sent])  # the loops kept going
+        finally:
+            directory.unlink()
+            aside.rename(directory)
+        kill(instance, "all")
+        instance.wait_for(
+            lambda: all(
+                p["state"] == "running" and p["restarts"] for p in instance.status()["processes"]
+            )
+        )
+        recovered = control(instance, "accounts", "status")["service"]["recovered"]
+        assert recovered["checkpoint_seq"] > 0, recovered
+        burst(run, chunks=5)
+        answers.wait_all([c.request_id for c in sent])
+        instance.wait_for(
+            lambda: all(
+                _checkpoints(instance, p)["background"] and not _checkpoints(instance, p)["failed"]
+                for p in processes
+            )
+        )
+        wait_quiet(instance)
+    assert_exact(instance, config, answers, sent)
+
+
+@pytest.mark.parametrize("stopped_child", [False, True])
+def test_down_after_the_supervisor_was_sigkilled_then_up_resumes_exactly(
+    stopped_child: bool, exchange_factory: Callable[..., Instance], tmp_path: Path
+) -> None:
+    """SIGKILL only the supervisor with orders in flight (its children get SIGTERM from the
+    kernel and may still be stopping; with `stopped_child`, accounts is SIGSTOPped first so it
+    outlives the supervisor for sure): `down` stops whatever is left from the pid files, keeps
+    the rings when the stop was incomplete (else removes them), and the next `up` answers every
+    command exactly once with the state of a clean replay."""
+    rng = random.Random(f"supervisor-sigkilled-{stopped_child}")
+    with session(exchange_factory, tmp_path, "sync", rng, stop_timeout_s="1") as run:
+        instance, config, answers, sent = run.instance, run.config, run.answers, run.sent
+        supervisor = psutil.Process(instance.status()["supervisor_pid"])
+        accounts = instance.process("accounts")["pid"]
+        burst(run, chunks=10)
+        if stopped_child:
+            os.kill(accounts, signal.SIGSTOP)
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=10)
+        down = instance.run("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert instance.processes() == []
+        assert not list(instance.home.glob("*.pid"))
+        segments = list(Path("/dev/shm").glob(f"{instance.prefix}.*"))
+        if stopped_child:
+            assert "killed leftover pids" in down.stdout and str(accounts) in down.stdout
+            assert "accounts was killed after 1.0 s" in down.stdout, down.stdout
+        if "rings kept for the next `up`" in down.stdout:
+            assert segments and (instance.home / "rings.kept").exists()
+        else:
+            assert segments == [], down.stdout
+        up = instance.run("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        answers.wait_all([c.request_id for c in sent])
+        burst(run, chunks=5)
+        answers.wait_all([c.request_id for c in sent])
+        wait_quiet(instance)
+        restarted = [p["process"] for p in instance.status()["processes"] if p["restarts"]]
+        assert not restarted, f"crashed after the restart: {restarted}"
+    assert_exact(instance, config, answers, sent)
