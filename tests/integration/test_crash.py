@@ -356,16 +356,22 @@ def test_background_checkpoints_restore_the_state_a_replay_reaches(
             written = control(instance, process, "status")["service"]["checkpoints"]
             assert written["background"] > 0 and not written["failed"], (process, written)
         wait_quiet(instance)
-        kill(instance, "all")
-        instance.wait_for(
-            lambda: all(
-                p["state"] == "running" and p["restarts"] for p in instance.status()["processes"]
-            )
-        )
-        recovered = control(instance, "accounts", "status")["service"]["recovered"]
-        assert recovered["checkpoint_seq"] > 0, recovered
+        restart_from_a_checkpoint(instance)
         wait_quiet(instance)
     assert_exact(instance, config, answers, sent)
+
+
+def restart_from_a_checkpoint(instance: Instance) -> None:
+    """SIGKILL every child, wait until the supervisor has restarted each, and check that
+    accounts recovered from a checkpoint (not from the journal's start)."""
+    kill(instance, "all")
+    instance.wait_for(
+        lambda: all(
+            p["state"] == "running" and p["restarts"] for p in instance.status()["processes"]
+        )
+    )
+    recovered = control(instance, "accounts", "status")["service"]["recovered"]
+    assert recovered["checkpoint_seq"] > 0, recovered
 
 
 def _checkpoints(instance: Instance, process: str) -> dict[str, int]:
@@ -399,14 +405,7 @@ def test_failed_background_checkpoints_are_counted_and_the_restart_is_exact(
         finally:
             directory.unlink()
             aside.rename(directory)
-        kill(instance, "all")
-        instance.wait_for(
-            lambda: all(
-                p["state"] == "running" and p["restarts"] for p in instance.status()["processes"]
-            )
-        )
-        recovered = control(instance, "accounts", "status")["service"]["recovered"]
-        assert recovered["checkpoint_seq"] > 0, recovered
+        restart_from_a_checkpoint(instance)
         burst(run, chunks=5)
         answers.wait_all([c.request_id for c in sent])
         instance.wait_for(
