@@ -5,7 +5,11 @@ competes for the two cores), drives it with bin/loadgen's direct client in this 
 always tears it down. Rows: sustained orders/s flat out (sync and async journal), then order →
 answer and order → matched latency p50/p99/p99.9 at offered loads of 1k, 5k, 10k and 50k
 orders/s (sync); for each, the CPU time per order of accounts, matching and the load generator
-itself, and the accounts journal's fdatasyncs per 1,000 orders (group commit at work).
+itself, the accounts journal's fdatasyncs per 1,000 orders (group commit at work), and where
+the time goes, stage by stage (p50/p99 over the run, from the processes' `status` histograms):
+each ring hop (`ring_wait`: the writer stamped the record, the reader took it), each batch's
+handling (`stage_latency`), the wait of held outputs for their fsync (`commit_wait`) and the
+fdatasync itself (`fsync`), plus the answer's last hop into the load generator.
 QAExchange-RS's documented claims are added as labelled reference rows (not measured here).
 SHMEX_BENCH_SCALE multiplies the order counts (default 1).
 """
@@ -24,6 +28,7 @@ import psutil
 
 from bench.common import Results
 from ipc.control import call
+from ipc.metrics import Histogram
 from ipc.shm import unlink_prefix
 from services import config as configuration
 from services.loadgen import DirectClient, LoadConfig, LoadGenerator
@@ -36,6 +41,17 @@ RATE_SECONDS = 4.0 * SCALE
 RATES = (1_000, 5_000, 10_000, 50_000)
 MEASURED = ("accounts", "matching.0")
 """The processes whose CPU time per order each run reports."""
+STAGES = (
+    ("accounts", "ring_wait", "cmd", "cmd -> accounts"),
+    ("accounts", "stage_latency", "", "accounts batch"),
+    ("accounts", "fsync", "", "accounts fsync"),
+    ("accounts", "commit_wait", "", "accounts held for fsync"),
+    ("matching.0", "ring_wait", "orders.0", "orders -> matching"),
+    ("matching.0", "stage_latency", "", "matching batch"),
+    ("matching.0", "commit_wait", "", "matching held for fsync"),
+    ("accounts", "ring_wait", "execs.0", "execs -> accounts"),
+)
+"""(process, histogram, ring label, row name) of the stage timings each run reports."""
 
 
 class Instance:
@@ -111,6 +127,43 @@ def cpu_seconds(instance: Instance) -> dict[str, float]:
     return out
 
 
+def stage_histograms(instance: Instance) -> dict[tuple[str, str, str], Histogram]:
+    """The STAGES histograms of the measured processes as they are now (since they started)."""
+    config = instance.config()
+    out = {}
+    for name in MEASURED:
+        status = call(config.control_endpoint(name), "status", timeout=10.0)
+        for entry in status["metrics"]["histograms"]:
+            ring = dict(entry["labels"]).get("ring", "")
+            key = (name, entry["name"], "cmd" if ring.startswith("cmd.") else ring)
+            histogram = Histogram.from_snapshot(entry["histogram"])
+            if key in out:  # every cmd ring together
+                histogram.merge(out[key])
+            out[key] = histogram
+    return out
+
+
+def stage_percentiles(
+    before: dict[tuple[str, str, str], Histogram], after: dict[tuple[str, str, str], Histogram]
+) -> dict[str, dict[str, float]]:
+    """p50/p99 in µs of what each stage recorded between two `stage_histograms`."""
+    out = {}
+    for process, metric, ring, label in STAGES:
+        now = after.get((process, metric, ring))
+        if now is None:
+            continue
+        delta = Histogram(now.unit)
+        delta.counts = now.counts.copy()
+        earlier = before.get((process, metric, ring))
+        if earlier is not None:
+            delta.counts -= earlier.counts
+        delta.count = int(delta.counts.sum())
+        delta.maximum = now.maximum
+        if delta.count:
+            out[label] = {q: delta.percentile(p) / 1000 for q, p in (("p50", 50), ("p99", 99))}
+    return out
+
+
 def journal_syncs(instance: Instance) -> int:
     """fdatasyncs of the accounts journal so far."""
     status = call(instance.config().control_endpoint("accounts"), "status", timeout=10.0)
@@ -122,10 +175,15 @@ def run_load(instance: Instance, load: LoadConfig) -> dict[str, Any]:
     used during the run over the orders sent: stable under other load, unlike wall time)."""
     settle(instance)
     before, syncs = cpu_seconds(instance), journal_syncs(instance)
+    stages = stage_histograms(instance)
     with DirectClient(instance.config()) as client:
         summary = LoadGenerator(client, load).run().summary()
     settle(instance)
     after = cpu_seconds(instance)
+    summary["stages_us"] = stage_percentiles(stages, stage_histograms(instance))
+    summary["stages_us"]["events -> loadgen (answer)"] = {
+        q: summary["answer_hop_us"][q] for q in ("p50", "p99")
+    }
     orders = max(1, int(summary["answered"]))
     summary["cpu_us_per_order"] = {
         name: round((after[name] - before[name]) * 1e6 / orders, 1) for name in after
@@ -144,6 +202,9 @@ def add_latency(results: Results, workload: str, summary: dict[str, Any]) -> Non
         percentiles = summary[f"{kind}_latency_us"]
         for q in ("p50", "p99", "p99.9"):
             results.add("shmex", workload, f"order->{kind} {q}", percentiles[q], "us")
+    for stage, percentiles in summary["stages_us"].items():
+        for q, value in percentiles.items():
+            results.add("shmex", workload, f"stage {stage} {q}", round(value, 1), "us")
 
 
 def main() -> int:

@@ -165,6 +165,11 @@ class Inbox:
             self._short_until = now + KNOCK_GRACE_S
         return False
 
+    def stats(self) -> dict[str, int]:
+        """How often the process slept on its doorbell, and was knocked (woken by a post that
+        no ring or thread of its own owed it: a control request)."""
+        return {"sleeps": self._waiter.sleeps, "knocks": self._waiter.knocks}
+
     def _beat(self) -> None:
         for reader in self.readers:
             reader.beat()

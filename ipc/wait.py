@@ -35,7 +35,7 @@ class WaitConfig:
     """
 
     spin_us: float = 5.0
-    yield_count: int = 4
+    yield_count: int = 0
     sleep_timeout: float = 0.1
     timeout: float = 1.0
     sleep: bool = True
@@ -88,6 +88,12 @@ class Waiter:
         self._semaphore = semaphore
         self._beat = beat
         self._spin_s = config.spin_us * 1e-6
+        self._owed = 0
+        """Posts made to us (a peer cleared our asleep word) that we have not consumed yet."""
+        self.sleeps = 0
+        """Times this endpoint went to sleep on the semaphore."""
+        self.knocks = 0
+        """Posts nobody owed us (control clients' knocks, or a post left from a dead process)."""
 
     def wait(self, ready: Callable[[], bool], timeout: float | None) -> bool:
         """Return True once ready() holds, False if `timeout` seconds pass first."""
@@ -138,10 +144,16 @@ class Waiter:
                 os.sched_yield()
 
     def _sleep(self, ready: Callable[[], bool], deadline: float) -> bool:
-        """Sleep on the semaphore in slices of sleep_timeout, re-checking after each."""
+        """Sleep on the semaphore in slices of sleep_timeout, re-checking after each.
+
+        A post is either owed (a peer cleared one of our asleep words, then posted: a record
+        or a nudge, perhaps already seen before we slept) or a knock (nobody cleared a word:
+        a control request). Owed posts are taken without ending the wait, so only a knock
+        returns early (`return_on_post`) and a stale post costs no more than one extra pass."""
         flags = self._flags
-        acquire = self._semaphore.acquire
+        semaphore = self._semaphore
         clock = time.perf_counter
+        self._take_owed()
         while True:
             for words, index in flags:
                 words[index] = 1
@@ -154,17 +166,39 @@ class Waiter:
                 self._awake()
                 return False
             posted = False
+            self.sleeps += 1
             with contextlib.suppress(posix_ipc.BusyError, posix_ipc.SignalError):
-                acquire(min(self.config.sleep_timeout, remaining))  # a signal is a wake-up too
+                semaphore.acquire(min(self.config.sleep_timeout, remaining))  # a signal wakes too
                 posted = True
             self._awake()
+            knocked = False
             if not posted:
                 self._beat()  # a busy endpoint beats as it goes; a sleeper, when its slice ends
+            elif self._owed:
+                self._owed -= 1
+            else:
+                knocked = True
+                self.knocks += 1
             if ready():
                 return True
-            if posted and self._return_on_post:
+            if knocked and self._return_on_post:
                 return False
 
+    def _take_owed(self) -> None:
+        """Consume, without blocking, the posts of peers that found us asleep after we had
+        already seen their work (they clear the word, then post: one may still be coming)."""
+        acquire = self._semaphore.acquire
+        while self._owed:
+            try:
+                acquire(0)
+            except posix_ipc.BusyError:
+                return
+            self._owed -= 1
+
     def _awake(self) -> None:
+        """Clear our asleep words; each one a peer already cleared means a post owed to us."""
         for words, index in self._flags:
-            words[index] = 0
+            if words[index]:
+                words[index] = 0
+            else:
+                self._owed += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import random
 import sys
@@ -179,6 +180,10 @@ class LoadConfig:
     rate: float = 0.0
     """Orders per second offered; 0 = flat out."""
     batch: int = 256
+    tick_s: float = 0.0005
+    """At a given rate, the shortest time between two writes: orders that fall due meanwhile
+    leave together, as a gateway writes what one turn of its event loop collected. Between
+    writes the client sleeps until the next one is due or events arrive (never polls)."""
     seed: int = 1
     instruments: int = 3
     drain_timeout_s: float = 30.0
@@ -194,6 +199,8 @@ class LoadResult:
     elapsed_s: float = 0.0
     answer_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
     matched_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    answer_hop_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    """The answer's last hop: accounts wrote it (its `ts_init`) → this client read it."""
 
     def summary(self) -> dict[str, Any]:
         def percentiles(histogram: HdrHistogram) -> dict[str, float]:
@@ -211,6 +218,7 @@ class LoadResult:
             "orders_per_s": round(self.answered / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "answer_latency_us": percentiles(self.answer_us),
             "matched_latency_us": percentiles(self.matched_us),
+            "answer_hop_us": percentiles(self.answer_hop_us),
         }
 
 
@@ -292,18 +300,23 @@ class LoadGenerator:
         started = time.perf_counter()
         stop_at = started + load.seconds if load.seconds else float("inf")
         result = self.result
-        while result.sent < total and time.perf_counter() < stop_at:
-            due = total - result.sent
+        last_send = -math.inf
+        while result.sent < total and (now := time.perf_counter()) < stop_at:
+            due = min(total - result.sent, load.batch)
+            wait = 0.0
             if load.rate:
-                due = min(due, int((time.perf_counter() - started) * load.rate) - result.sent)
-            due = min(due, load.batch)
+                due = min(due, int((now - started) * load.rate + 1e-6) - result.sent)
+                next_send = max(started + (result.sent + 1) / load.rate, last_send + load.tick_s)
+                if now < next_send:  # sleep until then, unless events come first
+                    due, wait = 0, min(next_send, stop_at) - now
             if due > 0:
-                now = time.time_ns()
+                sent_ns = time.time_ns()
                 ids = self.client.request_ids(due)
-                self.client.send(stream.next(ids, now))
-                self._sent_ns.update(zip(ids, [now] * due, strict=True))
+                self.client.send(stream.next(ids, sent_ns))
+                self._sent_ns.update(zip(ids, [sent_ns] * due, strict=True))
                 result.sent += due
-            self._absorb(self.client.poll(timeout=0.0005 if due <= 0 else 0.0))
+                last_send = now
+            self._absorb(self.client.poll(timeout=wait))
         deadline = time.perf_counter() + load.drain_timeout_s
         while result.answered < result.sent and time.perf_counter() < deadline:
             self._absorb(self.client.poll(timeout=0.01))
@@ -324,10 +337,11 @@ class LoadGenerator:
             EVENT_ANSWER
         )
         sent = self._sent_ns
-        for request, code, order in zip(
+        for request, code, order, written in zip(
             answers["request_id"].tolist(),
             answers["code"].tolist(),
             answers["order_id"].tolist(),
+            answers["ts_init"].tolist(),
             strict=True,
         ):
             ts = sent.pop(request, None)
@@ -335,6 +349,7 @@ class LoadGenerator:
                 continue
             result.answered += 1
             result.answer_us.record_value(max(1, (now - ts) // 1000))
+            result.answer_hop_us.record_value(max(1, (now - written) // 1000))
             if code:
                 result.rejected[code] = result.rejected.get(code, 0) + 1
             else:

@@ -20,6 +20,7 @@ only after its handler returns, so a restarted process resumes at the batch that
 from __future__ import annotations
 
 import argparse
+import cProfile
 import ctypes
 import gc
 import logging
@@ -37,7 +38,7 @@ import zmq
 from ipc import records
 from ipc.control import ControlServer
 from ipc.doorbell import Doorbell, Inbox, Nudge, doorbell_name
-from ipc.metrics import Counter, Metrics
+from ipc.metrics import Counter, Histogram, Metrics
 from ipc.ring import Ring, RingReader, RingWriter
 from ipc.wait import WaitConfig
 from services import config as configuration
@@ -63,6 +64,9 @@ GC_FULL_MAX_S = 600.0
 """...or after this long anyway, so a process that is never quiet still frees cyclic garbage."""
 GC_OLDEST_THRESHOLD = 1 << 30
 """The oldest generation's threshold: never reached, so Python never starts a full collection."""
+PROFILE_ENV = "SHMEX_PROFILE"
+"""Set (to anything but "" or "0"), every Runner profiles its loop with cProfile and writes
+`<home>/<instance>.prof` when it stops: where a process's CPU goes, for `pstats`."""
 
 
 class Service:
@@ -184,6 +188,7 @@ class Runner:
         self._full_gc_at = 0.0
         self._batch_size = service.metrics.histogram("batch_size", unit="records")
         self._records_in: dict[str, Counter] = {}
+        self._ring_wait: dict[str, Histogram] = {}
 
     @property
     def pid_file(self) -> Path:
@@ -196,16 +201,23 @@ class Runner:
 
     def run(self) -> int:
         """The process's whole life; returns its exit status."""
+        profile = cProfile.Profile() if os.environ.get(PROFILE_ENV, "0") not in ("", "0") else None
         try:
             self._open()
             self.service.start()
+            self._observe_gate()
             self._tune_gc()
             log.info(
                 "started",
                 extra={"fields": {"inputs": ",".join(self.service.inputs()), "pid": os.getpid()}},
             )
+            if profile is not None:
+                profile.enable()
             while self._stop_reason is None:
                 self._turn(idle_wait=True)
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(self.config.home / f"{self.service.instance_name}.prof")
             self._drain()
             self.service.stop()
             log.info("stopped", extra={"fields": {"records": self.records_in}})
@@ -240,6 +252,7 @@ class Runner:
             self.service.rings[ring] = attached
             reader = attached.reader(self.service.instance_name, waits, self._doorbell)
             self._records_in[ring] = self.service.metrics.counter("records_in", ring=ring)
+            self._ring_wait[ring] = self.service.metrics.histogram("ring_wait", ring=ring)
             self._rings.append((ring, attached, reader))
         if self._doorbell is not None:
             readers = [reader for _ring, _attached, reader in self._rings]
@@ -252,6 +265,14 @@ class Runner:
             self._outputs.append((attached, writer))
             self.service.writers[ring] = writer
             self.service.rings[ring] = attached
+
+    def _observe_gate(self) -> None:
+        """Time the journaling service's commits in its metrics: `commit_wait` (an output
+        batch held until its fsync) and `fsync` (each fdatasync)."""
+        gate = self.service.gate
+        if gate is not None:
+            gate.waits = self.service.metrics.histogram("commit_wait")
+            gate.journal.sync_times = self.service.metrics.histogram("fsync")
 
     def _on_shutdown(self, _args: dict[str, Any]) -> str:
         self.request_stop("control")
@@ -286,6 +307,7 @@ class Runner:
         count = 0 if view is None else len(view)
         if count:
             self._current = (ring, view)
+            self._ring_wait[ring].record(time.time_ns() - int(view["ts_init"][0]))
             started = time.perf_counter_ns()
             self.service.handle(ring, view)
             elapsed = time.perf_counter_ns() - started
@@ -362,6 +384,7 @@ class Runner:
             "records_in": self.records_in,
             "batches_in": self.batches_in,
             "handle_us": self._handle_percentiles(),
+            "waits": {} if self._inbox is None else self._inbox.stats(),
             "rings": rings,
             "service": self.service.status(),
             "metrics": self.service.metrics.snapshot(),

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ipc.errors import RingTimeout
+from ipc.metrics import Histogram
 from ipc.ring import Ring, RingWriter
 from services.config import Config
 from storage.errors import JournalError
@@ -40,10 +41,10 @@ log = logging.getLogger(__name__)
 
 BLOCKED_LOG_S = 5.0
 """How often a writer blocked on a full ring says so."""
-SWITCH_INTERVAL_S = 0.001
+SWITCH_INTERVAL_S = 0.0002
 """The GIL switch interval with a sync thread (Python's default is 5 ms): how long the journal's
 sync thread may wait for the GIL while the loop applies a batch, to report a completed fsync
-and start the next one."""
+and start the next one (a forced switch happens only while that thread waits: once per fsync)."""
 
 
 def journal_dir(config: Config, process: str) -> Path:
@@ -139,14 +140,14 @@ class Output:
         self._published = None if self.writer is None else self.writer.published
 
     def emit(self, batch: np.ndarray[Any, Any], source: int | np.ndarray[Any, Any]) -> None:
-        """Number `batch` after the last record of this stream, stamp it, write it."""
+        """Number `batch` after the last record of this stream and write it (`write` stamps
+        it)."""
         count = len(batch)
         if not count:
             return
         first = self.stream.seq + 1
         batch["seq"] = np.arange(first, first + count)
         batch["source"] = source
-        batch["ts_init"] = time.time_ns()
         self.stream.seq += count
         if not self.replaying:
             gate = self.gate
@@ -180,8 +181,11 @@ class Output:
         return total
 
     def write(self, batch: np.ndarray[Any, Any]) -> None:
-        """Write numbered records to the ring now (nothing without a ring: `recover --verify`)."""
+        """Write numbered records to the ring now, stamped with the time they leave in
+        `ts_init` (a held batch: after its fsync, so the next stage's `ring_wait` is the hop
+        alone); nothing without a ring (`recover --verify`)."""
         if self.ring is not None and self.writer is not None:
+            batch["ts_init"] = time.time_ns()
             write_blocking(self.ring, self.writer, batch, self.drop_dead)
             self.written += len(batch)
 
@@ -203,9 +207,12 @@ class CommitGate:
         self.journal = journal
         self.seq = 0
         """The journal sequence the batches emitted now wait for."""
-        self._held: deque[tuple[int, Output, np.ndarray[Any, Any]]] = deque()
+        self._held: deque[tuple[int, Output, np.ndarray[Any, Any], int]] = deque()
         self.commits = {"loop": 0, "background": 0}
         """Passes whose fsync ran in the loop / was handed to the sync thread."""
+        self.waits = Histogram()
+        """How long each held batch waited, hold to release (ns); the Runner puts it in the
+        process's metrics as `commit_wait`."""
 
     @classmethod
     def under_runner(cls, journal: Journal, wake: Callable[[], None] | None) -> CommitGate | None:
@@ -245,7 +252,7 @@ class CommitGate:
         return bool(self._held) or self.seq > self.journal.durable_seq
 
     def hold(self, output: Output, batch: np.ndarray[Any, Any]) -> None:
-        self._held.append((self.seq, output, batch))
+        self._held.append((self.seq, output, batch, time.perf_counter_ns()))
 
     def due(self) -> bool:
         """Whether `release` has something to write (or a failure to raise); cheap enough to be
@@ -267,9 +274,12 @@ class CommitGate:
         durable = journal.durable_seq
         held = self._held
         ready: dict[Output, list[np.ndarray[Any, Any]]] = {}
+        now = time.perf_counter_ns()
+        record = self.waits.record
         while held and held[0][0] <= durable:
-            _seq, output, batch = held.popleft()
+            _seq, output, batch, since = held.popleft()
             ready.setdefault(output, []).append(batch)
+            record(now - since)
         total = 0
         for output, batches in ready.items():
             output.write(batches[0] if len(batches) == 1 else np.concatenate(batches))
