@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator
 
 import posix_ipc
@@ -258,3 +259,37 @@ def test_a_nudge_wakes_a_sleeping_inbox_once_and_only_when_asleep(
     assert woke == [True]
     assert nudge.posts == 1 and doorbell.semaphore.value == 0
     assert inbox.ready() and not inbox.pending()  # the work is the nudge's, not a ring's
+
+
+def test_a_post_for_a_record_already_seen_is_taken_not_counted_as_a_knock(
+    rings: list[Ring], doorbell: Doorbell
+) -> None:
+    """The writer finds the waiter flagged asleep and posts, but the waiter's re-check already
+    saw the record: the post is owed to it. Its next wait takes it and sleeps its whole time
+    (before: it woke at once as if a control client had knocked); a real knock still ends a
+    wait at once."""
+    reader = rings[0].reader("proc", ASLEEP_AT_ONCE, doorbell)
+    writer = rings[0].writer()
+    published: list[bool] = []
+
+    def ready() -> bool:
+        words, asleep_word = reader.asleep_flag
+        if words[asleep_word] and not published:  # announced: the publish lands before the re-check
+            writer.put(ring_records.one(0))
+            published.append(True)
+        return reader.ready()
+
+    waiter = Waiter(
+        ASLEEP_AT_ONCE, [reader.asleep_flag], doorbell.semaphore, lambda: None, return_on_post=True
+    )
+    assert waiter.wait(ready, timeout=5.0)
+    assert doorbell.semaphore.value == 1  # the writer's post, not consumed by that wait
+    reader.release(len(reader.read(8, timeout=0)))
+    started = time.monotonic()
+    assert not waiter.wait(reader.ready, timeout=0.2)
+    assert time.monotonic() - started >= 0.2  # slept it out: the stale post did not end it
+    assert waiter.knocks == 0 and doorbell.semaphore.value == 0
+    doorbell.ring()
+    started = time.monotonic()
+    assert not waiter.wait(reader.ready, timeout=30.0)
+    assert time.monotonic() - started < 15.0 and waiter.knocks == 1

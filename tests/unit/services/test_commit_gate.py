@@ -5,6 +5,7 @@ fsync stops the process instead of letting them out."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +92,24 @@ def test_a_failed_background_fsync_keeps_the_outputs_and_raises(
     finally:
         monkeypatch.undo()
         journal.close()
+
+
+def test_held_batches_are_stamped_when_they_leave_and_their_wait_is_timed(
+    rings: list[Ring], tmp_path: Path
+) -> None:
+    """`ts_init` is when a record was written to its ring: for a held batch, after its fsync,
+    so the next stage's `ring_wait` measures the hop alone; `waits` times hold → release."""
+    with Journal.open(tmp_path) as journal:
+        gate = CommitGate(journal)
+        reader = rings[0].reader("check")
+        output = Output(rings[0], Stream(), rings[0].writer(), gate=gate)
+        gate.seq = journal.append_array(execs(1, 0), wait=False)[1]
+        output.emit(execs(2, 10), 1)
+        time.sleep(0.01)
+        journal.flush()
+        flushed = time.time_ns()
+        gate.release()
+        left = reader.read(64, timeout=0)
+        assert len(left) == 2 and (left["ts_init"] >= flushed).all()
+        assert gate.waits.count == 1 and gate.waits.minimum >= 10_000_000
+        assert journal.sync_times.count == journal.syncs == 1

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def _write(ring: Ring, seqs: range, poison_at: int | None = None) -> None:
     batch = records.new_batch(records.EXEC, len(seqs))
     batch["kind"] = Kind.TRADE
     batch["seq"] = list(seqs)
+    batch["ts_init"] = time.time_ns() - 10**9  # written a second ago: `ring_wait` >= 1 s
     if poison_at is not None:
         batch["price"][seqs.index(poison_at)] = 666
     writer = ring.writer()
@@ -111,6 +113,11 @@ def test_shutdown_request_drains_and_returns_zero(setup: tuple[cfg.Config, Ring]
     sizes = next(h for h in metrics["histograms"] if h["name"] == "batch_size")["histogram"]
     latency = next(h for h in metrics["histograms"] if h["name"] == "stage_latency")["histogram"]
     assert sizes["sum"] == 40 and latency["count"] == sizes["count"] >= 1
+    ring_wait = next(h for h in metrics["histograms"] if h["name"] == "ring_wait")
+    assert ring_wait["labels"] == {"ring": "execs.0"}
+    assert ring_wait["histogram"]["count"] == sizes["count"]
+    assert 10**9 <= ring_wait["histogram"]["min"] < 60 * 10**9
+    assert set(result[0]["waits"]) == {"sleeps", "knocks"}
     assert service.seen == list(range(1, 41))
     (info,) = ring.readers()
     assert info.cursor == 40
