@@ -9,11 +9,9 @@ when this gateway submits the order; orders placed through another gateway get t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
-
-import numpy as np
 
 from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
 from engine.codes import ResultCode
@@ -50,7 +48,7 @@ _SIDE, _OFFSET, _STATUS, _CODE, _ORDER_TYPE, _TIME, _VOLUME = (
     for enum in (Side, Offset, OrderStatus, ResultCode, OrderType, TimeCondition, VolumeCondition)
 )
 """Member → name, one table per enum: `Enum.name` is a slow descriptor on every event."""
-_FIRST_FINAL = OrderStatus.FILLED
+_FIRST_FINAL = int(OrderStatus.FILLED)
 """FILLED, CANCELLED and REJECTED (the statuses from here up) end an order: no update follows."""
 
 
@@ -92,20 +90,16 @@ class EventRenderer:
         return self._client_ids.get((account_id, client_order_id))
 
     def track(
-        self,
-        order_ids: np.ndarray[Any, Any],
-        account_ids: np.ndarray[Any, Any],
-        statuses: np.ndarray[Any, Any],
+        self, order_ids: Sequence[int], account_ids: Sequence[int], statuses: Sequence[int]
     ) -> None:
         """Note the account of every order an `events` read mentions (ownership checks of
         orders placed through other gateways), from the record columns, and forget every
         order whose update is final. Call after the read is rendered (a fill's trade after
         its order's FILLED still wants the client's details)."""
         accounts = self.order_accounts
-        accounts.update(zip(order_ids.tolist(), account_ids.tolist(), strict=True))
-        finished = statuses >= _FIRST_FINAL
-        if finished.any():
-            for order_id in order_ids[finished].tolist():
+        accounts.update(zip(order_ids, account_ids, strict=True))
+        for order_id, status in zip(order_ids, statuses, strict=True):
+            if status >= _FIRST_FINAL:
                 self._forget(order_id)
         if len(accounts) > self.max_orders:
             self._forget_oldest(accounts)

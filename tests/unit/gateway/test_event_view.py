@@ -3,7 +3,6 @@ checked against the core's own QIFI rendering (what the accounts `account` query
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from engine.accounts import commands as c
@@ -91,9 +90,7 @@ def test_client_details_follow_an_order_until_it_finishes() -> None:
 def _track(renderer: EventRenderer, updates: list[OrderUpdated]) -> None:
     """What the backend does with an `events` read's ORDER_UPDATED columns."""
     renderer.track(
-        np.array([u.order_id for u in updates], dtype=np.uint64),
-        np.array([u.account_id for u in updates], dtype=np.uint32),
-        np.array([u.status for u in updates], dtype=np.uint8),
+        [u.order_id for u in updates], [u.account_id for u in updates], [u.status for u in updates]
     )
 
 
