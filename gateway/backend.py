@@ -121,9 +121,30 @@ class EventKind(IntEnum):
     POSITION = 4
 
 
-class AccountEvent(NamedTuple):
+class EventRendering(Protocol):
+    """Draws an event's views from its record (gateway/event_view.py `EventRenderer`)."""
+
+    def draw(self, event: AccountEvent) -> Mapping[str, Any]:
+        """The JSON-ready `data`."""
+        ...
+
+    def status_message(self, event: AccountEvent) -> dict[str, Any]:
+        """The `/ws` order_status push of an ORDER_STATUS event."""
+        ...
+
+    def trade_message(self, event: AccountEvent) -> dict[str, Any]:
+        """The `/ws` trade push of a TRADE event."""
+        ...
+
+
+class AccountEvent:
     """A change to one account, pushed to its owner's connections; `data` is JSON-ready.
-    (A NamedTuple: one is built per pushed record, and a frozen dataclass costs ~8x more.)
+
+    The backend builds one per pushed record with the decoded record (`source`), the client's
+    order details as they were when the record was read (`details`, for order and trade
+    records) and the renderer; `data` is drawn from them when first read, so a push that only
+    a `/ws` connection takes (its messages are built from `source`) never builds it. Built
+    with `data` instead (tests), it is that.
 
     ORDER_STATUS: order_id, client_order_id, instrument_id, direction, offset, order_type,
       price, volume, filled_volume, remaining_volume, status (OrderStatus name),
@@ -136,10 +157,36 @@ class AccountEvent(NamedTuple):
     POSITION: instrument_id and the QIFI position fields, update_time_ns.
     """
 
-    kind: EventKind
-    user_id: int
-    account_id: int
-    data: Mapping[str, Any]
+    __slots__ = ("_data", "account_id", "details", "kind", "renderer", "source", "user_id")
+
+    def __init__(
+        self,
+        kind: EventKind,
+        user_id: int,
+        account_id: int,
+        data: Mapping[str, Any] | None = None,
+        source: Any = None,
+        details: Any = None,
+        renderer: EventRendering | None = None,
+    ) -> None:
+        self.kind = kind
+        self.user_id = user_id
+        self.account_id = account_id
+        self._data = data
+        self.source = source
+        self.details = details
+        self.renderer = renderer
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        data = self._data
+        if data is None:
+            assert self.renderer is not None, "an AccountEvent needs data or a renderer"
+            data = self._data = self.renderer.draw(self)
+        return data
+
+    def __repr__(self) -> str:
+        return f"AccountEvent({self.kind.name}, user {self.user_id}, account {self.account_id})"
 
 
 class MarketChannel(IntEnum):

@@ -9,7 +9,7 @@ when this gateway submits the order; orders placed through another gateway get t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -52,6 +52,14 @@ _FIRST_FINAL = int(OrderStatus.FILLED)
 """FILLED, CANCELLED and REJECTED (the statuses from here up) end an order: no update follows."""
 
 
+_OF_ORDERS = frozenset({EventKind.ORDER_STATUS, EventKind.TRADE})
+"""Event kinds rendered with the client's order details."""
+
+
+def _last_msg(update: OrderUpdated) -> str:
+    return _CODE[update.code] if update.code else _STATUS[update.status]
+
+
 def number(value: Decimal) -> int | float:
     """A Decimal as the JSON number a client expects: whole values as ints."""
     return int(value) if value == value.to_integral_value() else float(value)
@@ -68,11 +76,11 @@ class EventRenderer:
         self.details: dict[int, OrderDetails] = {}
         self.order_accounts: dict[int, int] = {}
         self._client_ids: dict[tuple[int, str], int] = {}
-        self._views: dict[type, tuple[EventKind, Callable[[Any], dict[str, Any]]]] = {
-            OrderUpdated: (EventKind.ORDER_STATUS, self.order),
-            TradeBooked: (EventKind.TRADE, self.trade),
-            AccountUpdated: (EventKind.ACCOUNT, self.account),
-            PositionUpdated: (EventKind.POSITION, self.position),
+        self._kinds: dict[type, EventKind] = {
+            OrderUpdated: EventKind.ORDER_STATUS,
+            TradeBooked: EventKind.TRADE,
+            AccountUpdated: EventKind.ACCOUNT,
+            PositionUpdated: EventKind.POSITION,
         }
 
     def remember(self, order_id: int, account_id: int, details: OrderDetails) -> None:
@@ -119,20 +127,65 @@ class EventRenderer:
             self._forget(order_id)
 
     def render(self, events: Iterable[Any], owner: Mapping[int, int]) -> list[AccountEvent]:
-        """The events of accounts that have an owner in `owner` (account → user), in order."""
+        """The events of accounts that have an owner in `owner` (account → user), in order;
+        their `data` is drawn when first read, with the order details of now."""
         out: list[AccountEvent] = []
-        views = self._views
+        kinds, details = self._kinds, self.details
         for event in events:
             user = owner.get(getattr(event, "account_id", 0))
-            view = views.get(type(event))
-            if user is not None and view is not None:
-                kind, draw = view
-                out.append(AccountEvent(kind, user, event.account_id, draw(event)))
+            kind = kinds.get(type(event))
+            if user is not None and kind is not None:
+                known = details.get(event.order_id, _DEFAULT) if kind in _OF_ORDERS else None
+                out.append(AccountEvent(kind, user, event.account_id, None, event, known, self))
         return out
 
-    def order(self, event: OrderUpdated) -> dict[str, Any]:
+    def draw(self, event: AccountEvent) -> dict[str, Any]:
+        """An event's JSON-ready `data` (AccountEvent.data)."""
+        source = event.source
+        if event.kind is EventKind.ORDER_STATUS:
+            return self.order(source, event.details)
+        if event.kind is EventKind.TRADE:
+            return self.trade(source, event.details)
+        if event.kind is EventKind.ACCOUNT:
+            return self.account(source)
+        return self.position(source)
+
+    def status_message(self, event: AccountEvent) -> dict[str, Any]:
+        """The `/ws` `order_status` push (reference part 2 §6), straight from the record."""
+        update: OrderUpdated = event.source
+        lots = _numbers(self.registry.by_index(update.instrument_index).lot_size)
+        return {
+            "type": "order_status",
+            "order_id": update.order_id,
+            "client_order_id": event.details.client_order_id,
+            "status": _STATUS[update.status],
+            "filled_volume": lots[update.filled],
+            "remaining_volume": lots[update.qty - update.filled],
+            "last_msg": _last_msg(update),
+            "timestamp": update.ts // 1_000_000,
+        }
+
+    def trade_message(self, event: AccountEvent) -> dict[str, Any]:
+        """The `/ws` `trade` push (reference part 2 §6), straight from the record."""
+        trade: TradeBooked = event.source
+        instrument = self.registry.by_index(trade.instrument_index)
+        return {
+            "type": "trade",
+            "trade_id": trade.trade_id,
+            "order_id": trade.order_id,
+            "instrument_id": instrument.id,
+            "direction": _SIDE[trade.side],
+            "offset": _OFFSET[trade.offset],
+            "price": _numbers(instrument.price_tick)[trade.price] if trade.price else None,
+            "volume": _numbers(instrument.lot_size)[trade.qty],
+            "timestamp": trade.ts // 1_000_000,
+        }
+
+    def order(self, event: OrderUpdated, details: OrderDetails | None = None) -> dict[str, Any]:
+        """An order's full view; `details` default to the ones remembered now."""
         instrument = self.registry.by_index(event.instrument_index)
-        details = self.details.get(event.order_id, _DEFAULT)
+        if details is None:
+            details = self.details.get(event.order_id, _DEFAULT)
         lots = _numbers(instrument.lot_size)
         return {
             "order_id": event.order_id,
@@ -149,7 +202,7 @@ class EventRenderer:
             "status": _STATUS[event.status],
             "time_condition": _TIME[details.time_condition],
             "volume_condition": _VOLUME[details.volume_condition],
-            "last_msg": _CODE[event.code] if event.code else _STATUS[event.status],
+            "last_msg": _last_msg(event),
             "insert_time_ns": details.insert_time_ns or event.ts,
             "update_time_ns": event.ts,
         }
@@ -181,9 +234,11 @@ class EventRenderer:
         booked = {**raw, "side": Side(raw["side"]), "offset": Offset(raw["offset"])}
         return self.trade(TradeBooked(**booked))
 
-    def trade(self, event: TradeBooked) -> dict[str, Any]:
+    def trade(self, event: TradeBooked, details: OrderDetails | None = None) -> dict[str, Any]:
+        """A trade's full view; `details` default to the ones remembered now."""
         instrument = self.registry.by_index(event.instrument_index)
-        details = self.details.get(event.order_id, _DEFAULT)
+        if details is None:
+            details = self.details.get(event.order_id, _DEFAULT)
         scale = instrument.currency.scale
         return {
             "trade_id": event.trade_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from gateway.backend import AccountEvent, EventKind, MarketChannel, MarketUpdate
+from gateway.backend import AccountEvent, EventKind, EventRendering, MarketChannel, MarketUpdate
 from gateway.outbox import Priority
 
 EVENT_CHANNELS = {
@@ -22,34 +22,16 @@ MARKET_CHANNELS = {
 }
 CHANNELS = frozenset({*EVENT_CHANNELS.values(), *MARKET_CHANNELS.values()})
 
-_EVENT_PRIORITY = {
-    EventKind.ORDER_STATUS: Priority.ANSWER,
-    EventKind.TRADE: Priority.TRADE,
-    EventKind.ACCOUNT: Priority.ACCOUNT,
-    EventKind.POSITION: Priority.ACCOUNT,
-}
-
 
 def event_message(event: AccountEvent) -> tuple[dict[str, Any], Priority, Hashable | None]:
-    """A push message, its outbox priority and its conflation key (snapshots only)."""
-    data = event.data
+    """A push message, its outbox priority and its conflation key (snapshots only). Order
+    statuses and trades are built straight from the record (`AccountEvent.source`), without
+    the full `data` view they do not show."""
     if event.kind is EventKind.ORDER_STATUS:
-        message = {
-            "type": "order_status",
-            "order_id": data["order_id"],
-            "client_order_id": data.get("client_order_id"),
-            "status": data["status"],
-            "filled_volume": data["filled_volume"],
-            "remaining_volume": data["remaining_volume"],
-            "last_msg": data.get("last_msg", ""),
-            "timestamp": data["update_time_ns"] // 1_000_000,
-        }
-        return message, _EVENT_PRIORITY[event.kind], None
+        return _renderer(event).status_message(event), Priority.ANSWER, None
     if event.kind is EventKind.TRADE:
-        fields = ("trade_id", "order_id", "instrument_id", "direction", "offset", "price", "volume")
-        message = {"type": "trade", **{k: data[k] for k in fields}}
-        message["timestamp"] = data["trade_time_ns"] // 1_000_000
-        return message, _EVENT_PRIORITY[event.kind], None
+        return _renderer(event).trade_message(event), Priority.TRADE, None
+    data = event.data
     kind = "account_update" if event.kind is EventKind.ACCOUNT else "position_update"
     message = {
         "type": kind,
@@ -58,7 +40,13 @@ def event_message(event: AccountEvent) -> tuple[dict[str, Any], Priority, Hashab
         "timestamp": data["update_time_ns"] // 1_000_000,
     }
     key = (kind, event.account_id, data.get("instrument_id"))
-    return message, _EVENT_PRIORITY[event.kind], key
+    return message, Priority.ACCOUNT, key
+
+
+def _renderer(event: AccountEvent) -> EventRendering:
+    if event.renderer is None:
+        raise ValueError(f"{event!r} has no source record to build a /ws push from")
+    return event.renderer
 
 
 def market_message(update: MarketUpdate) -> tuple[dict[str, Any], Hashable | None]:

@@ -7,11 +7,15 @@ import pytest
 
 from engine.accounts import commands as c
 from engine.accounts.events import AccountUpdated, OrderUpdated, PositionUpdated, TradeBooked
+from engine.codes import ResultCode
 from engine.enums import Offset, OrderStatus, OrderType, Side, TimeCondition, VolumeCondition
 from engine.exchange import Exchange
-from gateway.backend import EventKind
+from gateway.backend import Answer, EventKind
+from gateway.encoding import to_json
 from gateway.event_view import EventRenderer, OrderDetails
+from gateway.native_ws import ORDER_ACCEPTED, _order_response
 from gateway.ring_backend import flatten_qifi
+from gateway.views import event_message
 from tests.unit.engine.accounts.conftest import CNY, IX, registry
 
 
@@ -126,3 +130,46 @@ def test_orders_that_never_finish_are_capped_oldest_first() -> None:
     _track(renderer, [_update(n, OrderStatus.ACCEPTED) for n in range(1001, 3001)])
     assert len(renderer.order_accounts) <= 100 and 3000 in renderer.order_accounts
     assert not renderer.details and renderer.by_client_id(1, "same") is None
+
+
+def test_ws_pushes_show_the_full_views_fields_with_the_details_of_their_read() -> None:
+    """`/ws` order statuses and trades are built from the record, not from `data`: they must
+    say what `data` says (reference part 2 §6 fields), with the client's details as they
+    were when the record was read, even if the order is forgotten before `data` is drawn."""
+    exchange, events = _crossed()
+    renderer = EventRenderer(exchange.accounts.instruments)
+    details = OrderDetails("mine-7", OrderType.LIMIT, TimeCondition.GTC, VolumeCondition.ANY, 5)
+    order_id = next(e.order_id for e in events if type(e) is OrderUpdated and e.account_id == 1)
+    renderer.remember(order_id, 1, details)
+    rendered = renderer.render(events, {1: 42, 2: 43})
+    messages = [(e, event_message(e)[0]) for e in rendered]
+    renderer._forget(order_id)
+    statuses = [(e, m) for e, m in messages if e.kind is EventKind.ORDER_STATUS]
+    trades = [(e, m) for e, m in messages if e.kind is EventKind.TRADE]
+    assert {e.account_id for e, _ in statuses} == {e.account_id for e, _ in trades} == {1, 2}
+    for event, message in statuses:
+        data = event.data
+        assert message == {
+            "type": "order_status",
+            "order_id": data["order_id"],
+            "client_order_id": data["client_order_id"],
+            "status": data["status"],
+            "filled_volume": data["filled_volume"],
+            "remaining_volume": data["remaining_volume"],
+            "last_msg": data["last_msg"],
+            "timestamp": data["update_time_ns"] // 1_000_000,
+        }
+    for event, message in trades:
+        data = event.data
+        fields = ("trade_id", "order_id", "instrument_id", "direction", "offset", "price", "volume")
+        expected = {"type": "trade", **{k: data[k] for k in fields}}
+        assert message == {**expected, "timestamp": data["trade_time_ns"] // 1_000_000}
+    mine = [m for e, m in statuses if e.account_id == 1]
+    assert {m["client_order_id"] for m in mine} == {"mine-7"}
+    assert next(e for e, _ in statuses if e.account_id == 1).data["time_condition"] == "GTC"
+
+
+def test_an_accepted_orders_answer_from_its_template_is_the_encoded_response() -> None:
+    for order_id in (1, 42, 2**63 - 1):
+        answer = Answer(ResultCode.OK, data={"order_id": order_id, "status": "PENDING"})
+        assert ORDER_ACCEPTED % order_id == to_json(_order_response(answer))
