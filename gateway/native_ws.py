@@ -62,6 +62,11 @@ OPEN_TYPES = frozenset({"auth", "ping"})
 SLOW_READER_CLOSE = 1013
 """WebSocket close code when the outbox overflows ("try again later")."""
 
+ORDER_ACCEPTED = (
+    b'{"type":"order_response","success":true,"order_id":%d,"error_code":null,"error_message":null}'
+)
+"""An accepted order's answer, as `_order_response` encodes it, from a template."""
+
 Message = dict[str, Any]
 Prepared = tuple[bytes, Priority, Hashable | None]
 
@@ -118,7 +123,13 @@ class NativeConnection:
         self.writer = writer
         self.key: Hashable = id(self)
         self.principal: Principal | None = None
-        self.outbox = Outbox(edge.config.outbox_max_messages, edge.config.outbox_max_bytes)
+        self.outbox = Outbox(
+            edge.config.outbox_max_messages, edge.config.outbox_max_bytes, self._on_outbox
+        )
+        self._flushing = False
+        self._stalled = False
+        """The sender task writes (the transport was paused, or the outbox closed)."""
+        self._stall = asyncio.Event()
         self.channels: set[str] = set()
         self._event_feed: Unsubscribe | None = None
         self._market_feeds: dict[str, Unsubscribe] = {}
@@ -195,16 +206,46 @@ class NativeConnection:
             return
         self._idle = loop.call_at(deadline, self._watch_idle)
 
+    def _on_outbox(self) -> None:
+        """Something to send (or the outbox closed): written at the end of this loop turn,
+        everything queued by then in one write, unless the sender task has taken over."""
+        if not self._flushing and not self._stalled:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what is queued; a paused transport (a slow reader) or a closed outbox is left
+        to the sender task, and the outbox fills meanwhile (then drops, then closes)."""
+        self._flushing = False
+        if self._stalled:
+            return
+        if self.outbox.closed or self.writer.paused:
+            self._stalled = True
+            self._stall.set()
+            return
+        batch = self.outbox.take()
+        if batch and not self.writer.write(batch):
+            self._stalled = True
+            self._stall.set()
+
     async def _send_loop(self) -> None:
-        writer = self.writer
+        """Takes over from `_flush` while the transport is paused: waits for it to drain,
+        writes what queued meanwhile, hands back once it takes writes again; once the outbox
+        closes, writes the rest and closes the socket (1013 after an overflow)."""
+        writer, outbox = self.writer, self.outbox
         with contextlib.suppress(ConnectionError):
-            while batch := await self.outbox.take():
-                if not writer.write(batch):
-                    break
+            while True:
+                await self._stall.wait()
                 await writer.drained()
+                batch = outbox.take()
+                if (batch and not writer.write(batch)) or outbox.closed:
+                    break
+                if not writer.paused:
+                    self._stall.clear()
+                    self._stalled = False
         if not self.ws.closed:
-            if self.outbox.overflowed:
-                log.info("closing a slow /ws reader: %d messages dropped", self.outbox.dropped)
+            if outbox.overflowed:
+                log.info("closing a slow /ws reader: %d messages dropped", outbox.dropped)
                 await self.ws.close(code=SLOW_READER_CLOSE, message=b"send queue overflow")
             else:
                 await self.ws.close()
@@ -272,9 +313,12 @@ class NativeConnection:
 
     def _answer(self, place: int, message: Message) -> None:
         """Release one request's answer in order, and its place in the window."""
+        self._answer_bytes(place, to_json(message))
+
+    def _answer_bytes(self, place: int, answer: bytes) -> None:
         self._open -= 1
         self._room.set()
-        self._answers.fill(place, to_json(message))
+        self._answers.fill(place, answer)
 
     def _release(self, answer: bytes) -> None:
         self.outbox.put(answer, Priority.ANSWER)
@@ -397,7 +441,11 @@ class NativeConnection:
         self._submit_fields(fields, user, place)
 
     def _order_answered(self, place: int, answer: Answer) -> None:
-        self._answer(place, _order_response(answer))
+        order_id = answer.data.get("order_id") if answer.ok and type(answer.data) is dict else None
+        if type(order_id) is int:
+            self._answer_bytes(place, ORDER_ACCEPTED % order_id)
+        else:
+            self._answer(place, _order_response(answer))
 
     async def _cancel_order(self, message: Message, user: Principal) -> Message:
         fields = CANCEL_ORDER.parse(message, ENVELOPE_KEYS)
@@ -438,9 +486,10 @@ class NativeConnection:
         return _query_response("query_position", answer)
 
     def _on_events(self, events: Sequence[AccountEvent]) -> None:
+        channels, put = self.channels, self.outbox.put
         for push in _shared_events(events):
-            if self._wants(push.channel):
-                self.outbox.put(*push.prepared())
+            if not channels or push.channel in channels:
+                put(*push.prepared())
 
     def _on_market(self, update: MarketUpdate) -> None:
         if self._wants(MARKET_CHANNELS[update.channel]):

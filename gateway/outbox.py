@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from enum import IntEnum
 
 DEFAULT_MAX_MESSAGES = 1024
@@ -38,11 +38,16 @@ class Outbox:
     """Per-priority FIFO queues of encoded JSON (a keyed message replaces its older copy in place).
 
     Messages are the UTF-8 bytes shared by every connection that gets them; sizes are counted
-    in those bytes, so the limit also bounds characters.
+    in those bytes, so the limit also bounds characters. `notify` is called when a put finds
+    the outbox empty and when it closes: the sender then takes everything in one go (one call
+    per batch of puts, not one per message).
     """
 
     def __init__(
-        self, max_messages: int = DEFAULT_MAX_MESSAGES, max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        notify: Callable[[], None] = lambda: None,
     ) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
@@ -52,7 +57,7 @@ class Outbox:
         self._unique = itertools.count()
         self._count = 0
         self._bytes = 0
-        self._ready = asyncio.Event()
+        self._notify = notify
         self.disconnected = asyncio.Event()
         self._closed = False
         self.dropped = 0
@@ -70,6 +75,7 @@ class Outbox:
         """Queue `message`; False if the outbox is closed (now or by this overflow)."""
         if self._closed:
             return False
+        was_empty = not self._count
         queue = self._queues[priority]
         if key is None:
             queue[(None, next(self._unique))] = message
@@ -86,25 +92,19 @@ class Outbox:
             self._shed()
             if self._closed:
                 return False
-        self._ready.set()
+        if was_empty:
+            self._notify()
         return True
 
     def close(self) -> None:
-        """Stop accepting messages and wake the sender so it can finish."""
-        self._closed = True
-        self.disconnected.set()
-        self._ready.set()
+        """Stop accepting messages and tell the sender, so it can finish."""
+        if not self._closed:
+            self._closed = True
+            self.disconnected.set()
+            self._notify()
 
-    async def take(self) -> list[bytes]:
-        """Everything queued, most important first; waits until there is something or closed.
-
-        An empty list means the outbox is closed and drained.
-        """
-        while self._count == 0:
-            if self.closed:
-                return []
-            self._ready.clear()
-            await self._ready.wait()
+    def take(self) -> list[bytes]:
+        """Everything queued, most important first (empty if nothing is)."""
         batch: list[bytes] = []
         for queue in self._queues.values():
             batch.extend(queue.values())

@@ -13,7 +13,7 @@ async def test_sends_most_important_first() -> None:
     box.put("acct", Priority.ACCOUNT)
     box.put("trade", Priority.TRADE)
     box.put("answer", Priority.ANSWER)
-    assert await box.take() == ["answer", "trade", "acct", "book"]
+    assert box.take() == ["answer", "trade", "acct", "book"]
 
 
 @run_async
@@ -22,7 +22,7 @@ async def test_market_data_is_conflated_by_key() -> None:
     for i in range(50):
         box.put(f"book{i}", Priority.MARKET, key="book:A")
     box.put("bookB", Priority.MARKET, key="book:B")
-    assert await box.take() == ["book49", "bookB"]
+    assert box.take() == ["book49", "bookB"]
     assert box.conflated == 49
 
 
@@ -39,7 +39,7 @@ async def test_overflow_drops_market_then_account_and_keeps_answers() -> None:
     assert box.put("r3", Priority.ANSWER)
     assert box.dropped == 3
     assert not box.closed
-    assert await box.take() == ["r1", "r2", "r3", "t1"]
+    assert box.take() == ["r1", "r2", "r3", "t1"]
 
 
 @run_async
@@ -47,7 +47,7 @@ async def test_byte_limit_counts_too() -> None:
     box = Outbox(max_messages=100, max_bytes=10)
     box.put("x" * 8, Priority.MARKET, key="a")
     box.put("y" * 8, Priority.MARKET, key="")
-    assert await box.take() == ["y" * 8]
+    assert box.take() == ["y" * 8]
 
 
 @run_async
@@ -60,18 +60,20 @@ async def test_answers_alone_overflowing_signal_disconnect() -> None:
     assert not box.put("late", Priority.ANSWER), "a closed outbox accepts nothing"
 
 
-@run_async
-async def test_take_waits_for_a_put_and_returns_empty_when_closed() -> None:
-    box = Outbox()
-    waiting = asyncio.ensure_future(box.take())
-    await asyncio.sleep(0.01)
-    assert not waiting.done()
-    box.put("hello", Priority.TRADE)
-    assert await asyncio.wait_for(waiting, 1) == ["hello"]
-    waiting = asyncio.ensure_future(box.take())
-    await asyncio.sleep(0)
+def test_notify_on_the_first_put_of_a_batch_and_on_close() -> None:
+    """The sender hears once per batch of puts (then takes them all), and once on close."""
+    calls: list[int] = []
+    box = Outbox(notify=lambda: calls.append(len(box)))
+    box.put("a", Priority.TRADE)
+    box.put("b", Priority.ANSWER)
+    assert calls == [1]
+    assert box.take() == ["b", "a"] and box.take() == []
+    box.put("c", Priority.MARKET, key="k")
+    assert calls == [1, 1]
     box.close()
-    assert await asyncio.wait_for(waiting, 1) == []
+    box.close()
+    assert calls == [1, 1, 1] and box.take() == ["c"]
+    assert not box.put("late", Priority.ANSWER) and calls == [1, 1, 1]
     assert not box.overflowed
 
 
