@@ -1,19 +1,23 @@
 """The order book data structure: price levels in time priority, per side, per instrument.
 
-Both sides keep their levels in a SortedDict keyed so that the best level is always the first
-key: asks by `price`, bids by `-price`. A taker therefore crosses when the opposite side's best
-key is `<= key_limit` (its limit price, negated when it sells), one loop serving both sides.
-A level is a deque in arrival order; a cancel marks the order dead in O(1) and the deque drops
-dead entries when they reach its front (or when they outnumber the live ones).
+Each side keys its levels so that the best level has the smallest key: asks by `price`, bids by
+`-price`. A taker therefore crosses when the opposite side's best key is `<= key_limit` (its
+limit price, negated when it sells), one loop serving both sides. The levels live in a plain
+dict by key; their order is a plain list of negated keys kept sorted with `bisect`, so the best
+level is the list's last item: the frequent level changes happen at the best end (a level
+emptied by trades, a new best price), where `list.pop()` and `insort` move nothing, and the
+rare deep ones move pointers with one memmove (a SortedDict's Python-level insert and delete
+cost several times more at book depths of hundreds of levels). A level is a deque in arrival
+order; a cancel marks the order dead in O(1) and the deque drops dead entries when they reach
+its front (or when they outnumber the live ones).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterator
 from typing import Any, NamedTuple
-
-from sortedcontainers import SortedDict
 
 from engine.enums import SelfTradePrevention, Side, TimeCondition, TradingPhase
 
@@ -76,15 +80,28 @@ class Level:
 
 
 class BookSide:
-    """The levels of one side, keyed `sign × price` so the best level is the first key."""
+    """The levels of one side, keyed `sign × price` so the best level has the smallest key.
 
-    __slots__ = ("best", "levels", "side", "sign")
+    `levels` maps a key to its Level; `ranks` holds the negated keys in ascending order (best
+    level last) and `best` the best key (EMPTY when the side is empty).
+    """
+
+    __slots__ = ("best", "levels", "ranks", "side", "sign")
 
     def __init__(self, side: Side) -> None:
         self.side = side
         self.sign = 1 if side == Side.SELL else -1
-        self.levels: SortedDict = SortedDict()
+        self.levels: dict[int, Level] = {}
+        self.ranks: list[int] = []
         self.best = EMPTY
+
+    def add(self, key: int, price: int) -> Level:
+        """A new, empty level at `key` (which has none), ranked and maybe the new best."""
+        level = self.levels[key] = Level(price)
+        insort(self.ranks, -key)
+        if key < self.best:
+            self.best = key
+        return level
 
     def remove(self, order: Order) -> Level:
         """Take a live order off its level (lazily); drops the level when it empties."""
@@ -102,16 +119,29 @@ class BookSide:
     def drop(self, key: int) -> None:
         """Delete an empty level and recompute the best key."""
         del self.levels[key]
+        ranks = self.ranks
         if key == self.best:
-            self.best = self.levels.peekitem(0)[0] if self.levels else EMPTY
+            ranks.pop()
+            self.best = -ranks[-1] if ranks else EMPTY
+        else:
+            del ranks[bisect_left(ranks, -key)]
+
+    def keys(self) -> list[int]:
+        """The level keys, best first."""
+        return [-rank for rank in reversed(self.ranks)]
+
+    def ordered(self) -> list[Level]:
+        """The levels, best first."""
+        levels = self.levels
+        return [levels[-rank] for rank in reversed(self.ranks)]
 
     def best_price(self) -> int | None:
         return None if self.best == EMPTY else self.sign * self.best
 
     def depth(self, levels: int) -> tuple[tuple[int, int, int], ...]:
         """(price, qty, order count) of the best `levels` levels, best first."""
-        values = self.levels.values()
-        return tuple((level.price, level.qty, level.count) for level in values[:levels])
+        best = self.ordered()[:levels]
+        return tuple((level.price, level.qty, level.count) for level in best)
 
 
 def _export_order(o: Order) -> list[int]:
@@ -187,7 +217,7 @@ class OrderBook:
             "orders": [
                 _export_order(o)
                 for book_side in (self.bids, self.asks)
-                for level in book_side.levels.values()
+                for level in book_side.ordered()
                 for o in level.live()
             ],
         }
@@ -211,10 +241,7 @@ class OrderBook:
             ]
             book_side = book.sides[order[SIDE]]
             key = book_side.sign * price
-            level = book_side.levels.get(key)
-            if level is None:
-                level = book_side.levels[key] = Level(price)
-                book_side.best = min(book_side.best, key)
+            level = book_side.levels.get(key) or book_side.add(key, price)
             level.queue.append(order)
             level.qty += qty
             level.count += 1
@@ -226,7 +253,7 @@ class OrderBook:
         out = [self.instrument_index, int(self.phase), len(self.orders)]
         for book_side in (self.bids, self.asks):
             out.append(len(book_side.levels))
-            for level in book_side.levels.values():
+            for level in book_side.ordered():
                 out += (level.price, level.qty, level.count)
                 for order in level.live():
                     out += (
@@ -243,8 +270,10 @@ class OrderBook:
         """Raise InvariantViolation unless levels, counts, best keys and the id index agree."""
         seen: set[int] = set()
         for book_side in (self.bids, self.asks):
-            expected_best = book_side.levels.peekitem(0)[0] if book_side.levels else EMPTY
-            if book_side.best != expected_best:
+            keys = sorted(book_side.levels)
+            if book_side.keys() != keys:
+                raise InvariantViolation(f"book {self.instrument_index}: level ranks are wrong")
+            if book_side.best != (keys[0] if keys else EMPTY):
                 raise InvariantViolation(f"book {self.instrument_index}: stale best key")
             for key, level in book_side.levels.items():
                 live = list(level.live())

@@ -37,7 +37,6 @@ from engine.matching.book import (
     TIME_CONDITION,
     BookSide,
     InvariantViolation,
-    Level,
     Order,
     OrderBook,
 )
@@ -64,16 +63,19 @@ from engine.matching.events import (
 )
 
 _OK = ResultCode.OK
+_BAD_ORDER_PARAMETER = ResultCode.BAD_ORDER_PARAMETER
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
 _GFD = TimeCondition.GFD
+_GTC = TimeCondition.GTC
 _IOC = TimeCondition.IOC
 _TIME_CONDITIONS = frozenset(TimeCondition) - {TimeCondition.NONE}
 _ANY = VolumeCondition.ANY
 _ALL = VolumeCondition.ALL
 _MIN = VolumeCondition.MIN
+_STP_DEFAULT = SelfTradePrevention.NONE
 _ALLOW = SelfTradePrevention.ALLOW
 _CANCEL_TAKER = SelfTradePrevention.CANCEL_TAKER
 _CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
@@ -101,7 +103,7 @@ class MatchingEngine:
         "_last_order_id",
         "_shard",
         "_shards",
-        "_trade_seq",
+        "_trade_id",
         "books",
         "handlers",
         "instruments",
@@ -124,7 +126,7 @@ class MatchingEngine:
         self._shard = shard
         self._shards = shards
         self._default_stp = default_stp
-        self._trade_seq = 0
+        self._trade_id = shard
         self._last_order_id = 0
         self.handlers: dict[type, Callable[[Any], list[Event]]] = {
             PlaceOrder: self._place,
@@ -143,7 +145,12 @@ class MatchingEngine:
     @property
     def last_trade_id(self) -> int:
         """The last trade id issued (0 before the first trade)."""
-        return self._trade_seq * self._shards + self._shard if self._trade_seq else 0
+        return self._trade_id if self._trade_id != self._shard else 0
+
+    @property
+    def _trade_seq(self) -> int:
+        """Trades issued so far: `_trade_id` is the last id, `seq × shards + shard`."""
+        return (self._trade_id - self._shard) // self._shards
 
     def apply(self, command: Any) -> list[Event]:
         """Apply one command; unknown command types are bugs (KeyError)."""
@@ -157,9 +164,6 @@ class MatchingEngine:
     def _place(self, command: PlaceOrder) -> list[Event]:
         (order_id, account_id, index, side, price, qty, order_type, time_condition,
          volume_condition, min_qty, ts, stp) = command  # fmt: skip
-        flags = _SIMPLE.get((order_type, side, time_condition, volume_condition, stp))
-        if flags is None:
-            flags = _classify(order_type, side, time_condition, volume_condition, min_qty, qty, stp)
         if order_id <= self._last_order_id:
             return [
                 new_order_rejected((order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts))
@@ -177,32 +181,41 @@ class MatchingEngine:
                     (order_id, account_id, index, ResultCode.INSTRUMENT_NOT_TRADING, ts)
                 )
             ]
-        if flags is None:
-            return [
-                new_order_rejected(
-                    (order_id, account_id, index, ResultCode.BAD_ORDER_PARAMETER, ts)
-                )
-            ]
-        is_buy, is_ioc, is_market, any_volume = flags
-        if is_market:
-            price = instrument.upper_limit if is_buy else instrument.lower_limit
-            time_condition = _IOC
-        book = self.books[index]
-        code = _OK
+        # A plain LIMIT order (enum members, the engine's own STP) is classified by identity
+        # tests: an IntEnum `==` or a dict keyed by the fields costs several times more.
         if (
-            not instrument.min_qty <= qty <= instrument.max_qty
-            or price <= 0
+            order_type is _LIMIT
+            and volume_condition is _ANY
+            and stp is _STP_DEFAULT
+            and (side is _BUY or side is _SELL)
+            and (time_condition is _GFD or time_condition is _IOC or time_condition is _GTC)
+        ):
+            is_buy = side is _BUY
+            is_ioc = time_condition is _IOC
+            any_volume = True
+            stp = self._default_stp
+        else:
+            flags = _classify(order_type, side, time_condition, volume_condition, min_qty, qty, stp)
+            if flags is None:
+                return [new_order_rejected((order_id, account_id, index, _BAD_ORDER_PARAMETER, ts))]
+            is_buy, is_ioc, is_market, any_volume = flags
+            if is_market:
+                price = instrument.upper_limit if is_buy else instrument.lower_limit
+                time_condition = _IOC
+            stp = stp or self._default_stp
+        book = self.books[index]
+        if (
+            qty < instrument.min_qty
+            or qty > instrument.max_qty
             or (book.phase is _AUCTION and (is_ioc or not any_volume))
         ):
-            code = ResultCode.BAD_ORDER_PARAMETER
-        elif not instrument.lower_limit <= price <= instrument.upper_limit:
-            code = ResultCode.PRICE_OUT_OF_BAND
-        if code:
+            return [new_order_rejected((order_id, account_id, index, _BAD_ORDER_PARAMETER, ts))]
+        if price < instrument.lower_limit or price > instrument.upper_limit:
+            code = _BAD_ORDER_PARAMETER if price <= 0 else ResultCode.PRICE_OUT_OF_BAND
             return [new_order_rejected((order_id, account_id, index, code, ts))]
         events: list[Event] = [
             new_order_accepted((order_id, account_id, index, side, price, qty, ts))
         ]
-        stp = stp or self._default_stp
         if not any_volume:
             need = qty if volume_condition == _ALL else min_qty
             opposite = book.asks if is_buy else book.bids
@@ -266,12 +279,7 @@ class MatchingEngine:
             return
         order = [order_id, account_id, side, price, qty, time_condition, stp, ts, True]
         key = -key_limit
-        levels = own.levels
-        level = levels.get(key)
-        if level is None:
-            level = levels[key] = Level(price)
-            if key < own.best:
-                own.best = key
+        level = own.levels.get(key) or own.add(key, price)
         level.queue.append(order)
         level.qty += qty
         level.count += 1
@@ -298,7 +306,7 @@ class MatchingEngine:
         levels = opposite.levels
         orders = book.orders
         index = book.instrument_index
-        shards, shard, seq = self._shards, self._shard, self._trade_seq
+        shards, trade_id = self._shards, self._trade_id
         maker_side = opposite.side
         blocked = False
         append = events.append
@@ -310,20 +318,19 @@ class MatchingEngine:
             level_qty = level.qty
             while remaining:
                 maker = queue[0]
-                if not maker[LIVE]:
+                maker_id, maker_account, _, _, left, _, _, _, live = maker
+                if not live:
                     queue.popleft()
                     continue
-                if maker[ACCOUNT_ID] == account_id and stp != _ALLOW:
+                if maker_account == account_id and stp != _ALLOW:
                     if stp != _CANCEL_TAKER:
                         queue.popleft()
                         maker[LIVE] = False
-                        level.qty -= maker[QTY]
+                        level.qty -= left
                         level.count -= 1
-                        del orders[maker[ORDER_ID]]
+                        del orders[maker_id]
                         append(
-                            new_order_canceled(
-                                (maker[ORDER_ID], account_id, index, _SELF_TRADE, maker[QTY], ts)
-                            )
+                            new_order_canceled((maker_id, account_id, index, _SELF_TRADE, left, ts))
                         )
                     if stp != _CANCEL_MAKER:
                         blocked = True
@@ -331,7 +338,6 @@ class MatchingEngine:
                     if not level.count:
                         break
                     continue
-                left = maker[QTY]
                 if left <= remaining:
                     fill = left
                     left = 0
@@ -341,30 +347,18 @@ class MatchingEngine:
                 remaining -= fill
                 maker[QTY] = left
                 level.qty -= fill
-                seq += 1
+                trade_id += shards
                 append(
                     new_trade_executed(
-                        (
-                            seq * shards + shard,
-                            index,
-                            price,
-                            fill,
-                            taker_id,
-                            account_id,
-                            side,
-                            maker[ORDER_ID],
-                            maker[ACCOUNT_ID],
-                            remaining,
-                            left,
-                            ts,
-                        ),
+                        (trade_id, index, price, fill, taker_id, account_id, side, maker_id,
+                         maker_account, remaining, left, ts)
                     )
-                )
+                )  # fmt: skip
                 if not left:
                     maker[LIVE] = False
                     queue.popleft()
                     level.count -= 1
-                    del orders[maker[ORDER_ID]]
+                    del orders[maker_id]
                     if not level.count:
                         break
             if level.qty != level_qty:
@@ -373,7 +367,7 @@ class MatchingEngine:
                 opposite.drop(key)
             if blocked:
                 break
-        self._trade_seq = seq
+        self._trade_id = trade_id
         return -remaining if blocked else remaining
 
     def _cancel(self, command: CancelOrder) -> list[Event]:
@@ -467,8 +461,8 @@ class MatchingEngine:
         instrument = self.instruments.by_index(index)
         bids, asks = book.bids, book.asks
         result = select_price(
-            [(level.price, level.qty) for level in bids.levels.values()],
-            [(level.price, level.qty) for level in asks.levels.values()],
+            [(level.price, level.qty) for level in bids.ordered()],
+            [(level.price, level.qty) for level in asks.ordered()],
             instrument.pre_close or instrument.pre_settlement,
         )
         events: list[Event] = []
@@ -493,11 +487,11 @@ class MatchingEngine:
                     del book.orders[order[ORDER_ID]]
                     if not level.count:
                         book_side.drop(book_side.best)
-            self._trade_seq += 1
+            self._trade_id += self._shards
             events.append(
                 new_trade_executed(
                     (
-                        self._trade_seq * self._shards + self._shard,
+                        self._trade_id,
                         index,
                         result.price,
                         fill,
@@ -564,7 +558,7 @@ class MatchingEngine:
             shards=state["shards"],
             default_stp=SelfTradePrevention(state["default_stp"]),
         )
-        engine._trade_seq = state["trade_seq"]
+        engine._trade_id = state["trade_seq"] * engine._shards + engine._shard
         engine._last_order_id = state["last_order_id"]
         for exported in state["books"]:
             engine.books[exported["index"]] = OrderBook.load(exported)
@@ -620,8 +614,11 @@ def _available(
     minimum changes nothing.
     """
     total = 0
-    for key in opposite.levels.irange(maximum=key_limit):
-        level = opposite.levels[key]
+    levels = opposite.levels
+    for rank in reversed(opposite.ranks):
+        if -rank > key_limit:
+            break
+        level = levels[-rank]
         if stp == _ALLOW:
             total += level.qty
         else:
