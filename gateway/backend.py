@@ -132,18 +132,14 @@ class EventRendering(Protocol):
         """The `/ws` order_status push of an ORDER_STATUS event."""
         ...
 
-    def trade_message(self, event: AccountEvent) -> dict[str, Any]:
-        """The `/ws` trade push of a TRADE event."""
-        ...
-
 
 class AccountEvent:
     """A change to one account, pushed to its owner's connections; `data` is JSON-ready.
 
     The backend builds one per pushed record with the decoded record (`source`), the client's
     order details as they were when the record was read (`details`, for order and trade
-    records) and the renderer; `data` is drawn from them when first read, so a push that only
-    a `/ws` connection takes (its messages are built from `source`) never builds it. Built
+    records) and the renderer; `data` is drawn from them when first read, so an order status
+    that only a `/ws` connection takes (its message is built from `source`) never builds it. Built
     with `data` instead (tests), it is that.
 
     ORDER_STATUS: order_id, client_order_id, instrument_id, direction, offset, order_type,

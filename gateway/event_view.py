@@ -165,22 +165,6 @@ class EventRenderer:
             "timestamp": update.ts // 1_000_000,
         }
 
-    def trade_message(self, event: AccountEvent) -> dict[str, Any]:
-        """The `/ws` `trade` push (reference part 2 §6), straight from the record."""
-        trade: TradeBooked = event.source
-        instrument = self.registry.by_index(trade.instrument_index)
-        return {
-            "type": "trade",
-            "trade_id": trade.trade_id,
-            "order_id": trade.order_id,
-            "instrument_id": instrument.id,
-            "direction": _SIDE[trade.side],
-            "offset": _OFFSET[trade.offset],
-            "price": _numbers(instrument.price_tick)[trade.price] if trade.price else None,
-            "volume": _numbers(instrument.lot_size)[trade.qty],
-            "timestamp": trade.ts // 1_000_000,
-        }
-
     def order(self, event: OrderUpdated, details: OrderDetails | None = None) -> dict[str, Any]:
         """An order's full view; `details` default to the ones remembered now."""
         instrument = self.registry.by_index(event.instrument_index)

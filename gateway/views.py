@@ -25,13 +25,16 @@ CHANNELS = frozenset({*EVENT_CHANNELS.values(), *MARKET_CHANNELS.values()})
 
 def event_message(event: AccountEvent) -> tuple[dict[str, Any], Priority, Hashable | None]:
     """A push message, its outbox priority and its conflation key (snapshots only). Order
-    statuses and trades are built straight from the record (`AccountEvent.source`), without
-    the full `data` view they do not show."""
+    statuses (most pushes: several per order) are built straight from the record
+    (`AccountEvent.source`), without the full `data` view they mostly do not show."""
     if event.kind is EventKind.ORDER_STATUS:
         return _renderer(event).status_message(event), Priority.ANSWER, None
-    if event.kind is EventKind.TRADE:
-        return _renderer(event).trade_message(event), Priority.TRADE, None
     data = event.data
+    if event.kind is EventKind.TRADE:
+        fields = ("trade_id", "order_id", "instrument_id", "direction", "offset", "price", "volume")
+        message = {"type": "trade", **{k: data[k] for k in fields}}
+        message["timestamp"] = data["trade_time_ns"] // 1_000_000
+        return message, Priority.TRADE, None
     kind = "account_update" if event.kind is EventKind.ACCOUNT else "position_update"
     message = {
         "type": kind,
