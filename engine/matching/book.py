@@ -60,15 +60,25 @@ class RestingOrder(NamedTuple):
 
 
 class Level:
-    """One price level: its queue (which may hold dead orders), open lots and live order count."""
+    """One price level: its queue in time priority, open lots, and how many queued orders are dead.
 
-    __slots__ = ("count", "price", "qty", "queue")
+    The queue may hold dead orders (cancelled in place); `dead` counts them so that the live
+    count is known without a counter to update on every fill and every resting order. A live
+    order always has lots, so the level is empty exactly when `qty` is 0.
+    """
+
+    __slots__ = ("dead", "price", "qty", "queue")
 
     def __init__(self, price: int) -> None:
         self.price = price
         self.queue: deque[Order] = deque()
         self.qty = 0
-        self.count = 0
+        self.dead = 0
+
+    @property
+    def count(self) -> int:
+        """The number of live orders."""
+        return len(self.queue) - self.dead
 
     def live(self) -> Iterator[Order]:
         """The level's live orders in time priority (raw lists, for matching itself)."""
@@ -77,6 +87,14 @@ class Level:
     def live_orders(self) -> Iterator[RestingOrder]:
         """The level's live orders in time priority, as named views (for readers outside)."""
         return (RestingOrder(*order[:LIVE]) for order in self.queue if order[LIVE])
+
+    def front(self) -> Order:
+        """The first live order, dropping the dead ones before it (the level must not be empty)."""
+        queue = self.queue
+        while not queue[0][LIVE]:
+            queue.popleft()
+            self.dead -= 1
+        return queue[0]
 
 
 class BookSide:
@@ -109,11 +127,13 @@ class BookSide:
         level: Level = self.levels[key]
         order[LIVE] = False
         level.qty -= order[QTY]
-        level.count -= 1
-        if not level.count:
+        if not level.qty:
             self.drop(key)
-        elif len(level.queue) > 2 * level.count + _COMPACT_SLACK:
-            level.queue = deque(level.live())
+        else:
+            level.dead += 1
+            if 2 * level.dead > len(level.queue) + _COMPACT_SLACK:
+                level.queue = deque(level.live())
+                level.dead = 0
         return level
 
     def drop(self, key: int) -> None:
@@ -244,7 +264,6 @@ class OrderBook:
             level = book_side.levels.get(key) or book_side.add(key, price)
             level.queue.append(order)
             level.qty += qty
-            level.count += 1
             book.orders[order_id] = order
         return book
 
