@@ -369,8 +369,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "'in flight' rows keep that many orders outstanding per client.",
             "gateway CPU per order = the gateway process's CPU seconds over the orders (loop and",
             "events thread) / orders; it includes pushes (order status, trades) to the client",
-            "and the process's background (~45 ms/s, mostly the dashboard sampler thread), which",
-            "weighs most at low rates and in the per-quote figure of a small fan-out.",
+            "and the process's background (~10 ms/s idle since the dashboard sampler idles at",
+            "one sample per 5 s), which weighs most at low rates and in a small fan-out.",
             *FANOUT_NOTES,
             "QAExchange-RS row is the seed's claim (Rust, ab), not measured here.",
         ]
