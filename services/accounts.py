@@ -40,7 +40,7 @@ from services import accounts_queries
 from services import config as configuration
 from services.accounts_codec import UnsupportedRecord, events_to_records
 from services.accounts_state import AccountsState
-from services.columns import kind_table
+from services.columns import kind_table, take
 from services.matching_codec import commands_to_orders, execs_to_events
 from services.process import Service, main
 from services.recovery import (
@@ -251,7 +251,7 @@ class Accounts(Service):
                 fresh["flags"][-1] |= Flag.BATCH_END  # replay ends the batch here too
                 self._on_commands(gateway, fresh)
             return
-        fresh = fresh[BOOKED[fresh["kind"]]]  # a copy
+        fresh = take(fresh, BOOKED[fresh["kind"]])  # a copy
         self._trades.inc(int(np.count_nonzero(fresh["kind"] == Kind.TRADE)))
         if len(fresh):
             fresh["flags"][-1] |= Flag.BATCH_END
@@ -296,14 +296,15 @@ class Accounts(Service):
         """Apply a cmd batch of one gateway (live and replay alike)."""
         state = self.state
         state.gateway_of.update(zip(records["account"].tolist(), repeat(gateway)))
-        apply = state.core.apply
+        handlers = state.core.commands  # `AccountsCore.apply` without its call, per command
         to_matching: list[Any] = []
         events: list[Any] = []
         for command in self._decode(records):
-            if type(command) is CommandRejected:
+            kind = type(command)
+            if kind is CommandRejected:
                 events.append(command)
                 continue
-            sent, answered = apply(command)
+            sent, answered = handlers[kind](command)
             if sent:
                 to_matching += sent
             events += answered
@@ -334,14 +335,15 @@ class Accounts(Service):
     def _execs(self, records: np.ndarray[Any, Any]) -> None:
         """Book a batch of execs (live and replay alike)."""
         self.execs_in += len(records)
-        on_exec = self.state.core.on_exec
+        handlers = self.state.core.execs  # `AccountsCore.on_exec` without its per-event lists
         to_matching: list[Any] = []
         events: list[Any] = []
         for event in execs_to_events(records):
-            sent, booked = on_exec(event)
-            if sent:
-                to_matching += sent
-            events += booked
+            handler = handlers.get(type(event))
+            if handler is not None:
+                sent = handler(event, events)  # appends the events it causes
+                if sent:
+                    to_matching += sent
         events += self.state.core.snapshot_events(int(records["ts_event"][-1]))
         self._send(to_matching)
         self._publish(events, 0)
@@ -382,10 +384,11 @@ class Accounts(Service):
     def _publish(self, events: list[Any], gateway: int) -> None:
         if not events:
             return
-        self.state.remember(events)
         # Settlement totals do not fit an events record; `settlement_history` answers them.
-        events = [e for e in events if type(e) is not SettlementCompleted]
+        if SettlementCompleted in set(map(type, events)):
+            events = [e for e in events if type(e) is not SettlementCompleted]
         batch = events_to_records(events)
+        self.state.remember(events, batch["kind"])
         gateway_of = self.state.gateway_of
         accounts, where = np.unique(batch["account"], return_inverse=True)  # few per batch
         sources = np.array(

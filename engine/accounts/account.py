@@ -165,28 +165,14 @@ class Account:
 
         `remaining` is what matching says is left of the order: with some left the holds are
         recomputed for it, with none they are released (the caller forgets the order).
+        A futures opening fill (the common one) books the position, the ledger and the holds
+        in one pass here: what the order holds is recomputed for what is left of it, as
+        `rehold` would (a live order: only live orders are filled), and moved into the same
+        ledger the fill books.
         """
         order.filled += qty
-        if not (terms.spot or order.closes):
-            return self._fill_open(order, terms, price, qty, remaining)
-        if terms.spot:
-            result = self._fill_spot(order, terms, price, qty)
-        else:
-            result = self._fill_close(order, terms, price, qty)
-        if remaining:
-            self.rehold(order, terms)
-        else:
-            self.release(order, terms)
-        return result
-
-    def _fill_open(
-        self, order: Order, terms: Terms, price: int, qty: int, remaining: int
-    ) -> tuple[int, int]:
-        """A futures opening fill (the common one): position, ledger and holds in one pass.
-
-        What the order holds is recomputed for what is left of it, as `rehold` would (a live
-        order: only live orders are filled), and moved into the same ledger the fill books.
-        """
+        if terms.spot or order.closes:
+            return self._fill_other(order, terms, price, qty, remaining)
         notional, margin, commission = terms.open_fill(price, qty)
         index = order.instrument_index
         position = self.positions.get(index) or self.position(index)
@@ -218,6 +204,20 @@ class Account:
             ledger.frozen_commission += change
             order.frozen_commission = held_commission
         return commission, 0
+
+    def _fill_other(
+        self, order: Order, terms: Terms, price: int, qty: int, remaining: int
+    ) -> tuple[int, int]:
+        """A spot fill or a futures close, then the holds of what is left (none: released)."""
+        if terms.spot:
+            result = self._fill_spot(order, terms, price, qty)
+        else:
+            result = self._fill_close(order, terms, price, qty)
+        if remaining:
+            self.rehold(order, terms)
+        else:
+            self.release(order, terms)
+        return result
 
     def _fill_close(self, order: Order, terms: Terms, price: int, qty: int) -> tuple[int, int]:
         ledger = self.ledger(terms.currency)
@@ -284,16 +284,19 @@ class Account:
     def position_profit(
         self, currency: str, terms: Sequence[Terms], marks: Mapping[int, int]
     ) -> int:
-        """Position profit only (the hot path's question): `profits(...)[0]` in one loop."""
+        """Position profit only (the hot path's question): `profits(...)[0]` in one loop.
+
+        mark × (long − short) − (long cost − short cost): one product per position, the same
+        integer as valuing each side (the sum is exact).
+        """
         total = 0
         for index, position in self.positions.items():
             instrument = terms[index]
             if instrument.currency == currency:
                 long, short = position.long, position.short
-                value = marks[index] * instrument.per_tick_lot
-                total += (value * (long.today + long.history) - long.position_cost) + (
-                    short.position_cost - value * (short.today + short.history)
-                )
+                net = long.today + long.history - short.today - short.history
+                total += marks[index] * instrument.per_tick_lot * net
+                total -= long.position_cost - short.position_cost
         return total
 
     def balance(self, currency: str, terms: Sequence[Terms], marks: Mapping[int, int]) -> int:
