@@ -31,17 +31,19 @@ class InvariantViolation(RuntimeError):
     """A broken book invariant: a bug, never a business outcome."""
 
 
-ORDER_ID, ACCOUNT_ID, SIDE, PRICE, QTY, TIME_CONDITION, STP, TS, LIVE = range(9)
+ORDER_ID, ACCOUNT_ID, SIDE, PRICE, QTY, TIME_CONDITION, STP, TS, LEVEL = range(9)
 """Field positions of an Order; the hot path indexes with these."""
 
 
 Order = list
-"""A resting order: `[order_id, account_id, side, price, qty, time_condition, stp, ts, live]`.
+"""A resting order: `[order_id, account_id, side, price, qty, time_condition, stp, ts, level]`.
 
 A plain list because matching builds one per resting order, and CPython builds and indexes an
 exact list (specialised BUILD_LIST and subscripts) several times faster than it runs a
 slotted class's __init__. Index it with the constants above; `qty` is the open lots and
-`live` turns False when the order leaves the book. Readers outside matching use named views:
+`level` the Level it rests in (so a cancel or an amend finds it without a lookup by price),
+None once the order has left the book: a dead order no longer refers to its level, so the
+two never form a reference cycle. Readers outside matching use named views:
 `OrderBook.resting(order_id)` and `Level.live_orders()`.
 """
 
@@ -82,16 +84,21 @@ class Level:
 
     def live(self) -> Iterator[Order]:
         """The level's live orders in time priority (raw lists, for matching itself)."""
-        return (order for order in self.queue if order[LIVE])
+        return (order for order in self.queue if order[LEVEL])
 
     def live_orders(self) -> Iterator[RestingOrder]:
         """The level's live orders in time priority, as named views (for readers outside)."""
-        return (RestingOrder(*order[:LIVE]) for order in self.queue if order[LIVE])
+        return (RestingOrder(*order[:LEVEL]) for order in self.queue if order[LEVEL])
+
+    def compact(self) -> None:
+        """Drop the dead orders from the queue (when they outnumber the live ones)."""
+        self.queue = deque(self.live())
+        self.dead = 0
 
     def front(self) -> Order:
         """The first live order, dropping the dead ones before it (the level must not be empty)."""
         queue = self.queue
-        while not queue[0][LIVE]:
+        while not queue[0][LEVEL]:
             queue.popleft()
             self.dead -= 1
         return queue[0]
@@ -123,17 +130,15 @@ class BookSide:
 
     def remove(self, order: Order) -> Level:
         """Take a live order off its level (lazily); drops the level when it empties."""
-        key = self.sign * order[PRICE]
-        level: Level = self.levels[key]
-        order[LIVE] = False
+        level: Level = order[LEVEL]
+        order[LEVEL] = None
         level.qty -= order[QTY]
         if not level.qty:
-            self.drop(key)
+            self.drop(self.sign * order[PRICE])
         else:
             level.dead += 1
             if 2 * level.dead > len(level.queue) + _COMPACT_SLACK:
-                level.queue = deque(level.live())
-                level.dead = 0
+                level.compact()
         return level
 
     def drop(self, key: int) -> None:
@@ -216,7 +221,7 @@ class OrderBook:
     def resting(self, order_id: int) -> RestingOrder | None:
         """A named view of a resting order, or None when it is not in the book."""
         order = self.orders.get(order_id)
-        return None if order is None else RestingOrder(*order[:LIVE])
+        return None if order is None else RestingOrder(*order[:LEVEL])
 
     def level_qty(self, side: Side, price: int) -> int:
         book_side = self.sides[side]
@@ -248,20 +253,20 @@ class OrderBook:
         book = cls(exported["index"])
         book.phase = TradingPhase(exported["phase"])
         for order_id, account_id, side, price, qty, time_condition, stp, ts in exported["orders"]:
+            book_side = book.sides[Side(side)]
+            key = book_side.sign * price
+            level = book_side.levels.get(key) or book_side.add(key, price)
             order = [
                 order_id,
                 account_id,
-                Side(side),
+                book_side.side,
                 price,
                 qty,
                 TimeCondition(time_condition),
                 SelfTradePrevention(stp),
                 ts,
-                True,
+                level,
             ]
-            book_side = book.sides[order[SIDE]]
-            key = book_side.sign * price
-            level = book_side.levels.get(key) or book_side.add(key, price)
             level.queue.append(order)
             level.qty += qty
             book.orders[order_id] = order
@@ -305,7 +310,8 @@ class OrderBook:
                     raise InvariantViolation(f"level {level.price}: qty or key is wrong")
                 for order in live:
                     if (
-                        order[QTY] <= 0
+                        order[LEVEL] is not level
+                        or order[QTY] <= 0
                         or order[PRICE] != level.price
                         or order[SIDE] != book_side.side
                     ):

@@ -28,7 +28,7 @@ from engine.instruments import InstrumentRegistry
 from engine.matching.auction import select_price
 from engine.matching.book import (
     ACCOUNT_ID,
-    LIVE,
+    LEVEL,
     ORDER_ID,
     QTY,
     SIDE,
@@ -167,12 +167,12 @@ class MatchingEngine:
                 new_order_rejected((order_id, account_id, index, ResultCode.ORDER_BOOK_ERROR, ts))
             ]
         self._last_order_id = order_id
-        instruments = self._instrument_list
-        if not 0 <= index < len(instruments):
+        book = self.books.get(index)
+        if book is None:
             return [
                 new_order_rejected((order_id, account_id, index, ResultCode.NO_SUCH_INSTRUMENT, ts))
             ]
-        instrument = instruments[index]
+        instrument = self._instrument_list[index]
         if instrument.status is not _TRADING:
             return [
                 new_order_rejected(
@@ -202,7 +202,6 @@ class MatchingEngine:
                 price = instrument.upper_limit if is_buy else instrument.lower_limit
                 time_condition = _IOC
             stp = stp or self._default_stp
-        book = self.books[index]
         if book.phase is _AUCTION and (is_ioc or not any_volume):
             return [new_order_rejected((order_id, account_id, index, _BAD_ORDER_PARAMETER, ts))]
         if (
@@ -219,9 +218,9 @@ class MatchingEngine:
             new_order_accepted((order_id, account_id, index, side, price, qty, ts))
         ]
         if is_buy:
-            opposite, own, key_limit = book.asks, book.bids, price
+            opposite, own, key_limit, key = book.asks, book.bids, price, -price
         else:
-            opposite, own, key_limit = book.bids, book.asks, -price
+            opposite, own, key, key_limit = book.bids, book.asks, price, -price
         if not any_volume:
             need = qty if volume_condition == _ALL else min_qty
             if _available(opposite, key_limit, account_id, stp, need) < need:
@@ -247,8 +246,8 @@ class MatchingEngine:
                 new_order_canceled((order_id, account_id, index, _IOC_REMAINDER, qty, ts))
             )
             return events
-        order = [order_id, account_id, side, price, qty, time_condition, stp, ts, True]
-        level = own.levels.get(-key_limit) or own.add(-key_limit, price)
+        level = own.levels.get(key) or own.add(key, price)
+        order = [order_id, account_id, side, price, qty, time_condition, stp, ts, level]
         level.queue.append(order)
         level.qty += qty
         book.orders[order_id] = order
@@ -276,69 +275,75 @@ class MatchingEngine:
         levels = opposite.levels
         orders = book.orders
         index = book.instrument_index
-        shards, trade_id = self._shards, self._trade_id
-        maker_side = opposite.side
+        shards = self._shards
+        trade_id = self._trade_id
         blocked = False
-        append = events.append
-        while remaining and opposite.best <= key_limit:
+        while True:  # the caller saw the best opposite level cross
             key = opposite.best
             level = levels[key]
             queue = level.queue
             price = level.price
-            level_qty = level.qty
-            while remaining:
+            lots = level_lots = level.qty
+            while True:
                 maker = queue[0]
-                maker_id, maker_account, _, _, left, _, _, _, live = maker
-                if not live:
+                maker_id, maker_account, _, _, left, _, _, _, resting = maker
+                if resting is None:
                     queue.popleft()
                     level.dead -= 1
                     continue
                 if maker_account == account_id and stp != _ALLOW:
                     if stp != _CANCEL_TAKER:
                         queue.popleft()
-                        maker[LIVE] = False
-                        level.qty -= left
+                        maker[LEVEL] = None
+                        lots -= left
                         del orders[maker_id]
-                        append(
+                        events.append(
                             new_order_canceled((maker_id, account_id, index, _SELF_TRADE, left, ts))
                         )
                     if stp != _CANCEL_MAKER:
                         blocked = True
                         break
-                    if not level.qty:
+                    if not lots:
                         break
                     continue
-                if left <= remaining:
-                    fill = left
-                    left = 0
-                else:
-                    fill = remaining
-                    left -= fill
-                remaining -= fill
-                maker[QTY] = left
-                level.qty -= fill
                 trade_id += shards
-                append(
+                if left > remaining:  # the taker is filled, the maker keeps the rest
+                    left -= remaining
+                    maker[QTY] = left
+                    lots -= remaining
+                    events.append(
+                        new_trade_executed(
+                            (trade_id, index, price, remaining, taker_id, account_id, side,
+                             maker_id, maker_account, 0, left, ts)
+                        )
+                    )  # fmt: skip
+                    remaining = 0
+                    break
+                remaining -= left
+                lots -= left
+                events.append(
                     new_trade_executed(
-                        (trade_id, index, price, fill, taker_id, account_id, side, maker_id,
-                         maker_account, remaining, left, ts)
+                        (trade_id, index, price, left, taker_id, account_id, side, maker_id,
+                         maker_account, remaining, 0, ts)
                     )
                 )  # fmt: skip
-                if not left:
-                    maker[LIVE] = False
-                    queue.popleft()
-                    del orders[maker_id]
-                    if not level.qty:
-                        break
-            if level.qty != level_qty:
-                append(new_book_changed((index, maker_side, price, level.qty, ts)))
-            if not level.qty:
+                maker[LEVEL] = None
+                queue.popleft()
+                del orders[maker_id]
+                if not lots or not remaining:
+                    break
+            level.qty = lots
+            if lots != level_lots:
+                events.append(new_book_changed((index, opposite.side, price, lots, ts)))
+            if not lots:
                 opposite.drop(key)
-            if blocked:
+            if blocked or not remaining or opposite.best > key_limit:
                 break
         self._trade_id = trade_id
         if blocked:
-            append(new_order_canceled((taker_id, account_id, index, _SELF_TRADE, remaining, ts)))
+            events.append(
+                new_order_canceled((taker_id, account_id, index, _SELF_TRADE, remaining, ts))
+            )
             return 0
         return remaining
 
@@ -387,24 +392,21 @@ class MatchingEngine:
             elif qty <= 0 or qty > instrument.max_qty or price <= 0:
                 code = _BAD_ORDER_PARAMETER
             return [new_amend_rejected((order_id, index, code, ts))]
-        _, account_id, side, old_price, old_qty, time_condition, stp, _, _ = order
+        _, account_id, side, old_price, old_qty, time_condition, stp, _, level = order
         amended = new_order_amended(
             (order_id, account_id, index, price, qty, old_price, old_qty, ts)
         )
-        is_buy = side is _BUY
-        book_side = book.bids if is_buy else book.asks
         if price == old_price and qty <= old_qty:
-            level = book_side.levels[book_side.sign * price]
             level.qty -= old_qty - qty
             order[QTY] = qty
             return [amended, new_book_changed((index, side, price, level.qty, ts))]
-        del book.orders[order_id]
-        level = book_side.remove(order)
-        events = [amended, new_book_changed((index, side, old_price, level.qty, ts))]
-        if is_buy:
-            opposite, key_limit = book.asks, price
+        if side is _BUY:
+            own, opposite, key_limit, key = book.bids, book.asks, price, -price
         else:
-            opposite, key_limit = book.bids, -price
+            own, opposite, key, key_limit = book.asks, book.bids, price, -price
+        del book.orders[order_id]
+        level = own.remove(order)
+        events = [amended, new_book_changed((index, side, old_price, level.qty, ts))]
         # Enters the book as in _place (written out there too: see the note there).
         if opposite.best <= key_limit and book.phase is _CONTINUOUS:
             qty = self._take(
@@ -412,8 +414,8 @@ class MatchingEngine:
             )
             if not qty:
                 return events
-        order = [order_id, account_id, side, price, qty, time_condition, stp, ts, True]
-        level = book_side.levels.get(-key_limit) or book_side.add(-key_limit, price)
+        level = own.levels.get(key) or own.add(key, price)
+        order = [order_id, account_id, side, price, qty, time_condition, stp, ts, level]
         level.queue.append(order)
         level.qty += qty
         book.orders[order_id] = order
@@ -471,7 +473,7 @@ class MatchingEngine:
                 level.qty -= fill
                 touched[(book_side.side, level.price)] = None
                 if not order[QTY]:
-                    order[LIVE] = False
+                    order[LEVEL] = None
                     level.queue.popleft()
                     del book.orders[order[ORDER_ID]]
                     if not level.qty:
