@@ -7,9 +7,11 @@ for all of them: a bounded spin over every input ring, then one sleep on the pro
 (ipc/doorbell.py), which any input's writer posts; the sleep is bounded by `wait.sleep_ms` so
 control and heartbeats still run. After each pass that moved records it tells the service
 whether many more are already waiting (`end_pass`: the accounts journal syncs in the
-background when busy, in the loop when not). A thread of the service (the journal's sync
-thread) wakes the loop the same way through `Service.wake`, and `Service.due`/`run_due` do
-what it announced. Python's automatic full garbage collections are off (on a large heap one
+background when busy, in the loop when not), and after a batch that leaves a backlog, at once.
+A thread of the service (the journal's sync thread) wakes the loop the same way through
+`Service.wake`, and `Service.due`/`run_due` do what it announced, between batches. Every batch
+read records `ring_wait` (now minus the first record's `ts_init`: the hop from the writer),
+so each process's `status` says where an order's time goes (docs/durability.md). Python's automatic full garbage collections are off (on a large heap one
 stalls the loop for hundreds of milliseconds: a latency tail every few thousand orders); the
 Runner runs them when the process has been quiet for a while. It stops gracefully on SIGTERM
 or a `shutdown` request after draining its inputs, and turns any exception into one log line naming
@@ -297,9 +299,20 @@ class Runner:
         return moved
 
     def _consume_all(self) -> int:
+        """One batch from each input. After a batch that leaves a backlog, its fsync starts at
+        once (`end_pass(busy=True)`: in the sync thread, while the next batch is handled), and
+        whatever became durable leaves between batches, not only after the pass."""
         moved = 0
+        service = self.service
+        inbox = self._inbox
         for ring, _attached, reader in self._rings:
-            moved += self._consume(ring, reader)
+            count = self._consume(ring, reader)
+            if count:
+                moved += count
+                if inbox is not None and inbox.backlog() >= BUSY_BACKLOG:
+                    service.end_pass(busy=True)
+            if service.due():
+                service.run_due()
         return moved
 
     def _consume(self, ring: str, reader: RingReader) -> int:
