@@ -52,8 +52,9 @@ _STRUCT_CODES = {
 @dataclass(frozen=True)
 class _Packer:
     """How a kind whose tuples are all plain integer fields is written in one pass: `struct`
-    packs each tuple in its own field order (C, ~60 instructions a field against ~250 for
-    `np.fromiter`), and one multi-field assignment moves the packed columns into the record."""
+    packs each tuple in its own field order (C) and one multi-field assignment moves the packed
+    columns into the record (an accounts events batch: ~4,700 instructions per event against
+    ~5,400 with one `np.fromiter` per field, callgrind, the whole-record scatter included)."""
 
     struct: Struct
     dense: np.dtype[Any]  # the packed bytes as record fields, in the tuple's order
@@ -222,7 +223,7 @@ class Decoder:
 
 def take(batch: np.ndarray[Any, Any], index: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The records of `batch` at `index` (positions or a mask), as a new batch. Copied as
-    whole records: a structured gather copies every field separately (~10x the work)."""
+    whole records: a structured gather copies every field separately (several times the work)."""
     whole = np.dtype((np.void, batch.dtype.itemsize))
     return batch.view(whole)[index].view(batch.dtype)
 

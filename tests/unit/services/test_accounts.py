@@ -22,15 +22,19 @@ from engine.accounts.commands import (
     SubmitOrder,
     UpdateInstrument,
 )
+from engine.accounts.core import AccountsCore
+from engine.accounts.events import CommandAccepted, OrderUpdated, TradeBooked
 from engine.codes import ResultCode
-from engine.enums import Offset, Side
+from engine.enums import Offset, OrderStatus, Side
 from engine.exchange import Exchange
 from engine.matching.events import MatchingEvent
 from ipc.records import EVENT, EVENT_ANSWER, ORDER, Kind
 from ipc.ring import Ring, RingReader
+from services import accounts_state
 from services import config as configuration
 from services.accounts import Accounts
-from services.accounts_codec import commands_to_cmd
+from services.accounts_codec import commands_to_cmd, events_to_records
+from services.accounts_state import AccountsState
 from services.loadgen import DEPOSIT
 from services.matching_codec import events_to_execs
 
@@ -131,9 +135,11 @@ _FULL_DISK = """
 import json, resource, signal, sys
 from ipc.records import EVENT, EVENT_ANSWER, Kind
 from ipc.ring import Ring
+from services import accounts_state
 from services import config as configuration
 from services.accounts import Accounts
-from services.accounts_codec import commands_to_cmd
+from services.accounts_codec import commands_to_cmd, events_to_records
+from services.accounts_state import AccountsState
 from engine.accounts.commands import OpenAccount
 config = configuration.load(env={}, overrides={"instance.home": sys.argv[1]})
 service = Accounts(config, "accounts")
@@ -239,3 +245,28 @@ def test_an_instrument_created_on_cmd_is_journaled_announced_to_matching_and_rep
     from_checkpoint = started(config)
     assert from_checkpoint.state.core.instruments.get("TEST.NEW") == created
     from_checkpoint.journal.close()
+
+
+def test_query_history_keeps_the_newest_orders_updates_and_trades(
+    config: configuration.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each order's last update is kept (oldest orders dropped first, by id, past the cap) and
+    each account's trades, picked out of a published batch by its record kinds."""
+    monkeypatch.setattr(accounts_state, "UPDATES_KEPT", 3)
+    registry = configuration.load_instruments(config)
+    state = AccountsState.empty(AccountsCore(registry, snapshots=False))
+
+    def update(order_id: int, filled: int) -> OrderUpdated:
+        status = OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.PENDING
+        return OrderUpdated(1, order_id, 0, Side.BUY, Offset.OPEN, 100, 5, filled, status, 0, 9)
+
+    trade = TradeBooked(2, 3, 7, 0, Side.SELL, Offset.OPEN, 100, 1, 4, 0, 9)
+    first = [update(1, 0), CommandAccepted(5, 1, 9), update(2, 0), update(3, 0), trade]
+    second = [update(2, 1), update(4, 0), update(5, 0)]
+    for events in (first, second):
+        state.remember(events, events_to_records(events)["kind"])
+    assert list(state.last_update) == [3, 4, 5]
+    assert state.last_update[3] == update(3, 0)
+    assert list(state.trades[2]) == [trade]
+    state.remember(second[:1], events_to_records(second[:1])["kind"])
+    assert list(state.last_update) == [4, 5, 2]  # an update after its order was dropped
