@@ -11,9 +11,10 @@ background when busy, in the loop when not), and after a batch that leaves a bac
 A thread of the service (the journal's sync thread) wakes the loop the same way through
 `Service.wake`, and `Service.due`/`run_due` do what it announced, between batches. Every batch
 read records `ring_wait` (now minus the first record's `ts_init`: the hop from the writer),
-so each process's `status` says where an order's time goes (docs/durability.md). Python's automatic full garbage collections are off (on a large heap one
-stalls the loop for hundreds of milliseconds: a latency tail every few thousand orders); the
-Runner runs them when the process has been quiet for a while. It stops gracefully on SIGTERM
+so each process's `status` says where an order's time goes (docs/durability.md). Python's
+automatic full garbage collections are off (on a large heap one stalls the loop for hundreds of
+milliseconds: a latency tail every few thousand orders); the Runner runs them when the process
+has been quiet for a while. It stops gracefully on SIGTERM
 or a `shutdown` request after draining its inputs, and turns any exception into one log line naming
 the record it died on plus a non-zero exit for the supervisor to restart it. A batch is released
 only after its handler returns, so a restarted process resumes at the batch that killed it.
@@ -55,9 +56,10 @@ HANDLE_SAMPLES = 4096
 EXIT_CRASHED = 70
 """Exit status after an unhandled exception (EX_SOFTWARE); the supervisor restarts the process."""
 BUSY_BACKLOG = 16
-"""Records waiting in the inputs after a pass that make it `busy` for `Service.end_pass`: with
-fewer, the accounts loop fsyncs itself (handing the fsync to a thread and being woken back
-costs two context switches, more CPU than the few records gain by overlapping it)."""
+"""Records waiting in the inputs after a pass (or a batch) that make it `busy` for
+`Service.end_pass`: with fewer, the accounts loop fsyncs itself (handing the fsync to a thread
+and being woken back costs two context switches, more CPU than the few records gain by
+overlapping it)."""
 GC_QUIET_S = 1.0
 """A full garbage collection waits until no input record has arrived for this long..."""
 GC_FULL_EVERY_S = 60.0
