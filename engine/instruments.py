@@ -241,19 +241,34 @@ class InstrumentRegistry:
         return ResultCode.OK
 
     def update(self, instrument_id: str, changes: Mapping[str, object]) -> ResultCode:
-        """Change fields (same spelling as the TOML) of an existing instrument; id stays."""
+        """Change fields (same spelling as the TOML) of an existing instrument; the id and the
+        `FIXED_FIELDS` stay (CONFIG; `fixed_changes` names the ones a request would alter)."""
         current = self._by_id.get(instrument_id)
         if current is None:
             return ResultCode.NO_SUCH_INSTRUMENT
         if changes.get("id", instrument_id) != instrument_id:
             return ResultCode.CONFIG
-        merged = {**describe(current), **changes}
-        try:
-            instrument = parse_instrument(current.index, merged, self.currencies)
-        except InstrumentConfigError:
+        instrument = self._updated(current, changes)
+        if instrument is None or _fixed_differences(current, instrument):
             return ResultCode.CONFIG
         self.put(instrument)
         return ResultCode.OK
+
+    def fixed_changes(self, instrument_id: str, changes: Mapping[str, object]) -> list[str]:
+        """The `FIXED_FIELDS` that `changes` would give another value (empty when the update
+        is otherwise refused, or changes none of them)."""
+        current = self._by_id.get(instrument_id)
+        instrument = None if current is None else self._updated(current, changes)
+        if current is None or instrument is None:
+            return []
+        return _fixed_differences(current, instrument)
+
+    def _updated(self, current: Instrument, changes: Mapping[str, object]) -> Instrument | None:
+        merged = {**describe(current), **changes}
+        try:
+            return parse_instrument(current.index, merged, self.currencies)
+        except InstrumentConfigError:
+            return None
 
     def roll_day(self, index: int, pre_close: int, pre_settlement: int) -> ResultCode:
         """After settlement: the new reference prices (ticks), which move the limit band."""
@@ -288,6 +303,16 @@ class InstrumentRegistry:
             return ResultCode.INSTRUMENT_NOT_TRADING
         self.put(replace(current, status=status))
         return ResultCode.OK
+
+
+FIXED_FIELDS = ("kind", "currency", "base_asset", "multiplier", "price_tick", "lot_size")
+"""What one tick and one lot of an instrument mean. Books, resting orders, positions, marks,
+K-lines and the journal hold prices in ticks and volumes in lots, so these cannot change
+after creation (a new contract gets a new id, as exchanges list a new series)."""
+
+
+def _fixed_differences(current: Instrument, updated: Instrument) -> list[str]:
+    return [name for name in FIXED_FIELDS if getattr(current, name) != getattr(updated, name)]
 
 
 def parse_instrument(index: int, fields: object, currencies: Mapping[str, Currency]) -> Instrument:

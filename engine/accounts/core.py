@@ -693,6 +693,13 @@ class AccountsCore:
         return self._upserted(c.request_id, instrument, c.ts)
 
     def _update_instrument(self, c: cmd.UpdateInstrument) -> Out:
+        fixed = self.instruments.fixed_changes(c.instrument_id, c.changes)
+        if fixed:
+            names = ", ".join(fixed)
+            reason = "prices and volumes are kept in its ticks and lots; list a new instrument"
+            return _reject(
+                c, ResultCode.CONFIG, f"{c.instrument_id}: {names} cannot change: {reason}"
+            )
         return self._admin(c, self.instruments.update(c.instrument_id, c.changes))
 
     def _suspend_instrument(self, c: cmd.SuspendInstrument) -> Out:

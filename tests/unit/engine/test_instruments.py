@@ -181,3 +181,19 @@ def test_margin_and_commission_round_up_like_mul_rate_ceil(registry: InstrumentR
             ):
                 expected = mul_rate_ceil(notional, rate)
                 assert instrument.commission_for(offset, price, qty) == expected
+
+
+def test_what_a_tick_and_a_lot_mean_cannot_change(registry: InstrumentRegistry) -> None:
+    instrument = registry.by_index(0)
+    now = describe(instrument)
+    other_tick = {"price_tick": instrument.price_tick * 2}
+    assert registry.fixed_changes(instrument.id, other_tick) == ["price_tick"]
+    assert registry.update(instrument.id, other_tick) is ResultCode.CONFIG
+    both = {"multiplier": instrument.multiplier * 2, "lot_size": instrument.lot_size * 2}
+    assert registry.fixed_changes(instrument.id, both) == ["multiplier", "lot_size"]
+    assert registry.by_index(0) == instrument
+    same_values = {name: now[name] for name in ("kind", "currency", "price_tick", "lot_size")}
+    assert registry.fixed_changes(instrument.id, {**same_values, "margin_rate": "0.3"}) == []
+    assert registry.update(instrument.id, {**same_values, "margin_rate": "0.3"}) is ResultCode.OK
+    assert registry.fixed_changes("NOPE.X", other_tick) == []
+    assert registry.fixed_changes(instrument.id, {"price_tick": "-1"}) == []  # refused otherwise

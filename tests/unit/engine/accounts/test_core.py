@@ -127,3 +127,15 @@ def test_amending_a_close_order_reserves_and_releases_volume() -> None:
     wire.deliver()
     assert long.frozen_today == 1
     wire.core.check_invariants()
+
+
+def test_an_update_of_the_tick_is_refused_naming_it_and_changes_nothing() -> None:
+    wire = Wire()
+    instrument = wire.core.instruments.by_index(IX)
+    (refused,) = wire.send(c.UpdateInstrument, instrument.id, {"price_tick": "0.5"}, 1)
+    assert isinstance(refused, CommandRejected) and refused.code is ResultCode.CONFIG
+    assert "price_tick cannot change" in refused.message and instrument.id in refused.message
+    assert wire.core.instruments.by_index(IX) == instrument
+    (accepted,) = wire.send(c.UpdateInstrument, instrument.id, {"max_qty": 77}, 2)
+    assert isinstance(accepted, CommandAccepted)
+    assert wire.core.instruments.by_index(IX).max_qty == 77
