@@ -19,6 +19,7 @@ the counters, `os.getpgrp` dumps them), and writes bench/results/feeds_instructi
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -59,7 +60,9 @@ def _normalize(
     The connector is built and the frames are cut into drain blocks before the clocks start
     (and, with `marked`, outside the callgrind markers): what is measured is the per-frame
     work — `feed` (or `feed_snapshot` for REST bodies) of each frame, then one `take` per
-    1,000 frames, as the feeds process's drain loop takes them."""
+    1,000 frames, as the feeds process's drain loop takes them. A full GC collection before
+    the clocks start keeps one left pending by earlier runs (a whole-heap traversal, several
+    thousand instructions a message when it lands in a 5,000-frame window) out of the count."""
     config = FeedConfig(
         venue,
         [fixtures.SYMBOL[venue]],
@@ -81,6 +84,7 @@ def _normalize(
     ]
     take = feed.take
     produced = 0
+    gc.collect()  # every run starts from the same heap: no full collection left pending
     if marked:
         os.getppid()  # callgrind --zero-before
     cpu = time.process_time()
