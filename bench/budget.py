@@ -172,7 +172,6 @@ def add_run(
 def main() -> int:
     results = Results("budget")
     notes = [
-        "measured on a shared 2-core machine while other engineers ran tests (disturbed)",
         f"idle over {IDLE_S:g} s; each load {RUN_S:g} s at the offered rate, + {SETTLE_S} s tail",
         "CPU per order = process CPU over the run / orders answered (includes its idle background);"
         " net of idle subtracts idle ms/s ÷ rate",

@@ -30,8 +30,12 @@ class Row:
 
 @dataclass
 class Results:
+    """`load_at_start` is the 1-minute load average when the run began: with `finish`'s, it
+    says in the results how busy the 2-core machine was (other runs disturb every number)."""
+
     name: str
     rows: list[Row] = field(default_factory=list)
+    load_at_start: float = field(default_factory=lambda: os.getloadavg()[0])
 
     def add(self, system: str, workload: str, metric: str, value: float, unit: str) -> None:
         self.rows.append(Row(system, workload, metric, float(value), unit))
@@ -55,7 +59,8 @@ class Results:
         return "\n".join(lines)
 
     def finish(self, notes: Sequence[str] = ()) -> Path:
-        """Print the table (and notes) and write the JSON file; returns its path."""
+        """Print the table (and notes, the machine's load last) and write the JSON file."""
+        notes = [*notes, load_note(self.load_at_start)]
         print(self.table())
         for note in notes:
             print(note)
@@ -71,6 +76,13 @@ class Results:
         path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"results written to {path}")
         return path
+
+
+def load_note(load_at_start: float) -> str:
+    return (
+        f"Load average (1 min) {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at "
+        f"the end, on {os.cpu_count()} cores (above ~0.5, other work shared the cores)."
+    )
 
 
 def machine() -> dict[str, object]:

@@ -11,9 +11,9 @@
   core) so that the clients' own Python work does not queue behind one core.
 
 The order clients run in this process on the same two cores as the exchange, so every number
-includes the client's own cost; other engineers' tests share the machine too (noted in the
-results). `SHMEX_BENCH_EDGE_SCALE` multiplies the order counts; `SHMEX_BENCH_EDGE_DIFF_CLIENTS`
-sets the fan-out width.
+includes the client's own cost; the results note the machine's load average.
+`SHMEX_BENCH_EDGE_SCALE` multiplies the order counts; `SHMEX_BENCH_EDGE_DIFF_CLIENTS` sets the
+fan-out width.
 """
 
 from __future__ import annotations
@@ -348,9 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             asyncio.run(measure(gateway, results))
     if args.diff_only:
-        results.finish(
-            ["Numbers measured while other engineers ran tests (disturbed).", *FANOUT_NOTES]
-        )
+        results.finish(FANOUT_NOTES)
         return
     results.add(
         "QAExchange-RS (claimed, seed 004)",
@@ -361,8 +359,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     results.finish(
         [
-            "Clients run in the benchmark process on the same 2 cores as every exchange process;",
-            "numbers measured while ~7 other engineers ran tests (disturbed).",
+            "Clients run in the benchmark process on the same 2 cores as every exchange process.",
             "durability.mode = sync (fsync per accounts batch) as in the defaults.",
             "/ws pipelines up to 64 requests per connection and answers in order; the 'flat out'",
             "rows send one order at a time per client (throughput = clients / latency), the",

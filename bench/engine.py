@@ -638,7 +638,6 @@ def main() -> None:
         "corrupts its depth when a moved order crosses); inputs are prebuilt command tuples.",
         "every system returns each operation's events in a fresh list that the harness drops",
         "(liquibook's listeners kept all events in one list until 2026-11-22: see docs).",
-        "measured on a shared 2-core machine with other engineers' tests running: noisy.",
     ]
     if args.instructions:
         notes.append(

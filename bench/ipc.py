@@ -264,11 +264,7 @@ def run(bench: Bench, systems: list[str]) -> Results:
 def notes(results: Results, quick: bool, repeat: int) -> list[str]:
     """Ratios against iceoryx2 and the issue's targets, plus the conditions of the run."""
     value = {(r.system, r.workload, r.metric): r.value for r in results.rows}
-    lines = [
-        f"each figure: median of {repeat} run(s){' (--quick)' if quick else ''}; "
-        f"load average at the end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, shared "
-        "with other engineers' test runs, so absolute numbers are disturbed"
-    ]
+    lines = [f"each figure: median of {repeat} run(s){' (--quick)' if quick else ''}"]
     iceoryx2 = SYSTEMS["iceoryx2"]
     for mode in ("ring-busy", "ring-sleep"):
         for size in SIZES:

@@ -210,7 +210,6 @@ def add_latency(results: Results, workload: str, summary: dict[str, Any]) -> Non
 def main() -> int:
     results = Results("pipeline")
     notes = [
-        "measured on a shared 2-core machine while other engineers ran tests (disturbed)",
         "only accounts and matching run; the load generator is a third Python process",
         "order->answer: injection to COMMAND_ACCEPTED/REJECTED on events (after the journal);"
         " order->matched: injection to the first ORDER_UPDATED after matching's exec came back",

@@ -72,8 +72,6 @@ def main() -> None:
     results.add(PEER, "Parquet scan", "throughput", 1.2, "GB/s")
     results.finish(
         [
-            "Measured on a 2-core VM shared with other engineers' test runs: numbers are "
-            "disturbed by that load.",
             "Journal sync = one os.write + one fdatasync per batch on ext4 (virtio disk).",
             "Scan GB = decoded (in-memory) column bytes of the columns the query reads.",
             "Targets: >= 500k records/s group-committed, replay >= 200k records/s, scan >= 1 GB/s.",
