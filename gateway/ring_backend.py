@@ -62,6 +62,7 @@ from ipc.errors import RingTimeout
 from ipc.records import Flag, Kind
 from ipc.ring import RingReader, RingWriter
 from services.accounts_codec import commands_to_cmd, records_to_events
+from services.columns import take
 from services.instrument_sync import adopt_definitions
 
 log = logging.getLogger(__name__)
@@ -584,7 +585,7 @@ class RingBackend:
             ]
         pushes, transactions = self._pushes(batch, kinds, accounts) if self._watched else ([], [])
         if answers or pushes:
-            decoded = _decode(batch, kinds, [*answers, *pushes])
+            decoded = _decode(batch, [*answers, *pushes])
             for index in answers:
                 answer = decoded[index]
                 if type(answer) is CommandAccepted:
@@ -895,17 +896,9 @@ class RingBackend:
         }
 
 
-def _decode(batch: np.ndarray[Any, Any], kinds: list[int], rows: list[int]) -> dict[int, Any]:
-    """Record index → its event, for `rows` of the batch, decoded one kind at a time: records
-    of one kind take the decoder's short path, a mixed batch pays a sort and its inverse
-    (several times the cost for the few records of a read)."""
-    groups: dict[int, list[int]] = {}
-    for index in rows:
-        groups.setdefault(kinds[index], []).append(index)
-    decoded: dict[int, Any] = {}
-    for group in groups.values():
-        decoded.update(zip(group, records_to_events(batch.take(group)), strict=True))
-    return decoded
+def _decode(batch: np.ndarray[Any, Any], rows: list[int]) -> dict[int, Any]:
+    """Record index → its event, for `rows` of the batch."""
+    return dict(zip(rows, records_to_events(take(batch, rows)), strict=True))
 
 
 def _out_of_range(instrument: Instrument, ticks: int, lots: int) -> Answer:
