@@ -19,13 +19,13 @@ class BoundedBuffer:
     (0 = no rate limit), with a burst of up to `rate` records."""
 
     __slots__ = (
+        "_items",
         "_last_ns",
         "_tokens",
         "accepted",
         "capacity",
         "dropped_full",
         "dropped_rate",
-        "items",
         "rate",
     )
 
@@ -34,9 +34,7 @@ class BoundedBuffer:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
         self.rate = rate
-        self.items: deque[Record] = deque()
-        """Oldest first. `Normalizer.trade` appends here itself (and adds to `accepted`) when
-        there is no rate limit and room: `offer`'s outcome, without its frame."""
+        self._items: deque[Record] = deque()
         self._tokens = float(rate)
         self._last_ns: int | None = None
         self.accepted = 0
@@ -44,7 +42,7 @@ class BoundedBuffer:
         self.dropped_rate = 0
 
     def offer(self, record: Record, now_ns: int) -> bool:
-        items = self.items
+        items = self._items
         if len(items) >= self.capacity:
             self.dropped_full += 1
             return False
@@ -68,7 +66,7 @@ class BoundedBuffer:
 
     def drain(self, limit: int = 0) -> list[Record]:
         """Take up to `limit` records (all when 0), oldest first."""
-        items = self.items
+        items = self._items
         if limit <= 0 or limit >= len(items):  # the consumer's usual case: one copy in C
             taken = list(items)
             items.clear()
@@ -76,10 +74,10 @@ class BoundedBuffer:
         return [items.popleft() for _ in range(limit)]
 
     def __iter__(self) -> Iterator[Record]:
-        return iter(self.items)
+        return iter(self._items)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._items)
 
     @property
     def dropped(self) -> int:
@@ -88,4 +86,4 @@ class BoundedBuffer:
     @property
     def fill(self) -> float:
         """Fraction of capacity in use (the health line's "Buffer %")."""
-        return len(self.items) / self.capacity
+        return len(self._items) / self.capacity

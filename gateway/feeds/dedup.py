@@ -11,40 +11,37 @@ from collections.abc import Hashable
 
 
 class Deduplicator:
-    """`seen(key, now_ns)` is True for a key already seen within `ttl_ns`; holds ≤ `size` keys.
+    """`seen(key, now_ns)` is True for a key already seen within `ttl_ns`; holds ≤ `size` keys."""
 
-    The per-trade path (`Normalizer.trade`) spells the common case — a new key — without a
-    Python frame: `n = len(entries)`, `entries.setdefault(key, now_ns)`, and only when the
-    length did not grow (the key was there) `again(key, now_ns)`; otherwise, when `n` was
-    already `size`, `entries.popitem(False)`. `seen` is exactly that, counted in `checked`."""
-
-    __slots__ = ("checked", "duplicates", "entries", "size", "ttl_ns")
+    __slots__ = ("_entries", "checked", "duplicates", "size", "ttl_ns")
 
     def __init__(self, size: int = 10_000, ttl_ns: int = 300 * 1_000_000_000) -> None:
         if size <= 0:
             raise ValueError("size must be positive")
         self.size = size
         self.ttl_ns = ttl_ns
-        self.entries: OrderedDict[Hashable, int] = OrderedDict()
+        self._entries: OrderedDict[Hashable, int] = OrderedDict()
         """Key → when it was first seen (re-armed after its TTL), least recently seen first."""
         self.checked = 0
         self.duplicates = 0
 
     def seen(self, key: Hashable, now_ns: int) -> bool:
+        """One lookup for the common case, a new key: `setdefault` inserts it, and only when
+        the length did not grow (the key was there) is it looked at again."""
         self.checked += 1
-        entries = self.entries
+        entries = self._entries
         n = len(entries)
         entries.setdefault(key, now_ns)
         if len(entries) == n:
-            return self.again(key, now_ns)
+            return self._again(key, now_ns)
         if n >= self.size:
             entries.popitem(False)  # the least recently seen
         return False
 
-    def again(self, key: Hashable, now_ns: int) -> bool:
+    def _again(self, key: Hashable, now_ns: int) -> bool:
         """A key already held: a duplicate within the TTL (now the most recently seen), else
         re-armed at the young end as a new event."""
-        entries = self.entries
+        entries = self._entries
         if now_ns - entries[key] <= self.ttl_ns:
             entries.move_to_end(key)
             self.duplicates += 1
@@ -54,7 +51,7 @@ class Deduplicator:
         return False
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._entries)
 
     @property
     def ratio(self) -> float:

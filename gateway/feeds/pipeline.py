@@ -235,18 +235,8 @@ class Normalizer:
             trade_id = _int_id(trade_id)
         self.counters["records"] += 1
         instrument = spec.instrument_id
-        key = (instrument, trade_id, ts_event)
-        # Deduplicator.seen without its frame (the protocol in its docstring)
-        dedup = self.dedup
-        dedup.checked += 1
-        entries = dedup.entries
-        n = len(entries)
-        entries.setdefault(key, ts_recv)
-        if len(entries) == n:
-            if dedup.again(key, ts_recv):
-                return
-        elif n >= dedup.size:
-            entries.popitem(False)
+        if self.dedup.seen((instrument, trade_id, ts_event), ts_recv):
+            return
         # the fields set here rather than by Trade(...), whose dataclass __init__ runs from C
         # (type call → slot_tp_init) at twice the cost of this block (the venue tests compare
         # every field of the emitted trades)
@@ -260,13 +250,7 @@ class Normalizer:
         record.trade_id = trade_id
         record.sequence = sequence
         record.quality = score
-        buffer = self.buffer
-        items = buffer.items
-        if buffer.rate or len(items) >= buffer.capacity:
-            buffer.offer(record, ts_recv)
-        else:  # BoundedBuffer.offer's outcome without its frame
-            items.append(record)
-            buffer.accepted += 1
+        self.buffer.offer(record, ts_recv)
 
     def levels(self, spec: InstrumentSpec, rows: Sequence[Sequence[Any]]) -> list[Level]:
         """[[price, qty, ...], ...] → [(ticks, lots)]; raises OffTick (the whole update is bad)."""
